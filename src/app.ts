@@ -1,0 +1,73 @@
+// The one place that knows every module: config → logger, CA, leaf certificates, upstream
+// client, registry handler and proxy server, started in order and closed in reverse.
+import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config/schema.ts';
+import { createLocalHandler } from './local.ts';
+import type { Logger } from './log.ts';
+import { InterceptList } from './proxy/intercept-list.ts';
+import { createProxyServer } from './proxy/server.ts';
+import { createRegistryHandler } from './registry/handler.ts';
+import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
+import { LeafContexts } from './tls/contexts.ts';
+import { Upstream, readCaFiles } from './upstream/client.ts';
+
+export interface App {
+  readonly address: AddressInfo;
+  readonly ca: CertificateAuthority;
+  readonly certificates: LeafContexts;
+  /** Graceful stop: in-flight requests get `config.shutdownTimeout`, then everything is cut. */
+  close(): Promise<void>;
+}
+
+const CA_EXPIRY_WARNING_MS = 90 * 86_400_000;
+
+export async function startApp(config: Config, log: Logger): Promise<App> {
+  const ca = await loadOrCreateCa({ dir: config.ca.dir, passphrase: config.ca.passphrase ?? undefined });
+  log.info(
+    { dir: config.ca.dir, fingerprint: ca.fingerprintSha256, notAfter: ca.notAfter.toISOString() },
+    ca.created ? 'ca created' : 'ca loaded',
+  );
+  if (ca.notAfter.getTime() - Date.now() < CA_EXPIRY_WARNING_MS) {
+    log.warn({ notAfter: ca.notAfter.toISOString() }, 'ca expires within 90 days: rotate it');
+  }
+  if (!config.upstream.verifyTls) {
+    log.warn(
+      'upstream TLS verification is OFF (verifyTls: false / VERIFY_SSL=false): upstream registries are not authenticated',
+    );
+  }
+
+  const upstream = new Upstream({
+    verifyTls: config.upstream.verifyTls,
+    extraCas: await readCaFiles(config.upstream.caFiles),
+    connectTimeoutMs: config.upstream.connectTimeout,
+    headersTimeoutMs: config.upstream.headersTimeout,
+    bodyTimeoutMs: config.upstream.bodyTimeout,
+  });
+  const certificates = new LeafContexts(ca);
+  const proxy = createProxyServer({
+    interceptList: new InterceptList(config.registries),
+    certificates,
+    handler: createRegistryHandler({ upstream, allowPush: config.allowPush, log }),
+    local: createLocalHandler(ca.certPem),
+    log,
+    connectTimeoutMs: config.upstream.connectTimeout,
+  });
+  const address = await proxy.listen(config.listen.host, config.listen.port);
+  log.info({ address: address.address, port: address.port, registries: config.registries }, 'listening');
+
+  let closed: Promise<void> | undefined;
+  return {
+    address,
+    ca,
+    certificates,
+    close() {
+      closed ??= (async () => {
+        await proxy.close(config.shutdownTimeout);
+        await upstream.destroy();
+        log.info('stopped');
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,25 @@
+// Requests addressed to the proxy itself (origin-form, not proxied): a health text at `/`
+// (what rpardini/docker-registry-proxy's probes expect), `/healthz`, and the CA at `/ca.crt`.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+export function createLocalHandler(caCertPem: string) {
+  return function local(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    const send = (status: number, type: string, body: string) => {
+      res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      send(405, 'text/plain; charset=utf-8', 'method not allowed\n');
+    } else if (path === '/') {
+      send(200, 'text/plain; charset=utf-8', 'pullthrough: the caching proxy is working!\n');
+    } else if (path === '/healthz') {
+      send(200, 'text/plain; charset=utf-8', 'ok\n');
+    } else if (path === '/ca.crt') {
+      send(200, 'application/x-pem-file', caCertPem);
+    } else {
+      send(404, 'text/plain; charset=utf-8', 'not found\n');
+    }
+  };
+}

@@ -1,0 +1,75 @@
+// The registry handler: every decrypted request to an intercepted host comes here. It routes
+// by the /v2/ grammar, applies policy (pushes), relays upstream, and is the single error
+// boundary: failures become OCI error bodies and one completion log line per request.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { formatAuthority, type Destination } from '../http/destination.ts';
+import { redactUrl, type Logger } from '../log.ts';
+import { registryErrors } from '../oci/errors.ts';
+import type { Upstream } from '../upstream/client.ts';
+import { sendError, toRegistryError } from './errors.ts';
+import { relay } from './relay.ts';
+import { isWrite, parseRoute } from './routes.ts';
+
+export interface RegistryHandlerOptions {
+  readonly upstream: Upstream;
+  readonly allowPush: boolean;
+  readonly log: Logger;
+}
+
+export function createRegistryHandler(options: RegistryHandlerOptions) {
+  const { log, upstream } = options;
+  return async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    destination: Destination,
+  ): Promise<void> {
+    const started = performance.now();
+    const route = parseRoute(req.url ?? '/');
+    let bytes = 0;
+    let failure: ReturnType<typeof toRegistryError> | undefined;
+    try {
+      if (!options.allowPush && isWrite(req.method) && route.kind !== 'other') {
+        throw registryErrors.unsupported(
+          `${req.method} method is not allowed: pushes are disabled (allowPush: false)`,
+        );
+      }
+      bytes = (await relay(req, res, destination, upstream)).bytes;
+    } catch (error) {
+      if (clientWentAway(res, error)) return;
+      failure = toRegistryError(error);
+      sendError(res, failure, req.method);
+    } finally {
+      const aborted = !res.writableFinished;
+      log.info(
+        {
+          host: formatAuthority(destination),
+          method: req.method,
+          path: redactUrl(req.url ?? '/'),
+          route: route.kind,
+          ...('name' in route ? { repo: route.name } : {}),
+          status: res.statusCode,
+          bytes,
+          ms: Math.round(performance.now() - started),
+          cache: 'bypass',
+          ...(aborted ? { aborted: true } : {}),
+          ...(failure ? { err: failure.message, code: failure.code, cause: errorText(failure.cause) } : {}),
+        },
+        'request',
+      );
+    }
+  };
+}
+
+/** The client closed its connection first: nothing to answer and nothing to report as an error. */
+function clientWentAway(res: ServerResponse, error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return (
+    res.destroyed &&
+    (code === 'ERR_STREAM_PREMATURE_CLOSE' || (error as Error | undefined)?.name === 'AbortError')
+  );
+}
+
+function errorText(cause: unknown): string | undefined {
+  if (cause === undefined) return undefined;
+  return cause instanceof Error ? cause.message : JSON.stringify(cause);
+}

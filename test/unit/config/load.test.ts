@@ -1,0 +1,140 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../../src/config/errors.ts';
+import { loadConfig, parseConfig } from '../../../src/config/load.ts';
+import { DEFAULT_REGISTRIES } from '../../../src/config/schema.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+
+function issuesOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues.map((i) => `${i.path}: ${i.message}`);
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config', () => {
+  it('the shipped config.yaml parses and states exactly the embedded defaults', async () => {
+    const shipped = await loadConfig({ file: path.join(ROOT, 'config.yaml'), env: {} });
+    const embedded = parseConfig({}, {}, 'defaults', ROOT);
+    expect(shipped).toEqual(embedded);
+    expect(shipped.listen).toEqual({ host: '0.0.0.0', port: 3128 });
+    expect(shipped.ca.dir).toBe(path.join(ROOT, 'ca'));
+    expect(shipped.cache.dir).toBe(path.join(ROOT, 'cache'));
+    expect(shipped.registries).toEqual(DEFAULT_REGISTRIES);
+    expect(shipped.upstream.connectTimeout).toBe(10_000);
+    expect(shipped.cache.maxSize).toBe(32 * 1024 ** 3);
+    expect(Object.isFrozen(shipped.upstream)).toBe(true);
+  });
+
+  it('fails on an unknown key with its path, listing every problem at once', () => {
+    const issues = issuesOf(() =>
+      parseConfig(
+        { upstream: { verifyTLS: true }, cache: { maxSize: 'lots' }, listen: ':99999' },
+        {},
+        't',
+        '/',
+      ),
+    );
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        'upstream: unknown key "verifyTLS"',
+        'cache.maxSize: "lots" is not a size (e.g. 500MiB, 32GiB, 32g)',
+        'listen: ":99999" is not host:port (e.g. 0.0.0.0:3128, [::]:3128)',
+      ]),
+    );
+    expect(issues).toHaveLength(3);
+  });
+
+  it('rejects bad registry entries by index', () => {
+    const issues = issuesOf(() =>
+      parseConfig({ registries: ['ok.example', 'https://nope', 'a:70000'] }, {}, 't', '/'),
+    );
+    expect(issues).toEqual([
+      'registries.1: "https://nope" is not a host, host:port or *.domain entry',
+      'registries.2: "a:70000" is not a host, host:port or *.domain entry',
+    ]);
+  });
+
+  it('applies rpardini-compatible environment variables over the file', () => {
+    const config = parseConfig(
+      { registries: ['ghcr.io'] },
+      {
+        REGISTRIES: 'registry.example:5000  *.corp.example',
+        VERIFY_SSL: 'false',
+        ALLOW_PUSH: 'no',
+        CACHE_MAX_SIZE: '10g',
+        ENABLE_MANIFEST_CACHE: 'true',
+        AUTH_REGISTRIES: 'auth.docker.io:user:pa:ss quay.io:bot:secret',
+        PULLTHROUGH_LISTEN: '[::]:3129',
+      },
+      't',
+      '/etc/pullthrough',
+    );
+    expect(config.registries).toEqual(['ghcr.io', 'registry.example:5000', '*.corp.example']);
+    expect(config.upstream.verifyTls).toBe(false);
+    expect(config.allowPush).toBe(false);
+    expect(config.cache.maxSize).toBe(10 * 1024 ** 3);
+    expect(config.cache.manifestCache).toBe(true);
+    expect(config.listen).toEqual({ host: '::', port: 3129 });
+    expect(config.upstream.credentials).toEqual([
+      { host: 'auth.docker.io', username: 'user', password: 'pa:ss' },
+      { host: 'quay.io', username: 'bot', password: 'secret' },
+    ]);
+  });
+
+  it('REGISTRIES adds to the defaults when the file lists none', () => {
+    const config = parseConfig({}, { REGISTRIES: 'registry.example' }, 't', '/');
+    expect(config.registries).toEqual([...DEFAULT_REGISTRIES, 'registry.example']);
+  });
+
+  it('honours AUTH_REGISTRIES delimiters and never echoes a password in an error', () => {
+    const config = parseConfig(
+      {},
+      {
+        AUTH_REGISTRIES: 'gcr.io:::_json_key:::{"a":"b c"};;;quay.io:::u:::p',
+        AUTH_REGISTRIES_DELIMITER: ';;;',
+        AUTH_REGISTRY_DELIMITER: ':::',
+      },
+      't',
+      '/',
+    );
+    expect(config.upstream.credentials).toEqual([
+      { host: 'gcr.io', username: '_json_key', password: '{"a":"b c"}' },
+      { host: 'quay.io', username: 'u', password: 'p' },
+    ]);
+    const issues = issuesOf(() => parseConfig({}, { AUTH_REGISTRIES: 'quay.io:onlyuser-hunter2' }, 't', '/'));
+    expect(issues.join('\n')).not.toContain('hunter2');
+  });
+
+  it('names the environment variable a bad value came from', () => {
+    const issues = issuesOf(() =>
+      parseConfig({}, { VERIFY_SSL: 'perhaps', CACHE_MAX_SIZE: 'huge' }, 't', '/'),
+    );
+    expect(issues).toEqual([
+      'VERIFY_SSL: "perhaps" is not true or false',
+      'cache.maxSize (from CACHE_MAX_SIZE): "huge" is not a size (e.g. 500MiB, 32GiB, 32g)',
+    ]);
+  });
+
+  it('resolves relative paths against the config file directory', () => {
+    const config = parseConfig(
+      { ca: { dir: 'my-ca' }, upstream: { caFiles: ['/abs.pem', 'rel.pem'] } },
+      {},
+      't',
+      '/srv/pt',
+    );
+    expect(config.ca.dir).toBe('/srv/pt/my-ca');
+    expect(config.upstream.caFiles).toEqual(['/abs.pem', '/srv/pt/rel.pem']);
+  });
+
+  it('reports an unreadable file and invalid YAML in one line each', async () => {
+    await expect(loadConfig({ file: '/nonexistent/config.yaml', env: {} })).rejects.toThrow(
+      /cannot read the file \(ENOENT\)/,
+    );
+    expect(issuesOf(() => parseConfig(['a list'], {}, 't', '/'))).toEqual([': expected a mapping of keys']);
+  });
+});
