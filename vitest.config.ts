@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config';
 // - e2e: real registries (distribution) and real clients (skopeo, podman, ctr, dockerd) on loopback.
 export default defineConfig({
   test: {
+    reporters: ['default', './test/summary-reporter.ts'],
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       { test: { name: 'integration', include: ['test/integration/**/*.test.ts'], testTimeout: 20_000 } },
