@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'cache/', 'ca/', 'bench/tmp/'] },
+  { ignores: ['dist/**', 'cache/**', 'ca/**', 'bench/tmp/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

@@ -11,11 +11,16 @@ import { createRegistryHandler } from './registry/handler.ts';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
 import { LeafContexts } from './tls/contexts.ts';
 import { Upstream, readCaFiles } from './upstream/client.ts';
+import { DiskBlobStore } from './cache/blobs.ts';
+import { Fills } from './cache/fills.ts';
+import { Access } from './registry/access.ts';
 
 export interface App {
   readonly address: AddressInfo;
   readonly ca: CertificateAuthority;
   readonly certificates: LeafContexts;
+  /** Fills in progress; `fills.idle()` resolves when none runs. */
+  readonly fills: Fills;
   /** Graceful stop: in-flight requests get `config.shutdownTimeout`, then everything is cut. */
   close(): Promise<void>;
 }
@@ -44,11 +49,23 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     headersTimeoutMs: config.upstream.headersTimeout,
     bodyTimeoutMs: config.upstream.bodyTimeout,
   });
+  const store = new DiskBlobStore(config.cache.dir);
+  const { sweptTempFiles } = await store.init();
+  log.info({ dir: config.cache.dir, sweptTempFiles }, 'cache ready');
+  const fills = new Fills(store);
   const certificates = new LeafContexts(ca);
   const proxy = createProxyServer({
     interceptList: new InterceptList(config.registries),
     certificates,
-    handler: createRegistryHandler({ upstream, allowPush: config.allowPush, log }),
+    handler: createRegistryHandler({
+      upstream,
+      store,
+      fills,
+      access: new Access({ grantTtlMs: 10 * 60_000 }),
+      allowPush: config.allowPush,
+      log,
+      cacheWriteFailed: onceByCode(log, 'cache not writable: serving without caching'),
+    }),
     local: createLocalHandler(ca.certPem),
     log,
     connectTimeoutMs: config.upstream.connectTimeout,
@@ -61,6 +78,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     address,
     ca,
     certificates,
+    fills,
     close() {
       closed ??= (async () => {
         await proxy.close(config.shutdownTimeout);
@@ -69,5 +87,17 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       })();
       return closed;
     },
+  };
+}
+
+/** A logger of failures that writes one line per distinct error code, not one per request. */
+function onceByCode(log: Logger, message: string): (error: unknown) => void {
+  const seen = new Set<string>();
+  return (error) => {
+    const err = error as NodeJS.ErrnoException;
+    const code = err.code ?? err.name;
+    if (seen.has(code)) return;
+    seen.add(code);
+    log.warn({ code, err: err.message }, message);
   };
 }

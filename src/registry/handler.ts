@@ -6,12 +6,15 @@ import { formatAuthority, type Destination } from '../http/destination.ts';
 import { redactUrl, type Logger } from '../log.ts';
 import { registryErrors } from '../oci/errors.ts';
 import type { Upstream } from '../upstream/client.ts';
+import type { Access } from './access.ts';
+import { serveBlob, type BlobDeps, type BlobOutcome, type CacheStatus } from './blobs.ts';
 import { sendError, toRegistryError } from './errors.ts';
 import { relay } from './relay.ts';
 import { isWrite, parseRoute } from './routes.ts';
 
-export interface RegistryHandlerOptions {
+export interface RegistryHandlerOptions extends BlobDeps {
   readonly upstream: Upstream;
+  readonly access: Access;
   readonly allowPush: boolean;
   readonly log: Logger;
 }
@@ -25,7 +28,8 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
   ): Promise<void> {
     const started = performance.now();
     const route = parseRoute(req.url ?? '/');
-    let bytes = 0;
+    const host = formatAuthority(destination);
+    let outcome: BlobOutcome = { cache: 'bypass', bytes: 0 };
     let failure: ReturnType<typeof toRegistryError> | undefined;
     try {
       if (!options.allowPush && isWrite(req.method) && route.kind !== 'other') {
@@ -33,7 +37,16 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
           `${req.method} method is not allowed: pushes are disabled (allowPush: false)`,
         );
       }
-      bytes = (await relay(req, res, destination, upstream)).bytes;
+      if (route.kind === 'blob' && (req.method === 'GET' || req.method === 'HEAD')) {
+        outcome = await serveBlob(req, res, destination, route, options);
+      } else {
+        const relayed = await relay(req, res, destination, upstream);
+        outcome = { cache: 'bypass', bytes: relayed.bytes };
+        // Upstream accepted this credential for this repository: remember it (access.ts).
+        if ('name' in route && relayed.status >= 200 && relayed.status < 300) {
+          options.access.grant(host, route.name, req.headers.authorization);
+        }
+      }
     } catch (error) {
       if (clientWentAway(res, error)) return;
       failure = toRegistryError(error);
@@ -42,15 +55,16 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
       const aborted = !res.writableFinished;
       log.info(
         {
-          host: formatAuthority(destination),
+          host,
           method: req.method,
           path: redactUrl(req.url ?? '/'),
           route: route.kind,
           ...('name' in route ? { repo: route.name } : {}),
           status: res.statusCode,
-          bytes,
+          bytes: outcome.bytes,
           ms: Math.round(performance.now() - started),
-          cache: 'bypass',
+          cache: outcome.cache satisfies CacheStatus,
+          ...(outcome.shared ? { shared: true } : {}),
           ...(aborted ? { aborted: true } : {}),
           ...(failure ? { err: failure.message, code: failure.code, cause: errorText(failure.cause) } : {}),
         },

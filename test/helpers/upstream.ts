@@ -30,6 +30,12 @@ export interface FakeRegistry {
   failNext(status: number): void;
   /** Blob GETs send this many bytes and then reset the connection. */
   resetBlobsAfter(bytes: number | undefined): void;
+  /** Blob GETs send other bytes than the digest says (same length). */
+  corruptBlobs(on: boolean): void;
+  /** Blob GETs send headers and half the body, then wait for the returned release function. */
+  holdBlobs(): () => void;
+  /** Blob GETs answer 307 to `origin` + `/cdn/<digest>?sig=<random>`. */
+  redirectBlobsTo(origin: string | undefined): void;
   /** A handler that takes over a path (exact match) for special cases. */
   route(path: string, handler: (req: IncomingMessage, res: ServerResponse) => void): void;
   close(): Promise<void>;
@@ -50,6 +56,9 @@ export async function startFakeRegistry(options: { host?: string } = {}): Promis
   let token: string | undefined;
   let failStatus: number | undefined;
   let resetAfter: number | undefined;
+  let corrupt = false;
+  let hold: Promise<void> | undefined;
+  let redirectTo: string | undefined;
 
   const json = (res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}) => {
     const text = JSON.stringify(body);
@@ -93,6 +102,20 @@ export async function startFakeRegistry(options: { host?: string } = {}): Promis
       if (path === '/v2/' || path === '/v2')
         return json(res, 200, {}, { 'docker-distribution-api-version': 'registry/2.0' });
       const blob = /^\/v2\/(.+)\/blobs\/(sha256:[a-f0-9]{64})$/.exec(path);
+      if (blob?.[2] && redirectTo !== undefined && req.method === 'GET') {
+        res.writeHead(307, {
+          location: `${redirectTo}/cdn/${blob[2]}?sig=${Math.random().toString(36).slice(2)}`,
+          'content-length': 0,
+        });
+        return res.end();
+      }
+      const cdn = /^\/cdn\/(sha256:[a-f0-9]{64})\?/.exec(path);
+      if (cdn?.[1]) {
+        const content = blobs.get(cdn[1]);
+        if (!content) return ociError(res, 404, 'BLOB_UNKNOWN');
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': content.length });
+        return res.end(content);
+      }
       if (blob?.[2]) {
         const content = blobs.get(blob[2]);
         if (!content) return ociError(res, 404, 'BLOB_UNKNOWN');
@@ -102,8 +125,16 @@ export async function startFakeRegistry(options: { host?: string } = {}): Promis
           'docker-content-digest': blob[2],
         });
         if (req.method === 'HEAD') return res.end();
+        if (corrupt) return res.end(Buffer.alloc(content.length, 0x2a));
+        if (hold) {
+          const released = hold;
+          const half = Math.floor(content.length / 2);
+          res.write(content.subarray(0, half));
+          void released.then(() => res.end(content.subarray(half)));
+          return;
+        }
         if (resetAfter !== undefined) {
-          res.write(content.subarray(0, resetAfter), () => res.socket?.resetAndDestroy());
+          res.write(content.subarray(0, resetAfter), () => res.socket?.destroy());
           return;
         }
         return res.end(content);
@@ -167,6 +198,16 @@ export async function startFakeRegistry(options: { host?: string } = {}): Promis
     requireToken: (value) => (token = value),
     failNext: (status) => (failStatus = status),
     resetBlobsAfter: (bytes) => (resetAfter = bytes),
+    corruptBlobs: (on) => (corrupt = on),
+    holdBlobs() {
+      let release: () => void = () => undefined;
+      hold = new Promise<void>((resolve) => (release = resolve));
+      return () => {
+        hold = undefined;
+        release();
+      };
+    },
+    redirectBlobsTo: (origin) => (redirectTo = origin),
     route: (path, handler) => routes.set(path, handler),
     close,
   };

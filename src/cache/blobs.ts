@@ -1,0 +1,163 @@
+// Content-addressed blob storage behind a small interface (stat, read with range, write →
+// commit/abort, delete, list), so another backend can replace the disk one without touching
+// the registry handler. Writes go to a temp file, are hashed on the way, and are published by
+// an atomic rename only when digest and size match.
+import { randomBytes } from 'node:crypto';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { DigestVerifier, parseDigest, type ParsedDigest } from '../oci/digest.ts';
+import { CacheLayout } from './layout.ts';
+
+export interface BlobInfo {
+  readonly size: number;
+}
+
+export interface ByteRange {
+  /** First byte, inclusive. */
+  readonly start: number;
+  /** Last byte, inclusive. */
+  readonly end: number;
+}
+
+export interface BlobWriter {
+  /** The temp file being written: readers may tail it while the write is in progress. */
+  readonly tempPath: string;
+  readonly bytesWritten: number;
+  /** Appends a chunk; resolves once it is in the file (readable by positional reads). */
+  write(chunk: Buffer): Promise<void>;
+  /** Verifies digest (and size, when known) and publishes atomically; throws on mismatch. */
+  commit(expectedSize?: number): Promise<void>;
+  /** Drops the temp file. Safe to call after a failed commit, and more than once. */
+  abort(): Promise<void>;
+}
+
+export interface BlobStore {
+  stat(digest: string): Promise<BlobInfo | undefined>;
+  /** A stream of the blob's bytes (all, or `range`); the blob must exist. */
+  read(digest: string, range?: ByteRange): ReadStream;
+  begin(digest: string): Promise<BlobWriter>;
+  delete(digest: string): Promise<void>;
+  list(): AsyncIterable<{ digest: string; size: number }>;
+}
+
+export class DiskBlobStore implements BlobStore {
+  readonly layout: CacheLayout;
+
+  constructor(root: string) {
+    this.layout = new CacheLayout(root);
+  }
+
+  /** Creates the directories and removes temp files left by a previous process. */
+  async init(): Promise<{ sweptTempFiles: number }> {
+    await mkdir(this.layout.blobsDir, { recursive: true });
+    const leftovers = await readdir(this.layout.tmpDir).catch(() => [] as string[]);
+    await rm(this.layout.tmpDir, { recursive: true, force: true });
+    await mkdir(this.layout.tmpDir, { recursive: true });
+    return { sweptTempFiles: leftovers.length };
+  }
+
+  async stat(digest: string): Promise<BlobInfo | undefined> {
+    try {
+      const info = await stat(this.layout.blobPath(mustParse(digest)));
+      return info.isFile() ? { size: info.size } : undefined;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  read(digest: string, range?: ByteRange): ReadStream {
+    // 1 MiB reads: measured ~2.1 GB/s over TLS on loopback with these (real-clients.md §12).
+    return createReadStream(this.layout.blobPath(mustParse(digest)), {
+      highWaterMark: 1024 * 1024,
+      ...(range ? { start: range.start, end: range.end } : {}),
+    });
+  }
+
+  async begin(digest: string): Promise<BlobWriter> {
+    const parsed = mustParse(digest);
+    const tempPath = this.layout.tempPath(parsed, randomBytes(6).toString('hex'));
+    const handle = await open(tempPath, 'wx', 0o644);
+    return new DiskBlobWriter(handle, tempPath, this.layout.blobPath(parsed), parsed);
+  }
+
+  async delete(digest: string): Promise<void> {
+    await rm(this.layout.blobPath(mustParse(digest)), { force: true });
+  }
+
+  async *list(): AsyncIterable<{ digest: string; size: number }> {
+    for (const algorithm of await readdir(this.layout.blobsDir).catch(() => [] as string[])) {
+      const algorithmDir = path.join(this.layout.blobsDir, algorithm);
+      for (const prefix of await readdir(algorithmDir)) {
+        for (const hex of await readdir(path.join(algorithmDir, prefix))) {
+          const digest = `${algorithm}:${hex}`;
+          if (parseDigest(digest) === undefined) continue;
+          const info = await this.stat(digest);
+          if (info) yield { digest, size: info.size };
+        }
+      }
+    }
+  }
+}
+
+class DiskBlobWriter implements BlobWriter {
+  readonly tempPath: string;
+  readonly #handle: FileHandle;
+  readonly #finalPath: string;
+  readonly #verifier: DigestVerifier;
+  #written = 0;
+  #closed = false;
+
+  constructor(handle: FileHandle, tempPath: string, finalPath: string, digest: ParsedDigest) {
+    this.#handle = handle;
+    this.tempPath = tempPath;
+    this.#finalPath = finalPath;
+    this.#verifier = new DigestVerifier(digest);
+  }
+
+  get bytesWritten(): number {
+    return this.#written;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    this.#verifier.update(chunk);
+    let offset = 0;
+    while (offset < chunk.length) {
+      const { bytesWritten } = await this.#handle.write(chunk, offset, chunk.length - offset, this.#written);
+      offset += bytesWritten;
+      this.#written += bytesWritten;
+    }
+  }
+
+  async commit(expectedSize?: number): Promise<void> {
+    try {
+      this.#verifier.verify(expectedSize);
+      await this.#close();
+      await mkdir(path.dirname(this.#finalPath), { recursive: true });
+      // Same filesystem (tmp/ is inside the cache): rename is atomic; a concurrent writer of the
+      // same digest produced identical bytes, so whichever rename lands last is fine.
+      await rename(this.tempPath, this.#finalPath);
+    } catch (error) {
+      await this.abort();
+      throw error;
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.#close();
+    await unlink(this.tempPath).catch(() => undefined);
+  }
+
+  async #close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#handle.close();
+  }
+}
+
+function mustParse(digest: string): ParsedDigest {
+  const parsed = parseDigest(digest);
+  if (!parsed) throw new TypeError(`not a supported digest: ${JSON.stringify(digest).slice(0, 100)}`);
+  return parsed;
+}

@@ -1,0 +1,45 @@
+// Who may be served content from the cache. The upstream registry decides, and we remember:
+// - a digest that upstream served to a request carrying no credentials is public;
+// - a credential that upstream accepted for a repository (any 2xx it answered with it) is
+//   granted that repository for a while, keyed by a hash of the credential (never stored).
+// Anything else is checked upstream with the client's own credential before it is served.
+import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
+
+export interface AccessOptions {
+  /** How long an upstream "yes" for a credential and repository is trusted. */
+  readonly grantTtlMs: number;
+}
+
+export class Access {
+  readonly #public = new LRUCache<string, true>({ max: 1_000_000 });
+  readonly #grants: LRUCache<string, true>;
+
+  constructor(options: AccessOptions) {
+    this.#grants = new LRUCache<string, true>({ max: 100_000, ttl: options.grantTtlMs });
+  }
+
+  markPublic(digest: string): void {
+    this.#public.set(digest, true);
+  }
+
+  isPublic(digest: string): boolean {
+    return this.#public.has(digest);
+  }
+
+  grant(host: string, repo: string, authorization: string | undefined): void {
+    if (authorization) this.#grants.set(grantKey(host, repo, authorization), true);
+  }
+
+  isGranted(host: string, repo: string, authorization: string | undefined): boolean {
+    return (
+      authorization !== undefined &&
+      authorization !== '' &&
+      this.#grants.has(grantKey(host, repo, authorization))
+    );
+  }
+}
+
+function grantKey(host: string, repo: string, authorization: string): string {
+  return createHash('sha256').update(`${host}\0${repo}\0${authorization}`).digest('base64url');
+}
