@@ -1,0 +1,243 @@
+// pullthrough under test, as a child process (`node src/main.ts serve --config …`), and its log:
+// every pino JSON line from its stdout is kept so tests can prove from the proxy's own words that
+// a client went through it. Stopping sends SIGTERM; a clean shutdown must exit 0.
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Daemon, Exit, Processes } from './processes.ts';
+import { describe } from './processes.ts';
+
+export const REPO_ROOT = resolve(import.meta.dirname, '../../..');
+
+/** One parsed log line. Fields the tests rely on are typed; the rest is open. */
+export interface LogLine {
+  msg?: string;
+  level?: number | string;
+  [field: string]: unknown;
+}
+
+/** `"msg":"request"`: one per intercepted request, written when it completes. */
+export interface RequestLine extends LogLine {
+  host: string;
+  method: string;
+  path: string;
+  status: number;
+}
+
+/** `"msg":"tunnel"`: one per CONNECT that was passed through byte for byte. */
+export interface TunnelLine extends LogLine {
+  destination: string;
+  bytesUp: number;
+  bytesDown: number;
+}
+
+export interface ProxyOptions {
+  dir: string;
+  registries: readonly string[];
+  upstreamCaFile: string;
+  processes: Processes;
+}
+
+export interface WaitOptions {
+  /** Only lines at or after this index (see `mark()`). */
+  from?: number;
+  timeoutMs?: number;
+}
+
+/** The proxy's log as parsed lines, with waits for lines yet to come. */
+export class ProxyLog {
+  readonly lines: LogLine[] = [];
+  readonly #waiters = new Set<() => void>();
+  #closed: string | undefined;
+
+  push(line: LogLine): void {
+    this.lines.push(line);
+    for (const check of [...this.#waiters]) check();
+  }
+
+  /** No more lines will come (the process exited): pending waits fail now. */
+  close(reason: string): void {
+    this.#closed = reason;
+    for (const check of [...this.#waiters]) check();
+  }
+
+  /** Where the log is now: pass as `from` to wait only for lines logged after this point. */
+  mark(): number {
+    return this.lines.length;
+  }
+
+  /** Resolves with the first line from index `from` on (logged already or yet to come) that `match` accepts. */
+  waitForLine<T extends LogLine>(match: (line: LogLine) => line is T, options?: WaitOptions): Promise<T>;
+  waitForLine(match: (line: LogLine) => boolean, options?: WaitOptions): Promise<LogLine>;
+  waitForLine(match: (line: LogLine) => boolean, options: WaitOptions = {}): Promise<LogLine> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    return new Promise((resolve, reject) => {
+      let seen = options.from ?? 0;
+      const check = (): void => {
+        for (; seen < this.lines.length; seen++) {
+          const line = this.lines[seen];
+          if (line !== undefined && match(line)) {
+            done();
+            resolve(line);
+            return;
+          }
+        }
+        if (this.#closed !== undefined) {
+          done();
+          reject(new Error(`${this.#closed} before the awaited log line; last lines:\n${this.tail()}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        done();
+        reject(new Error(`no matching proxy log line within ${timeoutMs} ms; last lines:\n${this.tail()}`));
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  /** Request lines for `host` (with or without `:443`), from index `from` on. */
+  requests(host: string, from = 0): RequestLine[] {
+    return this.lines
+      .slice(from)
+      .filter((line): line is RequestLine => isRequest(line) && sameHost(line.host, host));
+  }
+
+  /** Waits for the request line of `METHOD PATH` on `host`. */
+  waitForRequest(host: string, method: string, path: string, options?: WaitOptions): Promise<RequestLine> {
+    return this.waitForLine(
+      (line): line is RequestLine =>
+        isRequest(line) && sameHost(line.host, host) && line.method === method && line.path === path,
+      options,
+    );
+  }
+
+  /** Waits for the tunnel line of `destination` (HOST:PORT); a tunnel logs when it closes. */
+  waitForTunnel(destination: string, options?: WaitOptions): Promise<TunnelLine> {
+    return this.waitForLine(
+      (line): line is TunnelLine => line.msg === 'tunnel' && line['destination'] === destination,
+      options,
+    );
+  }
+
+  tail(count = 20): string {
+    return this.lines
+      .slice(-count)
+      .map((line) => JSON.stringify(line))
+      .join('\n');
+  }
+}
+
+export interface Pullthrough {
+  daemon: Daemon;
+  port: number;
+  /** `http://127.0.0.1:PORT`, for HTTPS_PROXY. */
+  url: string;
+  /** The proxy's own CA certificate, which clients must trust for intercepted hosts. */
+  caCrt: string;
+  /** A directory holding only `ca.crt` (the proxy's CA): for `--cert-dir` style flags. */
+  caCertDir: string;
+  log: ProxyLog;
+  /** SIGTERM; throws unless the proxy exits 0. */
+  stop(): Promise<Exit>;
+}
+
+export function isRequest(line: LogLine): line is RequestLine {
+  return line.msg === 'request' && typeof line['host'] === 'string';
+}
+
+export function sameHost(logged: string, host: string): boolean {
+  return logged === host || logged === `${host}:443`;
+}
+
+/** The Node that runs the proxy: this one if it is 24+, else the project's `node` package. */
+export function nodeBinary(): string {
+  const major = Number(process.versions.node.split('.')[0]);
+  if (major >= 24) return process.execPath;
+  const local = join(REPO_ROOT, 'node_modules', '.bin', 'node');
+  if (existsSync(local)) return local;
+  throw new Error(`the proxy needs Node 24+, this is ${process.version} and ${local} is missing`);
+}
+
+export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
+  const main = join(REPO_ROOT, 'src', 'main.ts');
+  if (!existsSync(main)) throw new Error(`${main} does not exist yet: nothing to test`);
+  mkdirSync(options.dir, { recursive: true });
+  const caDir = join(options.dir, 'ca');
+  const config = join(options.dir, 'config.yaml');
+  writeFileSync(
+    config,
+    [
+      'listen: 127.0.0.1:0',
+      `registries: ${JSON.stringify(options.registries)}`,
+      `ca: { dir: ${JSON.stringify(caDir)} }`,
+      `cache: { dir: ${JSON.stringify(join(options.dir, 'cache'))} }`,
+      `upstream: { caFiles: [${JSON.stringify(options.upstreamCaFile)}] }`,
+      'log: { level: debug }',
+      '',
+    ].join('\n'),
+  );
+  // No proxy variables: the proxy reaches upstreams directly.
+  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: options.dir };
+  const daemon = await options.processes.start(
+    'pullthrough',
+    nodeBinary(),
+    [main, 'serve', '--config', config],
+    {
+      env,
+      cwd: REPO_ROOT,
+      stdout: 'pipe',
+    },
+  );
+  const log = new ProxyLog();
+  const raw = createWriteStream(join(options.dir, 'stdout.log'));
+  const stdout = daemon.child.stdout;
+  if (stdout === null) throw new Error('proxy stdout is not a pipe');
+  createInterface({ input: stdout }).on('line', (text) => {
+    raw.write(`${text}\n`);
+    try {
+      log.push(JSON.parse(text) as LogLine);
+    } catch {
+      log.push({ msg: '(not json)', text });
+    }
+  });
+  void daemon.exited.then((exit) => {
+    raw.end();
+    log.close(`proxy exited (${describe(exit)})`);
+  });
+
+  let listening: LogLine;
+  try {
+    listening = await log.waitForLine((line) => line.msg === 'listening', { timeoutMs: 20_000 });
+  } catch (error) {
+    if (daemon.exit === undefined) await daemon.stop(2_000);
+    throw new Error(`pullthrough did not start: ${(error as Error).message}\nstderr:\n${daemon.logTail()}`);
+  }
+  const port = listening['port'];
+  if (typeof port !== 'number')
+    throw new Error(`"listening" line has no numeric port: ${JSON.stringify(listening)}`);
+  const caCrt = join(caDir, 'ca.crt');
+  if (!existsSync(caCrt)) throw new Error(`proxy is listening but ${caCrt} does not exist`);
+  const caCertDir = join(options.dir, 'trust');
+  mkdirSync(caCertDir);
+  copyFileSync(caCrt, join(caCertDir, 'ca.crt'));
+  return {
+    daemon,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    caCrt,
+    caCertDir,
+    log,
+    async stop() {
+      const exit = await daemon.stop();
+      if (exit.code !== 0) {
+        throw new Error(`proxy did not exit 0 on SIGTERM (${describe(exit)}); stderr:\n${daemon.logTail()}`);
+      }
+      return exit;
+    },
+  };
+}

@@ -1,0 +1,253 @@
+// The e2e world: names in /etc/hosts, a throwaway upstream PKI, the distribution registry on
+// registry.test (127.0.0.11:443) and registry-v6.test ([::1]:443) over one storage, a tunnel-only
+// TLS origin on origin.test (127.0.0.17:443), the test images pushed, and pullthrough in front.
+// `startWorld()` builds it; `stop()` takes every piece down again, newest first.
+// Client daemons (dockerd, containerd, podman's storage) live in ./clients and register with it.
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import {
+  cleanStale,
+  OUTSIDE_FILE,
+  type OutsideKind,
+  PIDS_FILE,
+  removeOutside,
+  removeWorldDir,
+  WORLD_PREFIX,
+} from './cleanup.ts';
+import { removeTaggedHosts, setTaggedHosts, type HostEntry } from './hosts.ts';
+import { addImage, type TestImage } from './image.ts';
+import { startOrigin, type Origin } from './origin.ts';
+import { makeUpstreamPki, type Pki } from './pki.ts';
+import { Processes, runOk } from './processes.ts';
+import { startProxy, type Pullthrough } from './proxy.ts';
+import { startRegistry, type Registry } from './registry.ts';
+
+export const REGISTRY = 'registry.test';
+/** On ::1, the one loopback name dockerd verifies TLS for (it treats 127/8 as insecure). */
+export const REGISTRY_V6 = 'registry-v6.test';
+export const ORIGIN = 'origin.test';
+
+export const HOSTS: readonly HostEntry[] = [
+  { name: REGISTRY, ip: '127.0.0.11' },
+  { name: REGISTRY_V6, ip: '::1' },
+  { name: ORIGIN, ip: '127.0.0.17' },
+];
+
+function ipOf(name: string): string {
+  const entry = HOSTS.find((host) => host.name === name);
+  if (entry === undefined) throw new Error(`no address for ${name}`);
+  return entry.ip;
+}
+
+export interface WorldOptions {
+  /** Start pullthrough in front (default). `false` only for working on the world itself. */
+  proxy?: boolean;
+}
+
+export interface World {
+  dir: string;
+  /** HOME for every client run: no ~/.docker/config.json or auth.json leaks in. */
+  home: string;
+  processes: Processes;
+  pki: Pki;
+  /** A containers-policy.json that accepts anything, for skopeo `--policy`. */
+  policy: string;
+  images: { small: TestImage };
+  registries: Registry[];
+  origin: Origin;
+  /** pullthrough; throws if the world was started without it. */
+  proxy: Pullthrough;
+  /** A new directory inside the world. */
+  mkdir(name: string): string;
+  /** Writes a file outside the world (e.g. /etc/docker/certs.d/…), removed at stop or by crash cleanup. */
+  placeFile(path: string, content: string | Buffer): () => void;
+  /**
+   * For paths that a client creates outside the world whatever its flags (dockerd's /run/docker,
+   * containers/image's /var/lib/containers/cache): each one absent now is removed at stop.
+   */
+  claimIfAbsent(...paths: string[]): void;
+  /** Environment for a client: minimal, HOME in the world, and the proxy variables if `proxy`. */
+  clientEnv(options: { proxy: boolean }): NodeJS.ProcessEnv;
+  /** Runs `cleanup` at stop, before everything registered earlier. */
+  defer(cleanup: () => unknown): void;
+  stop(): Promise<void>;
+}
+
+export async function startWorld(options: WorldOptions = {}): Promise<World> {
+  cleanStale();
+  const dir = mkdtempSync(join(tmpdir(), WORLD_PREFIX));
+  const cleanups: (() => unknown)[] = [];
+  const noteOutside = (how: OutsideKind, path: string): void =>
+    appendFileSync(join(dir, OUTSIDE_FILE), `${how}\t${path}\n`);
+  const processes = new Processes(join(dir, PIDS_FILE), mkdirIn(dir, 'logs'));
+  // If the test runner dies without running afterAll, at least no daemon outlives it.
+  const onExit = (): void => {
+    processes.killAllSync();
+    removeOutside(dir);
+    removeTaggedHosts();
+  };
+  process.once('exit', onExit);
+
+  const stop = async (): Promise<void> => {
+    const errors: unknown[] = [];
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    for (const daemon of processes.live()) {
+      errors.push(new Error(`${daemon.name} (pid ${daemon.pid}) was still running at stop`));
+      await daemon.stop(5_000);
+    }
+    removeOutside(dir);
+    removeTaggedHosts();
+    removeWorldDir(dir);
+    process.removeListener('exit', onExit);
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} errors stopping the e2e world`);
+  };
+
+  try {
+    const home = mkdirIn(dir, 'home');
+    // podman insists that REGISTRY_AUTH_FILE exists; an empty one means "no credentials".
+    writeFileSync(join(home, 'auth.json'), '{"auths":{}}\n');
+    const baseEnv: NodeJS.ProcessEnv = { PATH: searchPath(), HOME: home };
+    setTaggedHosts(HOSTS);
+    // skopeo (containers/image) keeps a blob-info cache there for root, whatever its flags.
+    const claimed = '/var/lib/containers';
+    if (!existsSync(claimed)) noteOutside('tree', claimed);
+
+    const pki = await makeUpstreamPki(
+      join(dir, 'pki'),
+      HOSTS.map((host) => host.name),
+    );
+    const storageDir = mkdirIn(dir, 'registry-storage');
+    const registries: Registry[] = [];
+    for (const name of [REGISTRY, REGISTRY_V6]) {
+      const registry = await startRegistry({
+        name,
+        ip: ipOf(name),
+        port: 443,
+        storageDir,
+        dir,
+        pki,
+        processes,
+        env: baseEnv,
+      });
+      registries.push(registry);
+      cleanups.push(() => registry.daemon.stop());
+    }
+
+    const origin = await startOrigin(ipOf(ORIGIN), 443, pki);
+    cleanups.push(() => origin.close());
+
+    const layout = mkdirIn(dir, 'oci');
+    const small = addImage(layout, { repository: 'e2e/small', tag: 'v1', file: 'small.bin', size: 1 << 20 });
+    const policy = join(dir, 'policy.json');
+    writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
+    for (const image of [small]) {
+      await runOk(
+        'skopeo',
+        [
+          '--policy',
+          policy,
+          'copy',
+          '--quiet',
+          '--dest-cert-dir',
+          pki.caCertDir,
+          `oci:${layout}:${image.layoutName}`,
+          `docker://${REGISTRY}/${image.repository}:${image.tag}`,
+        ],
+        { env: baseEnv, timeoutMs: 60_000 },
+      );
+    }
+
+    let proxy: Pullthrough | undefined;
+    if (options.proxy !== false) {
+      const started = await startProxy({
+        dir: join(dir, 'proxy'),
+        registries: [REGISTRY, REGISTRY_V6],
+        upstreamCaFile: pki.caCrt,
+        processes,
+      });
+      proxy = started;
+      cleanups.push(() => started.stop());
+    }
+
+    const world: World = {
+      dir,
+      home,
+      processes,
+      pki,
+      policy,
+      registries,
+      origin,
+      images: { small },
+      get proxy(): Pullthrough {
+        if (proxy === undefined) throw new Error('this world was started without the proxy');
+        return proxy;
+      },
+      mkdir: (name) => mkdirIn(dir, name),
+      placeFile(path, content) {
+        const created: string[] = [];
+        for (let parent = dirname(path); !existsSync(parent); parent = dirname(parent))
+          created.unshift(parent);
+        for (const parent of created) {
+          noteOutside('dir', parent);
+          mkdirSync(parent);
+        }
+        noteOutside('file', path);
+        writeFileSync(path, content);
+        return () => {
+          rmSync(path, { force: true });
+          for (const parent of created.reverse()) if (existsSync(parent)) rmdirSync(parent);
+        };
+      },
+      clientEnv({ proxy: viaProxy }) {
+        const env: NodeJS.ProcessEnv = {
+          ...baseEnv,
+          DOCKER_CONFIG: join(home, '.docker'),
+          REGISTRY_AUTH_FILE: join(home, 'auth.json'),
+          NO_PROXY: '',
+          no_proxy: '',
+        };
+        if (!viaProxy) return env;
+        const url = world.proxy.url;
+        return { ...env, HTTPS_PROXY: url, HTTP_PROXY: url, https_proxy: url, http_proxy: url };
+      },
+      claimIfAbsent(...paths) {
+        for (const path of paths) if (!existsSync(path)) noteOutside('tree', path);
+      },
+      defer: (cleanup) => void cleanups.push(cleanup),
+      stop,
+    };
+    return world;
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
+  }
+}
+
+function mkdirIn(dir: string, name: string): string {
+  const path = join(dir, name);
+  mkdirSync(path, { recursive: true });
+  return path;
+}
+
+/** PATH with the sbin directories, where dockerd and runc live. */
+function searchPath(): string {
+  const path = (process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin').split(':');
+  for (const sbin of ['/usr/local/sbin', '/usr/sbin', '/sbin']) if (!path.includes(sbin)) path.push(sbin);
+  return path.join(':');
+}
