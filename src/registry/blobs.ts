@@ -10,10 +10,10 @@ import type { Fill, Fills } from '../cache/fills.ts';
 import { originOf, formatAuthority, type Destination } from '../http/destination.ts';
 import { withoutHopByHop } from '../http/headers.ts';
 import type { Logger } from '../log.ts';
-import { RegistryError } from '../oci/errors.ts';
 import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
+import { PARTIAL_REQUEST_HEADERS, ensureAccess, recordAccess } from './authorize.ts';
 import { parseRange } from './range.ts';
 
 export interface BlobDeps {
@@ -35,16 +35,6 @@ export interface BlobOutcome {
   readonly shared?: boolean;
 }
 
-// Request headers that would make upstream answer with less than the whole blob.
-const PARTIAL = [
-  'range',
-  'if-range',
-  'if-none-match',
-  'if-modified-since',
-  'if-match',
-  'if-unmodified-since',
-];
-
 export async function serveBlob(
   req: IncomingMessage,
   res: ServerResponse,
@@ -55,14 +45,14 @@ export async function serveBlob(
   const { digest } = blob;
   const stored = await deps.store.stat(digest);
   if (stored) {
-    await ensureAccess(req, destination, blob, deps);
+    await ensureAccess(req, destination, { kind: 'blob', name: blob.name, digest: blob.digest }, deps);
     return { cache: 'hit', bytes: await sendStored(req, res, digest, stored.size, deps.store) };
   }
 
   const running = deps.fills.lookup(digest);
   const joined = running instanceof Promise ? await running : running;
   if (joined) {
-    await ensureAccess(req, destination, blob, deps);
+    await ensureAccess(req, destination, { kind: 'blob', name: blob.name, digest: blob.digest }, deps);
     return { cache: 'miss', shared: true, bytes: await sendFill(req, res, joined, 'MISS') };
   }
 
@@ -73,7 +63,7 @@ export async function serveBlob(
   let response: UpstreamResponse;
   try {
     const headers = withoutHopByHop(req.headers);
-    for (const name of PARTIAL) delete headers[name];
+    for (const name of PARTIAL_REQUEST_HEADERS) delete headers[name];
     ({ response } = await requestFollowingRedirects(deps.upstream, {
       origin: originOf(destination),
       method: 'GET',
@@ -89,7 +79,7 @@ export async function serveBlob(
     return { cache: 'miss', bytes: await relayResponse(res, response) };
   }
 
-  recordAccess(req, destination, blob, deps.access);
+  recordAccess(req, destination, blob.name, blob.digest, deps.access);
   const size = contentLength(response);
   let fill: Fill;
   try {
@@ -106,76 +96,6 @@ export async function serveBlob(
     ),
   );
   return { cache: 'miss', bytes: await sendFill(req, res, fill, 'MISS') };
-}
-
-/**
- * Content fetched with credentials is served only to a client that upstream authorizes: a
- * recent grant for its credential, or a HEAD upstream with its credential now. Otherwise the
- * upstream's answer (401 challenge, 403, 404) is what the client gets.
- */
-async function ensureAccess(
-  req: IncomingMessage,
-  destination: Destination,
-  blob: { readonly name: string; readonly digest: string },
-  deps: BlobDeps,
-): Promise<void> {
-  const host = formatAuthority(destination);
-  const authorization = req.headers.authorization;
-  if (deps.access.isPublic(blob.digest) || deps.access.isGranted(host, blob.name, authorization)) return;
-  const headers = withoutHopByHop(req.headers);
-  for (const name of PARTIAL) delete headers[name];
-  const { response } = await requestFollowingRedirects(deps.upstream, {
-    origin: originOf(destination),
-    method: 'HEAD',
-    path: `/v2/${blob.name}/blobs/${blob.digest}`,
-    headers,
-  });
-  await response.body.dump();
-  if (response.statusCode >= 200 && response.statusCode < 300) {
-    recordAccess(req, destination, blob, deps.access);
-    return;
-  }
-  throw deniedBy(response);
-}
-
-function recordAccess(
-  req: IncomingMessage,
-  destination: Destination,
-  blob: { name: string; digest: string },
-  access: Access,
-): void {
-  const authorization = req.headers.authorization;
-  if (authorization) access.grant(formatAuthority(destination), blob.name, authorization);
-  else access.markPublic(blob.digest);
-}
-
-/** The upstream's refusal, as the wire error the client would have had from upstream itself. */
-function deniedBy(response: UpstreamResponse): RegistryError {
-  const headers: Record<string, string> = {};
-  for (const name of ['www-authenticate', 'retry-after']) {
-    const value = response.headers[name];
-    if (typeof value === 'string') headers[name] = value;
-  }
-  const status = response.statusCode;
-  const code =
-    status === 401
-      ? 'UNAUTHORIZED'
-      : status === 403
-        ? 'DENIED'
-        : status === 404
-          ? 'BLOB_UNKNOWN'
-          : status === 429
-            ? 'TOOMANYREQUESTS'
-            : 'UNKNOWN';
-  const message =
-    status === 401
-      ? 'authentication required'
-      : status === 403
-        ? 'requested access to the resource is denied'
-        : status === 404
-          ? 'blob unknown to registry'
-          : `upstream answered ${status}`;
-  return new RegistryError(status, code, message, { headers });
 }
 
 function blobHeaders(digest: string, cache: string): Record<string, string> {
@@ -283,7 +203,7 @@ async function relayHead(
     headers: withoutHopByHop(req.headers),
   });
   if (response.statusCode >= 200 && response.statusCode < 300)
-    recordAccess(req, destination, blob, deps.access);
+    recordAccess(req, destination, blob.name, blob.digest, deps.access);
   return relayResponse(res, response);
 }
 

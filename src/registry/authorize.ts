@@ -1,0 +1,97 @@
+// Who may be served cached content, decided per request: public content and recent grants pass
+// at once (access.ts); anyone else is checked upstream with a HEAD carrying their own
+// credential, and gets the upstream's refusal (401 challenge, 403, 404) if it says no.
+import type { IncomingMessage } from 'node:http';
+import { formatAuthority, originOf, type Destination } from '../http/destination.ts';
+import { withoutHopByHop } from '../http/headers.ts';
+import { RegistryError, type RegistryErrorCode } from '../oci/errors.ts';
+import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
+import { requestFollowingRedirects } from '../upstream/fetch.ts';
+import type { Access } from './access.ts';
+
+export type ContentKind = 'blob' | 'manifest';
+
+/** What a client asks to be served from the cache. */
+export interface CachedContent {
+  readonly kind: ContentKind;
+  readonly name: string;
+  readonly digest: string;
+}
+
+/** Request headers that would make upstream answer with less than the whole object. */
+export const PARTIAL_REQUEST_HEADERS = [
+  'range',
+  'if-range',
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+];
+
+/**
+ * Content fetched with credentials is served only to a client that upstream authorizes: a
+ * recent grant for its credential, or a HEAD upstream with its credential now. Otherwise the
+ * upstream's answer (401 challenge, 403, 404) is what the client gets.
+ */
+export async function ensureAccess(
+  req: IncomingMessage,
+  destination: Destination,
+  content: CachedContent,
+  deps: { readonly upstream: Upstream; readonly access: Access },
+): Promise<void> {
+  const host = formatAuthority(destination);
+  const authorization = req.headers.authorization;
+  if (deps.access.isPublic(content.digest) || deps.access.isGranted(host, content.name, authorization))
+    return;
+  const headers = withoutHopByHop(req.headers);
+  for (const header of PARTIAL_REQUEST_HEADERS) delete headers[header];
+  const { response } = await requestFollowingRedirects(deps.upstream, {
+    origin: originOf(destination),
+    method: 'HEAD',
+    path: `/v2/${content.name}/${content.kind}s/${content.digest}`,
+    headers,
+  });
+  await response.body.dump();
+  if (response.statusCode >= 200 && response.statusCode < 300) {
+    recordAccess(req, destination, content.name, content.digest, deps.access);
+    return;
+  }
+  throw deniedBy(response, content.kind);
+}
+
+/** Upstream served `digest` of `name` to this request: public if it carried no credential. */
+export function recordAccess(
+  req: IncomingMessage,
+  destination: Destination,
+  name: string,
+  digest: string,
+  access: Access,
+): void {
+  const authorization = req.headers.authorization;
+  if (authorization) access.grant(formatAuthority(destination), name, authorization);
+  else access.markPublic(digest);
+}
+
+const REFUSALS: Readonly<Record<number, { code: RegistryErrorCode; message: string }>> = {
+  401: { code: 'UNAUTHORIZED', message: 'authentication required' },
+  403: { code: 'DENIED', message: 'requested access to the resource is denied' },
+  429: { code: 'TOOMANYREQUESTS', message: 'too many requests' },
+};
+
+/** The upstream's refusal, as the wire error the client would have had from upstream itself. */
+export function deniedBy(response: UpstreamResponse, kind: ContentKind): RegistryError {
+  const headers: Record<string, string> = {};
+  for (const name of ['www-authenticate', 'retry-after']) {
+    const value = response.headers[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  const status = response.statusCode;
+  const refusal =
+    status === 404
+      ? {
+          code: kind === 'blob' ? ('BLOB_UNKNOWN' as const) : ('MANIFEST_UNKNOWN' as const),
+          message: `${kind} unknown to registry`,
+        }
+      : (REFUSALS[status] ?? { code: 'UNKNOWN' as const, message: `upstream answered ${status}` });
+  return new RegistryError(status, refusal.code, refusal.message, { headers });
+}
