@@ -13,6 +13,7 @@ import { LeafContexts } from './tls/contexts.ts';
 import { Upstream, readCaFiles } from './upstream/client.ts';
 import { DiskBlobStore } from './cache/blobs.ts';
 import { Fills } from './cache/fills.ts';
+import { ManifestStore } from './cache/manifests.ts';
 import { Access } from './registry/access.ts';
 
 export interface App {
@@ -53,6 +54,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const { sweptTempFiles } = await store.init();
   log.info({ dir: config.cache.dir, sweptTempFiles }, 'cache ready');
   const fills = new Fills(store);
+  const manifests = new ManifestStore(store.layout, store);
   const certificates = new LeafContexts(ca);
   const proxy = createProxyServer({
     interceptList: new InterceptList(config.registries),
@@ -61,7 +63,12 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       upstream,
       store,
       fills,
+      manifests,
       access: new Access({ grantTtlMs: 10 * 60_000 }),
+      tagTtlMs: config.cache.tagTtl,
+      maxStaleMs: config.cache.maxStale,
+      maxManifestSize: config.cache.maxManifestSize,
+      now: Date.now,
       allowPush: config.allowPush,
       log,
       cacheWriteFailed: onceByCode(log, 'cache not writable: serving without caching'),

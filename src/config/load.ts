@@ -21,7 +21,6 @@ const ENV_KEYS: ReadonlyArray<{ env: string; key: readonly string[]; kind: 'stri
   { env: 'CA_KEY_PASSPHRASE_FILE', key: ['ca', 'passphraseFile'], kind: 'string' },
   { env: 'PULLTHROUGH_CACHE_DIR', key: ['cache', 'dir'], kind: 'string' },
   { env: 'CACHE_MAX_SIZE', key: ['cache', 'maxSize'], kind: 'string' },
-  { env: 'ENABLE_MANIFEST_CACHE', key: ['cache', 'manifestCache'], kind: 'boolean' },
   { env: 'VERIFY_SSL', key: ['upstream', 'verifyTls'], kind: 'boolean' },
   { env: 'ALLOW_PUSH', key: ['allowPush'], kind: 'boolean' },
   { env: 'LOG_LEVEL', key: ['log', 'level'], kind: 'string' },
@@ -86,6 +85,19 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
       setPath(merged, key, value);
     }
     fromEnv.set(key.join('.'), name);
+  }
+  // rpardini's ENABLE_MANIFEST_CACHE: tags served from the cache for its default tier, 1h.
+  const manifestCache = env['ENABLE_MANIFEST_CACHE']?.toLowerCase();
+  if (manifestCache !== undefined && manifestCache !== '') {
+    if (!TRUE.has(manifestCache) && !FALSE.has(manifestCache)) {
+      issues.push({
+        path: 'ENABLE_MANIFEST_CACHE',
+        message: `"${env['ENABLE_MANIFEST_CACHE']}" is not true or false`,
+      });
+    } else {
+      setPath(merged, ['cache', 'tagTtl'], TRUE.has(manifestCache) ? '1h' : '0s');
+      fromEnv.set('cache.tagTtl', 'ENABLE_MANIFEST_CACHE');
+    }
   }
   const extraRegistries = (env['REGISTRIES'] ?? '').split(/\s+/).filter(Boolean);
   if (extraRegistries.length > 0) {

@@ -95,8 +95,15 @@ export const configSchema = z.strictObject({
       dir: z.string().min(1).default('./cache'),
       /** Disk budget of the cache. Accepted now; enforced once eviction lands. */
       maxSize: size.prefault('32GiB'),
-      /** rpardini's ENABLE_MANIFEST_CACHE. Accepted now; takes effect with the tag cache. */
-      manifestCache: z.boolean().default(false),
+      /**
+       * How long a tag's manifest is served without asking upstream. 0s: every pull asks with a
+       * HEAD (not counted by Docker Hub's pull limit) and is served from the cache when unchanged.
+       */
+      tagTtl: duration.prefault('0s'),
+      /** How old a tag may be and still be served when upstream is unreachable or answers 5xx/429. */
+      maxStale: duration.prefault('30d'),
+      /** Largest manifest accepted from upstream (distribution's own limit is 4 MiB). */
+      maxManifestSize: size.prefault('4MiB'),
     })
     .prefault({}),
   upstream: z

@@ -7,12 +7,13 @@ import { redactUrl, type Logger } from '../log.ts';
 import { registryErrors } from '../oci/errors.ts';
 import type { Upstream } from '../upstream/client.ts';
 import type { Access } from './access.ts';
-import { serveBlob, type BlobDeps, type BlobOutcome, type CacheStatus } from './blobs.ts';
+import { serveBlob, type BlobDeps, type CacheStatus } from './blobs.ts';
+import { serveManifest, type ManifestCacheStatus, type ManifestDeps } from './manifests.ts';
 import { sendError, toRegistryError } from './errors.ts';
 import { relay } from './relay.ts';
 import { isWrite, parseRoute } from './routes.ts';
 
-export interface RegistryHandlerOptions extends BlobDeps {
+export interface RegistryHandlerOptions extends BlobDeps, ManifestDeps {
   readonly upstream: Upstream;
   readonly access: Access;
   readonly allowPush: boolean;
@@ -29,7 +30,10 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
     const started = performance.now();
     const route = parseRoute(req.url ?? '/');
     const host = formatAuthority(destination);
-    let outcome: BlobOutcome = { cache: 'bypass', bytes: 0 };
+    let outcome: { cache: CacheStatus | ManifestCacheStatus; bytes: number; shared?: boolean } = {
+      cache: 'bypass',
+      bytes: 0,
+    };
     let failure: ReturnType<typeof toRegistryError> | undefined;
     try {
       if (!options.allowPush && isWrite(req.method) && route.kind !== 'other') {
@@ -37,8 +41,11 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
           `${req.method} method is not allowed: pushes are disabled (allowPush: false)`,
         );
       }
-      if (route.kind === 'blob' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const reading = req.method === 'GET' || req.method === 'HEAD';
+      if (route.kind === 'blob' && reading) {
         outcome = await serveBlob(req, res, destination, route, options);
+      } else if (route.kind === 'manifest' && reading) {
+        outcome = await serveManifest(req, res, destination, route, options);
       } else {
         const relayed = await relay(req, res, destination, upstream);
         outcome = { cache: 'bypass', bytes: relayed.bytes };
@@ -63,7 +70,7 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
           status: res.statusCode,
           bytes: outcome.bytes,
           ms: Math.round(performance.now() - started),
-          cache: outcome.cache satisfies CacheStatus,
+          cache: outcome.cache,
           ...(outcome.shared ? { shared: true } : {}),
           ...(aborted ? { aborted: true } : {}),
           ...(failure ? { err: failure.message, code: failure.code, cause: errorText(failure.cause) } : {}),

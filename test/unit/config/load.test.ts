@@ -78,7 +78,7 @@ describe('config', () => {
     expect(config.upstream.verifyTls).toBe(false);
     expect(config.allowPush).toBe(false);
     expect(config.cache.maxSize).toBe(10 * 1024 ** 3);
-    expect(config.cache.manifestCache).toBe(true);
+    expect(config.cache.tagTtl).toBe(3_600_000);
     expect(config.listen).toEqual({ host: '::', port: 3129 });
     expect(config.upstream.credentials).toEqual([
       { host: 'auth.docker.io', username: 'user', password: 'pa:ss' },

@@ -1,0 +1,84 @@
+// Manifests in the cache: their bytes live in the blob store under their digest (verified like
+// any blob); beside them, the media type upstream served them with; and per registry,
+// repository and tag, the record of what the tag last resolved to. Small JSON files are written
+// to tmp/ and renamed into place, so a crash never leaves half a record.
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { buffer } from 'node:stream/consumers';
+import { parseDigest } from '../oci/digest.ts';
+import type { BlobStore } from './blobs.ts';
+import type { CacheLayout } from './layout.ts';
+
+export interface StoredManifest {
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly content: Buffer;
+}
+
+export interface TagRecord {
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly size: number;
+  /** When upstream last confirmed this digest for the tag (ms since the epoch). */
+  readonly checkedAt: number;
+}
+
+export class ManifestStore {
+  readonly #layout: CacheLayout;
+  readonly #blobs: BlobStore;
+
+  constructor(layout: CacheLayout, blobs: BlobStore) {
+    this.#layout = layout;
+    this.#blobs = blobs;
+  }
+
+  async get(digest: string): Promise<StoredManifest | undefined> {
+    const parsed = parseDigest(digest);
+    if (!parsed) return undefined;
+    const meta = await readJson<{ mediaType: string }>(this.#layout.manifestMetaPath(parsed));
+    if (!meta || (await this.#blobs.stat(digest)) === undefined) return undefined;
+    return { digest, mediaType: meta.mediaType, content: await buffer(this.#blobs.read(digest)) };
+  }
+
+  /** Stores `content` under `digest`; throws (storing nothing) if it does not hash to it. */
+  async put(digest: string, mediaType: string, content: Buffer): Promise<void> {
+    const parsed = parseDigest(digest);
+    if (!parsed) throw new TypeError(`not a supported digest: ${digest}`);
+    const writer = await this.#blobs.begin(digest);
+    try {
+      await writer.write(content);
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+    await writer.commit(content.length);
+    await this.#writeJson(this.#layout.manifestMetaPath(parsed), { mediaType });
+  }
+
+  async getTag(host: string, name: string, tag: string): Promise<TagRecord | undefined> {
+    return readJson<TagRecord>(this.#layout.tagPath(host, name, tag));
+  }
+
+  async putTag(host: string, name: string, tag: string, record: TagRecord): Promise<void> {
+    await this.#writeJson(this.#layout.tagPath(host, name, tag), record);
+  }
+
+  async #writeJson(file: string, value: object): Promise<void> {
+    const temp = path.join(this.#layout.tmpDir, `json.${randomBytes(6).toString('hex')}`);
+    await writeFile(temp, JSON.stringify(value));
+    await mkdir(path.dirname(file), { recursive: true });
+    await rename(temp, file);
+  }
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch (error) {
+    // Missing, or unreadable as JSON (writes are atomic, so only outside damage does that):
+    // either way there is no record, and upstream will be asked.
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof SyntaxError) return undefined;
+    throw error;
+  }
+}

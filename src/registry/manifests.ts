@@ -1,0 +1,328 @@
+// GET/HEAD /v2/<name>/manifests/<reference>.
+// - By digest: served from the cache when it is there (and its media type is acceptable), else
+//   fetched once, verified against the digest, stored.
+// - By tag: upstream is asked with a HEAD (which Docker Hub does not count against pull limits)
+//   carrying the client's own Accept and credentials; an unchanged digest is served from the
+//   cache. Within `tagTtl` upstream is not asked at all. When upstream is unreachable or answers
+//   5xx/429, a cached tag younger than `maxStale` is served stale, saying so.
+// A client's HEAD never becomes an upstream GET.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { ManifestStore, StoredManifest, TagRecord } from '../cache/manifests.ts';
+import { formatAuthority, originOf, type Destination } from '../http/destination.ts';
+import { withoutHopByHop } from '../http/headers.ts';
+import type { Logger } from '../log.ts';
+import { digestOf, parseDigest } from '../oci/digest.ts';
+import { RegistryError, registryErrors } from '../oci/errors.ts';
+import { accepts } from '../oci/media-types.ts';
+import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
+import { UpstreamUnavailableError } from '../upstream/errors.ts';
+import { requestFollowingRedirects } from '../upstream/fetch.ts';
+import type { Access } from './access.ts';
+import { PARTIAL_REQUEST_HEADERS, deniedBy, ensureAccess, recordAccess } from './authorize.ts';
+
+export interface ManifestDeps {
+  readonly manifests: ManifestStore;
+  readonly upstream: Upstream;
+  readonly access: Access;
+  readonly log: Logger;
+  readonly tagTtlMs: number;
+  readonly maxStaleMs: number;
+  readonly maxManifestSize: number;
+  readonly now: () => number;
+}
+
+export type ManifestCacheStatus = 'hit' | 'miss' | 'revalidated' | 'stale';
+
+export interface ManifestOutcome {
+  readonly cache: ManifestCacheStatus;
+  readonly bytes: number;
+}
+
+interface ManifestRoute {
+  readonly name: string;
+  readonly reference: string;
+  readonly byDigest: boolean;
+}
+
+export async function serveManifest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  destination: Destination,
+  route: ManifestRoute,
+  deps: ManifestDeps,
+): Promise<ManifestOutcome> {
+  return route.byDigest
+    ? serveByDigest(req, res, destination, route, deps)
+    : serveByTag(req, res, destination, route, deps);
+}
+
+async function serveByDigest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  destination: Destination,
+  route: ManifestRoute,
+  deps: ManifestDeps,
+): Promise<ManifestOutcome> {
+  const cached = await deps.manifests.get(route.reference);
+  if (cached && accepts(req.headers.accept, cached.mediaType)) {
+    await ensureAccess(req, destination, { kind: 'manifest', name: route.name, digest: cached.digest }, deps);
+    return { cache: 'hit', bytes: send(req, res, cached, 'HIT') };
+  }
+  if (req.method === 'HEAD')
+    return { cache: 'miss', bytes: await relayUpstream(req, res, destination, route, 'HEAD', deps) };
+  const response = await ask(req, destination, route, 'GET', deps);
+  if (response.statusCode !== 200) return { cache: 'miss', bytes: await relay(res, response) };
+  const fetched = await readManifest(response, route.reference, deps.maxManifestSize);
+  await deps.manifests.put(fetched.digest, fetched.mediaType, fetched.content);
+  recordAccess(req, destination, route.name, fetched.digest, deps.access);
+  return { cache: 'miss', bytes: send(req, res, fetched, 'MISS') };
+}
+
+async function serveByTag(
+  req: IncomingMessage,
+  res: ServerResponse,
+  destination: Destination,
+  route: ManifestRoute,
+  deps: ManifestDeps,
+): Promise<ManifestOutcome> {
+  const host = formatAuthority(destination);
+  const record = await deps.manifests.getTag(host, route.name, route.reference);
+  const cached =
+    record && accepts(req.headers.accept, record.mediaType)
+      ? await deps.manifests.get(record.digest)
+      : undefined;
+  const content = { kind: 'manifest', name: route.name } as const;
+
+  if (record && cached && deps.now() - record.checkedAt < deps.tagTtlMs) {
+    await ensureAccess(req, destination, { ...content, digest: cached.digest }, deps);
+    return { cache: 'hit', bytes: send(req, res, cached, 'HIT') };
+  }
+
+  let head: UpstreamResponse;
+  try {
+    head = await ask(req, destination, route, 'HEAD', deps);
+    await head.body.dump();
+  } catch (error) {
+    if (!(error instanceof UpstreamUnavailableError)) throw error;
+    return serveStale(req, res, destination, route, record, cached, deps, error.reason);
+  }
+  const status = head.statusCode;
+  if (status === 429 || status >= 500) {
+    return serveStale(
+      req,
+      res,
+      destination,
+      route,
+      record,
+      cached,
+      deps,
+      `upstream answered ${status}`,
+      head,
+    );
+  }
+  if (status < 200 || status >= 300)
+    return { cache: 'miss', bytes: await answerWith(req, res, head, destination, route, deps) };
+
+  // Upstream says this client may read the tag, and what it resolves to now.
+  const digest = headerValue(head, 'docker-content-digest');
+  if (cached && record && digest === record.digest) {
+    recordAccess(req, destination, route.name, digest, deps.access);
+    await deps.manifests.putTag(host, route.name, route.reference, { ...record, checkedAt: deps.now() });
+    return { cache: 'revalidated', bytes: send(req, res, cached, 'REVALIDATED') };
+  }
+  if (req.method === 'HEAD') return { cache: 'miss', bytes: await relay(res, head) };
+
+  const response = await ask(req, destination, route, 'GET', deps);
+  if (response.statusCode !== 200) return { cache: 'miss', bytes: await relay(res, response) };
+  const fetched = await readManifest(
+    response,
+    headerValue(response, 'docker-content-digest') ?? digest,
+    deps.maxManifestSize,
+  );
+  await deps.manifests.put(fetched.digest, fetched.mediaType, fetched.content);
+  await deps.manifests.putTag(host, route.name, route.reference, {
+    digest: fetched.digest,
+    mediaType: fetched.mediaType,
+    size: fetched.content.length,
+    checkedAt: deps.now(),
+  });
+  recordAccess(req, destination, route.name, fetched.digest, deps.access);
+  return { cache: 'miss', bytes: send(req, res, fetched, 'MISS') };
+}
+
+/** Upstream cannot answer for the tag: serve the cached copy if it is young enough and allowed. */
+async function serveStale(
+  req: IncomingMessage,
+  res: ServerResponse,
+  destination: Destination,
+  route: ManifestRoute,
+  record: TagRecord | undefined,
+  cached: StoredManifest | undefined,
+  deps: ManifestDeps,
+  reason: string,
+  upstreamAnswer?: UpstreamResponse,
+): Promise<ManifestOutcome> {
+  const fresh = record !== undefined && deps.now() - record.checkedAt <= deps.maxStaleMs;
+  if (!cached || !record || !fresh) {
+    if (upstreamAnswer)
+      return { cache: 'miss', bytes: await answerWith(req, res, upstreamAnswer, destination, route, deps) };
+    throw registryErrors.unavailable(
+      `upstream registry unreachable (${reason}) and no cached copy of this tag`,
+    );
+  }
+  // Nobody can ask upstream who may read this: only public content and recent grants pass.
+  const host = formatAuthority(destination);
+  if (
+    !deps.access.isPublic(cached.digest) &&
+    !deps.access.isGranted(host, route.name, req.headers.authorization)
+  ) {
+    throw new RegistryError(401, 'UNAUTHORIZED', 'authentication required (upstream registry unreachable)');
+  }
+  deps.log.warn(
+    {
+      host,
+      repo: route.name,
+      tag: route.reference,
+      digest: cached.digest,
+      ageMs: deps.now() - record.checkedAt,
+      reason,
+    },
+    'serving stale tag',
+  );
+  res.setHeader('warning', '110 pullthrough "Response is Stale"');
+  return { cache: 'stale', bytes: send(req, res, cached, 'STALE') };
+}
+
+/**
+ * Passes on an upstream refusal of our HEAD: as is to a HEAD client. A GET client gets upstream's
+ * own answer to a GET for a 401/403/404 (its body and challenge, unchanged), and the equivalent
+ * OCI error for 429/5xx (same status and Retry-After) rather than a second request to a registry
+ * that is already struggling.
+ */
+async function answerWith(
+  req: IncomingMessage,
+  res: ServerResponse,
+  head: UpstreamResponse,
+  destination: Destination,
+  route: ManifestRoute,
+  deps: ManifestDeps,
+): Promise<number> {
+  if (req.method === 'HEAD') return relay(res, head);
+  if (head.statusCode === 429 || head.statusCode >= 500) throw deniedBy(head, 'manifest');
+  return relayUpstream(req, res, destination, route, 'GET', deps);
+}
+
+function ask(
+  req: IncomingMessage,
+  destination: Destination,
+  route: ManifestRoute,
+  method: 'GET' | 'HEAD',
+  deps: ManifestDeps,
+): Promise<UpstreamResponse> {
+  const headers = withoutHopByHop(req.headers);
+  for (const name of PARTIAL_REQUEST_HEADERS) delete headers[name];
+  return requestFollowingRedirects(deps.upstream, {
+    origin: originOf(destination),
+    method,
+    path: `/v2/${route.name}/manifests/${route.reference}`,
+    headers,
+  }).then(({ response }) => response);
+}
+
+async function relayUpstream(
+  req: IncomingMessage,
+  res: ServerResponse,
+  destination: Destination,
+  route: ManifestRoute,
+  method: 'GET' | 'HEAD',
+  deps: ManifestDeps,
+): Promise<number> {
+  const response = await ask(req, destination, route, method, deps);
+  const digest = route.byDigest ? route.reference : headerValue(response, 'docker-content-digest');
+  if (response.statusCode >= 200 && response.statusCode < 300 && digest !== undefined) {
+    recordAccess(req, destination, route.name, digest, deps.access);
+  }
+  return relay(res, response);
+}
+
+/** Buffers a manifest (capped), computes its digest, and checks it against `expected`. */
+async function readManifest(
+  response: UpstreamResponse,
+  expected: string | undefined,
+  maxSize: number,
+): Promise<StoredManifest> {
+  const declared = Number(headerValue(response, 'content-length') ?? Number.NaN);
+  if (declared > maxSize) {
+    await response.body.dump();
+    throw manifestTooLarge(maxSize);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += (chunk as Buffer).length;
+    if (size > maxSize) {
+      response.body.destroy();
+      throw manifestTooLarge(maxSize);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const content = Buffer.concat(chunks);
+  const algorithm = (expected && parseDigest(expected)?.algorithm) || 'sha256';
+  const digest = digestOf(content, algorithm);
+  if (expected !== undefined && digest !== expected) {
+    throw new RegistryError(502, 'MANIFEST_INVALID', 'upstream manifest does not match its digest', {
+      detail: { expected, actual: digest },
+    });
+  }
+  const mediaType = headerValue(response, 'content-type') ?? mediaTypeInside(content);
+  return { digest, mediaType, content };
+}
+
+function manifestTooLarge(maxSize: number): RegistryError {
+  return new RegistryError(
+    502,
+    'MANIFEST_INVALID',
+    `upstream manifest is larger than ${maxSize} bytes (cache.maxManifestSize)`,
+  );
+}
+
+function mediaTypeInside(content: Buffer): string {
+  try {
+    const parsed = JSON.parse(content.toString('utf8')) as { mediaType?: unknown };
+    if (typeof parsed.mediaType === 'string') return parsed.mediaType;
+  } catch {
+    // not JSON: fall through
+  }
+  return 'application/vnd.oci.image.manifest.v1+json';
+}
+
+function send(req: IncomingMessage, res: ServerResponse, manifest: StoredManifest, cache: string): number {
+  res.writeHead(200, {
+    'content-type': manifest.mediaType,
+    'content-length': manifest.content.length,
+    'docker-content-digest': manifest.digest,
+    etag: `"${manifest.digest}"`,
+    'docker-distribution-api-version': 'registry/2.0',
+    'x-cache': cache,
+  });
+  if (req.method === 'HEAD') {
+    res.end();
+    return 0;
+  }
+  res.end(manifest.content);
+  return manifest.content.length;
+}
+
+async function relay(res: ServerResponse, response: UpstreamResponse): Promise<number> {
+  res.writeHead(response.statusCode, withoutHopByHop(response.headers));
+  let bytes = 0;
+  response.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
+  await pipeline(response.body, res);
+  return bytes;
+}
+
+function headerValue(response: UpstreamResponse, name: string): string | undefined {
+  const value = response.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}

@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { DiskBlobStore } from '../../../src/cache/blobs.ts';
+import { ManifestStore } from '../../../src/cache/manifests.ts';
+import { DigestMismatchError, digestOf } from '../../../src/oci/digest.ts';
+import { tempDir } from '../../helpers/tmp.ts';
+
+describe('ManifestStore', () => {
+  it('keeps bytes by digest, the media type beside them, and tag records', async () => {
+    const blobs = new DiskBlobStore(await tempDir());
+    await blobs.init();
+    const store = new ManifestStore(blobs.layout, blobs);
+    const content = Buffer.from('{"schemaVersion":2}');
+    const digest = digestOf(content);
+    await store.put(digest, 'application/vnd.oci.image.manifest.v1+json', content);
+    expect(await store.get(digest)).toEqual({
+      digest,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      content,
+    });
+    await expect(store.put(digestOf(Buffer.from('other')), 'x', content)).rejects.toThrow(
+      DigestMismatchError,
+    );
+
+    const record = {
+      digest,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      size: content.length,
+      checkedAt: 5,
+    };
+    await store.putTag('registry.example:443', 'lib/app', 'v1.2', record);
+    expect(await store.getTag('registry.example:443', 'lib/app', 'v1.2')).toEqual(record);
+    expect(await store.getTag('registry.example:443', 'lib/app', 'v9')).toBeUndefined();
+  });
+
+  it('never builds a tag path from a name, tag or host outside the grammar', async () => {
+    const blobs = new DiskBlobStore(await tempDir());
+    await blobs.init();
+    const store = new ManifestStore(blobs.layout, blobs);
+    await expect(store.getTag('registry.example:443', '../../etc', 'v1')).rejects.toThrow(TypeError);
+    await expect(store.getTag('registry.example:443', 'lib/app', '../x')).rejects.toThrow(TypeError);
+    await expect(store.getTag('../..', 'lib/app', 'v1')).rejects.toThrow(TypeError);
+  });
+});
