@@ -59,7 +59,7 @@ export async function ensureAccess(
   throw deniedBy(response, content.kind);
 }
 
-/** Upstream served `digest` of `name` to this request: public if it carried no credential. */
+/** Upstream served `digest` of `name` to this request: public if it carried no real credential. */
 export function recordAccess(
   req: IncomingMessage,
   destination: Destination,
@@ -68,8 +68,8 @@ export function recordAccess(
   access: Access,
 ): void {
   const authorization = req.headers.authorization;
-  if (authorization) access.grant(formatAuthority(destination), name, authorization);
-  else access.markPublic(digest);
+  if (access.isAnonymous(authorization)) access.markPublic(digest);
+  else access.grant(formatAuthority(destination), name, authorization);
 }
 
 const REFUSALS: Readonly<Record<number, { code: RegistryErrorCode; message: string }>> = {

@@ -3,8 +3,6 @@
 // the client and into the cache at once. Other clients may join that fill only once upstream
 // has said they may read the repository (access.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
 import type { BlobStore } from '../cache/blobs.ts';
 import type { Fill, Fills } from '../cache/fills.ts';
 import { originOf, formatAuthority, type Destination } from '../http/destination.ts';
@@ -15,6 +13,7 @@ import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
 import { PARTIAL_REQUEST_HEADERS, ensureAccess, recordAccess } from './authorize.ts';
 import { parseRange } from './range.ts';
+import { sendResponse, streamBody } from './relay.ts';
 
 export interface BlobDeps {
   readonly store: BlobStore;
@@ -76,7 +75,7 @@ export async function serveBlob(
   }
   if (response.statusCode !== 200) {
     claim.release();
-    return { cache: 'miss', bytes: await relayResponse(res, response) };
+    return { cache: 'miss', bytes: await sendResponse(res, response) };
   }
 
   recordAccess(req, destination, blob.name, blob.digest, deps.access);
@@ -135,7 +134,7 @@ async function sendStored(
     res.end();
     return 0;
   }
-  return send(store.read(digest, range.kind === 'range' ? range.range : undefined), res);
+  return streamBody(store.read(digest, range.kind === 'range' ? range.range : undefined), res);
 }
 
 async function sendFill(
@@ -149,7 +148,7 @@ async function sendFill(
   if (size === undefined) {
     // Upstream sent no length: the whole blob, chunked, ended only once verified.
     res.writeHead(200, headers);
-    if (req.method !== 'HEAD') return send(fill.reader(), res);
+    if (req.method !== 'HEAD') return streamBody(fill.reader(), res);
     res.end();
     return 0;
   }
@@ -172,7 +171,7 @@ async function sendFill(
     res.end();
     return 0;
   }
-  return send(fill.reader(range.kind === 'range' ? range.range : undefined), res);
+  return streamBody(fill.reader(range.kind === 'range' ? range.range : undefined), res);
 }
 
 /** Streams an upstream body straight to the client, verifying nothing: the cache is unusable. */
@@ -186,7 +185,7 @@ async function sendUncached(
     ...blobHeaders(digest, 'BYPASS'),
     ...(size === undefined ? {} : { 'content-length': size }),
   });
-  return send(response.body, res);
+  return streamBody(response.body, res);
 }
 
 async function relayHead(
@@ -204,19 +203,7 @@ async function relayHead(
   });
   if (response.statusCode >= 200 && response.statusCode < 300)
     recordAccess(req, destination, blob.name, blob.digest, deps.access);
-  return relayResponse(res, response);
-}
-
-async function relayResponse(res: ServerResponse, response: UpstreamResponse): Promise<number> {
-  res.writeHead(response.statusCode, withoutHopByHop(response.headers));
-  return send(response.body, res);
-}
-
-async function send(source: Readable, res: ServerResponse): Promise<number> {
-  let bytes = 0;
-  source.on('data', (chunk: Buffer) => (bytes += chunk.length));
-  await pipeline(source, res);
-  return bytes;
+  return sendResponse(res, response);
 }
 
 function contentLength(response: UpstreamResponse): number | undefined {

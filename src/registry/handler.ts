@@ -10,10 +10,10 @@ import type { Access } from './access.ts';
 import { serveBlob, type BlobDeps, type CacheStatus } from './blobs.ts';
 import { serveManifest, type ManifestCacheStatus, type ManifestDeps } from './manifests.ts';
 import { sendError, toRegistryError } from './errors.ts';
-import { relay } from './relay.ts';
+import { servePassthrough, type PassthroughDeps } from './passthrough.ts';
 import { isWrite, parseRoute } from './routes.ts';
 
-export interface RegistryHandlerOptions extends BlobDeps, ManifestDeps {
+export interface RegistryHandlerOptions extends BlobDeps, ManifestDeps, PassthroughDeps {
   readonly upstream: Upstream;
   readonly access: Access;
   readonly allowPush: boolean;
@@ -21,7 +21,7 @@ export interface RegistryHandlerOptions extends BlobDeps, ManifestDeps {
 }
 
 export function createRegistryHandler(options: RegistryHandlerOptions) {
-  const { log, upstream } = options;
+  const { log } = options;
   return async function handle(
     req: IncomingMessage,
     res: ServerResponse,
@@ -47,12 +47,7 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
       } else if (route.kind === 'manifest' && reading) {
         outcome = await serveManifest(req, res, destination, route, options);
       } else {
-        const relayed = await relay(req, res, destination, upstream);
-        outcome = { cache: 'bypass', bytes: relayed.bytes };
-        // Upstream accepted this credential for this repository: remember it (access.ts).
-        if ('name' in route && relayed.status >= 200 && relayed.status < 300) {
-          options.access.grant(host, route.name, req.headers.authorization);
-        }
+        outcome = await servePassthrough(req, res, destination, route, options);
       }
     } catch (error) {
       if (clientWentAway(res, error)) return;

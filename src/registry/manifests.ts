@@ -7,7 +7,6 @@
 //   5xx/429, a cached tag younger than `maxStale` is served stale, saying so.
 // A client's HEAD never becomes an upstream GET.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import type { ManifestStore, StoredManifest, TagRecord } from '../cache/manifests.ts';
 import { formatAuthority, originOf, type Destination } from '../http/destination.ts';
 import { withoutHopByHop } from '../http/headers.ts';
@@ -20,6 +19,7 @@ import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
 import { PARTIAL_REQUEST_HEADERS, deniedBy, ensureAccess, recordAccess } from './authorize.ts';
+import { sendResponse } from './relay.ts';
 
 export interface ManifestDeps {
   readonly manifests: ManifestStore;
@@ -72,7 +72,7 @@ async function serveByDigest(
   if (req.method === 'HEAD')
     return { cache: 'miss', bytes: await relayUpstream(req, res, destination, route, 'HEAD', deps) };
   const response = await ask(req, destination, route, 'GET', deps);
-  if (response.statusCode !== 200) return { cache: 'miss', bytes: await relay(res, response) };
+  if (response.statusCode !== 200) return { cache: 'miss', bytes: await sendResponse(res, response) };
   const fetched = await readManifest(response, route.reference, deps.maxManifestSize);
   await deps.manifests.put(fetched.digest, fetched.mediaType, fetched.content);
   recordAccess(req, destination, route.name, fetched.digest, deps.access);
@@ -131,10 +131,10 @@ async function serveByTag(
     await deps.manifests.putTag(host, route.name, route.reference, { ...record, checkedAt: deps.now() });
     return { cache: 'revalidated', bytes: send(req, res, cached, 'REVALIDATED') };
   }
-  if (req.method === 'HEAD') return { cache: 'miss', bytes: await relay(res, head) };
+  if (req.method === 'HEAD') return { cache: 'miss', bytes: await sendResponse(res, head) };
 
   const response = await ask(req, destination, route, 'GET', deps);
-  if (response.statusCode !== 200) return { cache: 'miss', bytes: await relay(res, response) };
+  if (response.statusCode !== 200) return { cache: 'miss', bytes: await sendResponse(res, response) };
   const fetched = await readManifest(
     response,
     headerValue(response, 'docker-content-digest') ?? digest,
@@ -208,7 +208,7 @@ async function answerWith(
   route: ManifestRoute,
   deps: ManifestDeps,
 ): Promise<number> {
-  if (req.method === 'HEAD') return relay(res, head);
+  if (req.method === 'HEAD') return sendResponse(res, head);
   if (head.statusCode === 429 || head.statusCode >= 500) throw deniedBy(head, 'manifest');
   return relayUpstream(req, res, destination, route, 'GET', deps);
 }
@@ -243,7 +243,7 @@ async function relayUpstream(
   if (response.statusCode >= 200 && response.statusCode < 300 && digest !== undefined) {
     recordAccess(req, destination, route.name, digest, deps.access);
   }
-  return relay(res, response);
+  return sendResponse(res, response);
 }
 
 /** Buffers a manifest (capped), computes its digest, and checks it against `expected`. */
@@ -312,14 +312,6 @@ function send(req: IncomingMessage, res: ServerResponse, manifest: StoredManifes
   }
   res.end(manifest.content);
   return manifest.content.length;
-}
-
-async function relay(res: ServerResponse, response: UpstreamResponse): Promise<number> {
-  res.writeHead(response.statusCode, withoutHopByHop(response.headers));
-  let bytes = 0;
-  response.body.on('data', (chunk: Buffer) => (bytes += chunk.length));
-  await pipeline(response.body, res);
-  return bytes;
 }
 
 function headerValue(response: UpstreamResponse, name: string): string | undefined {

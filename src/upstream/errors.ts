@@ -5,15 +5,26 @@ export class UpstreamUnavailableError extends Error {
   readonly code = 'UPSTREAM_UNAVAILABLE';
   /** The upstream did not answer in time (504) rather than failing outright (502). */
   readonly timeout: boolean;
+  /** It answered, but its certificate did not verify: a misconfiguration or an attack, not an outage. */
+  readonly tls: boolean;
   readonly reason: string;
 
-  constructor(origin: string, reason: string, timeout: boolean, options?: ErrorOptions) {
+  constructor(
+    origin: string,
+    reason: string,
+    kind: { timeout?: boolean; tls?: boolean },
+    options?: ErrorOptions,
+  ) {
     super(`upstream ${origin} unavailable: ${reason}`, options);
     this.name = 'UpstreamUnavailableError';
     this.reason = reason;
-    this.timeout = timeout;
+    this.timeout = kind.timeout ?? false;
+    this.tls = kind.tls ?? false;
   }
 }
+
+// OpenSSL verification codes as Node reports them (err.code), and Node's own TLS errors.
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|HOSTNAME_MISMATCH)/;
 
 const TIMEOUT_CODES = new Set([
   'UND_ERR_CONNECT_TIMEOUT',
@@ -29,7 +40,10 @@ export function toUpstreamError(error: unknown, origin: string): unknown {
   const code =
     (error as NodeJS.ErrnoException).code ?? (error.cause as NodeJS.ErrnoException | undefined)?.code;
   if (code === undefined) return error;
-  return new UpstreamUnavailableError(origin, `${code}: ${error.message}`, TIMEOUT_CODES.has(code), {
-    cause: error,
-  });
+  return new UpstreamUnavailableError(
+    origin,
+    `${code}: ${error.message}`,
+    { timeout: TIMEOUT_CODES.has(code), tls: TLS_CODE.test(code) },
+    { cause: error },
+  );
 }

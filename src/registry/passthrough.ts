@@ -1,0 +1,132 @@
+// Everything under an intercepted host that is not a cached blob or manifest: the /v2/ ping,
+// token endpoints, tag lists, catalog, referrers, uploads. Relayed unmodified and never cached,
+// with two exceptions when the upstream cannot be reached at all: the ping and token requests
+// that every pull starts with are answered here (a placeholder token that grants nothing), so
+// clients go on to ask for what the cache may serve without upstream (public content, grants).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { formatAuthority, originOf, type Destination } from '../http/destination.ts';
+import { withoutHopByHop } from '../http/headers.ts';
+import type { Logger } from '../log.ts';
+import { RegistryError } from '../oci/errors.ts';
+import type { Upstream } from '../upstream/client.ts';
+import { UpstreamUnavailableError } from '../upstream/errors.ts';
+import type { Access } from './access.ts';
+import { hasBody, relay } from './relay.ts';
+import type { Route } from './routes.ts';
+
+export interface PassthroughDeps {
+  readonly upstream: Upstream;
+  readonly access: Access;
+  readonly log: Logger;
+}
+
+export interface PassthroughOutcome {
+  readonly cache: 'bypass' | 'stale';
+  readonly bytes: number;
+}
+
+/** Token responses are small JSON; anything bigger is not one. */
+const MAX_TOKEN_RESPONSE = 1024 * 1024;
+const OFFLINE_TOKEN = 'pullthrough-offline';
+
+export async function servePassthrough(
+  req: IncomingMessage,
+  res: ServerResponse,
+  destination: Destination,
+  route: Route,
+  deps: PassthroughDeps,
+): Promise<PassthroughOutcome> {
+  const token = route.kind === 'other' && isTokenRequest(req);
+  try {
+    if (token) return { cache: 'bypass', bytes: await relayToken(req, res, destination, deps) };
+    const relayed = await relay(req, res, destination, deps.upstream);
+    // Upstream accepted this credential for this repository: remember it (access.ts).
+    if ('name' in route && relayed.status >= 200 && relayed.status < 300) {
+      deps.access.grant(formatAuthority(destination), route.name, req.headers.authorization);
+    }
+    return { cache: 'bypass', bytes: relayed.bytes };
+  } catch (error) {
+    // An unverifiable certificate is a misconfiguration or an attack, not an outage: say so.
+    const unreachable = error instanceof UpstreamUnavailableError && !error.tls;
+    if (!unreachable || res.headersSent || !(route.kind === 'ping' || token)) throw error;
+    deps.log.warn(
+      { host: formatAuthority(destination), path: route.kind, reason: error.reason },
+      'upstream unreachable: answering offline',
+    );
+    const body = route.kind === 'ping' ? '{}' : offlineToken();
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'docker-distribution-api-version': 'registry/2.0',
+      'x-cache': 'STALE',
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    return { cache: 'stale', bytes: Buffer.byteLength(body) };
+  }
+}
+
+/**
+ * Token requests by their shape (distribution token auth: a `service` or `scope` query, or a
+ * POST of the OAuth2 form to a token path): realms live on the registry host (ghcr.io/token,
+ * quay.io/v2/auth) or on another intercepted host (auth.docker.io/token).
+ */
+export function isTokenRequest(req: IncomingMessage): boolean {
+  const url = new URL(req.url ?? '/', 'https://x');
+  if (req.method === 'GET' && (url.searchParams.has('service') || url.searchParams.has('scope'))) return true;
+  return (
+    (req.method === 'GET' || req.method === 'POST') &&
+    /\/(token|auth|oauth2\/token|jwt\/auth)$/.test(url.pathname)
+  );
+}
+
+/** Relays a token request; a token handed to an anonymous GET is remembered as anonymous. */
+async function relayToken(
+  req: IncomingMessage,
+  res: ServerResponse,
+  destination: Destination,
+  deps: PassthroughDeps,
+): Promise<number> {
+  const response = await deps.upstream.request({
+    origin: originOf(destination),
+    method: req.method ?? 'GET',
+    path: req.url ?? '/',
+    headers: withoutHopByHop(req.headers),
+    body: hasBody(req) ? req : null,
+  });
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_TOKEN_RESPONSE) {
+      response.body.destroy();
+      throw new RegistryError(502, 'UNKNOWN', 'upstream token response is too large');
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const body = Buffer.concat(chunks);
+  // Only a GET with no Authorization is anonymous: `docker login` POSTs credentials in its body.
+  if (response.statusCode === 200 && req.method === 'GET' && !req.headers.authorization) {
+    for (const token of tokensIn(body)) deps.access.markAnonymous(`Bearer ${token}`);
+  }
+  res.writeHead(response.statusCode, withoutHopByHop(response.headers));
+  res.end(body);
+  return body.length;
+}
+
+function tokensIn(body: Buffer): string[] {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { token?: unknown; access_token?: unknown };
+    return [parsed.token, parsed.access_token].filter((t): t is string => typeof t === 'string' && t !== '');
+  } catch {
+    return [];
+  }
+}
+
+function offlineToken(): string {
+  return JSON.stringify({
+    token: OFFLINE_TOKEN,
+    access_token: OFFLINE_TOKEN,
+    expires_in: 60,
+    issued_at: new Date().toISOString(),
+  });
+}
