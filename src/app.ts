@@ -14,6 +14,7 @@ import { Upstream, readCaFiles } from './upstream/client.ts';
 import { DiskBlobStore } from './cache/blobs.ts';
 import { Fills } from './cache/fills.ts';
 import { ManifestStore } from './cache/manifests.ts';
+import { PublicMarks } from './cache/public-marks.ts';
 import { Access } from './registry/access.ts';
 
 export interface App {
@@ -64,7 +65,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       store,
       fills,
       manifests,
-      access: new Access({ grantTtlMs: 10 * 60_000 }),
+      access: new Access({ grantTtlMs: 10 * 60_000, marks: new PublicMarks(store.layout) }),
       tagTtlMs: config.cache.tagTtl,
       maxStaleMs: config.cache.maxStale,
       maxManifestSize: config.cache.maxManifestSize,

@@ -7,6 +7,8 @@
 //     manifests/<algorithm>/<2 hex>/<hex>.json  {mediaType} of a manifest whose bytes are in blobs/
 //     tags/<host:port>/<repository>/<tag>.json    {digest, mediaType, size, checkedAt}: what a tag
 //                                             resolved to when upstream was last asked
+//     public/<algorithm>/<2 hex>/<hex>         empty: upstream served this digest to a request
+//                                             without credentials, so anyone may be served it
 //     tmp/<algorithm>-<hex>.<random>          fills in progress, hashed while written; renamed
 //                                             into blobs/ only when digest and size match;
 //                                             removed at start (a crash mid-fill leaves nothing
@@ -24,6 +26,7 @@ export class CacheLayout {
   readonly tmpDir: string;
   readonly manifestsDir: string;
   readonly tagsDir: string;
+  readonly publicDir: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -31,6 +34,11 @@ export class CacheLayout {
     this.tmpDir = path.join(this.root, 'tmp');
     this.manifestsDir = path.join(this.root, 'manifests');
     this.tagsDir = path.join(this.root, 'tags');
+    this.publicDir = path.join(this.root, 'public');
+  }
+
+  publicMarkPath(digest: ParsedDigest): string {
+    return path.join(this.publicDir, digest.algorithm, digest.hex.slice(0, 2), digest.hex);
   }
 
   manifestMetaPath(digest: ParsedDigest): string {

@@ -11,6 +11,8 @@ import { LRUCache } from 'lru-cache';
 export interface AccessOptions {
   /** How long an upstream "yes" for a credential and repository is trusted. */
   readonly grantTtlMs: number;
+  /** Where public digests are remembered across restarts (grants are short-lived: memory only). */
+  readonly marks?: { has(digest: string): Promise<boolean>; add(digest: string): Promise<void> };
 }
 
 export class Access {
@@ -19,8 +21,11 @@ export class Access {
   // Token servers' anonymous tokens live minutes (Docker Hub: 5); an hour covers any of them.
   readonly #anonymous = new LRUCache<string, true>({ max: 100_000, ttl: 3_600_000 });
 
+  readonly #marks: AccessOptions['marks'];
+
   constructor(options: AccessOptions) {
     this.#grants = new LRUCache<string, true>({ max: 100_000, ttl: options.grantTtlMs });
+    this.#marks = options.marks;
   }
 
   /** `authorization` (e.g. `Bearer <token>`) was issued to a request that proved nothing. */
@@ -34,11 +39,17 @@ export class Access {
   }
 
   markPublic(digest: string): void {
+    if (this.#public.has(digest)) return;
     this.#public.set(digest, true);
+    // Best effort: if it cannot be written, a restarted proxy asks upstream again (safe default).
+    void this.#marks?.add(digest).catch(() => undefined);
   }
 
-  isPublic(digest: string): boolean {
-    return this.#public.has(digest);
+  async isPublic(digest: string): Promise<boolean> {
+    if (this.#public.has(digest)) return true;
+    if (!(await this.#marks?.has(digest))) return false;
+    this.#public.set(digest, true);
+    return true;
   }
 
   grant(host: string, repo: string, authorization: string | undefined): void {

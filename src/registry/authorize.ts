@@ -6,6 +6,7 @@ import { formatAuthority, originOf, type Destination } from '../http/destination
 import { withoutHopByHop } from '../http/headers.ts';
 import { RegistryError, type RegistryErrorCode } from '../oci/errors.ts';
 import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
+import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
 
@@ -41,22 +42,42 @@ export async function ensureAccess(
 ): Promise<void> {
   const host = formatAuthority(destination);
   const authorization = req.headers.authorization;
-  if (deps.access.isPublic(content.digest) || deps.access.isGranted(host, content.name, authorization))
-    return;
+  if (await mayServeWithoutAsking(deps.access, host, content, authorization)) return;
   const headers = withoutHopByHop(req.headers);
   for (const header of PARTIAL_REQUEST_HEADERS) delete headers[header];
-  const { response } = await requestFollowingRedirects(deps.upstream, {
-    origin: originOf(destination),
-    method: 'HEAD',
-    path: `/v2/${content.name}/${content.kind}s/${content.digest}`,
-    headers,
-  });
+  let response: UpstreamResponse;
+  try {
+    ({ response } = await requestFollowingRedirects(deps.upstream, {
+      origin: originOf(destination),
+      method: 'HEAD',
+      path: `/v2/${content.name}/${content.kind}s/${content.digest}`,
+      headers,
+    }));
+  } catch (error) {
+    if (error instanceof UpstreamUnavailableError) throw unverifiable();
+    throw error;
+  }
   await response.body.dump();
   if (response.statusCode >= 200 && response.statusCode < 300) {
     recordAccess(req, destination, content.name, content.digest, deps.access);
     return;
   }
   throw deniedBy(response, content.kind);
+}
+
+/** Public content, or a credential upstream accepted for this repository recently. */
+export async function mayServeWithoutAsking(
+  access: Access,
+  host: string,
+  content: Omit<CachedContent, 'kind'>,
+  authorization: string | undefined,
+): Promise<boolean> {
+  return (await access.isPublic(content.digest)) || access.isGranted(host, content.name, authorization);
+}
+
+/** Nobody can ask upstream who may read this: a client that has not proved access is refused. */
+export function unverifiable(): RegistryError {
+  return new RegistryError(401, 'UNAUTHORIZED', 'authentication required (upstream registry unreachable)');
 }
 
 /** Upstream served `digest` of `name` to this request: public if it carried no real credential. */

@@ -18,7 +18,14 @@ import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
 import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
-import { PARTIAL_REQUEST_HEADERS, deniedBy, ensureAccess, recordAccess } from './authorize.ts';
+import {
+  PARTIAL_REQUEST_HEADERS,
+  deniedBy,
+  ensureAccess,
+  mayServeWithoutAsking,
+  recordAccess,
+  unverifiable,
+} from './authorize.ts';
 import { sendResponse } from './relay.ts';
 
 export interface ManifestDeps {
@@ -173,12 +180,13 @@ async function serveStale(
   }
   // Nobody can ask upstream who may read this: only public content and recent grants pass.
   const host = formatAuthority(destination);
-  if (
-    !deps.access.isPublic(cached.digest) &&
-    !deps.access.isGranted(host, route.name, req.headers.authorization)
-  ) {
-    throw new RegistryError(401, 'UNAUTHORIZED', 'authentication required (upstream registry unreachable)');
-  }
+  const allowed = await mayServeWithoutAsking(
+    deps.access,
+    host,
+    { name: route.name, digest: cached.digest },
+    req.headers.authorization,
+  );
+  if (!allowed) throw unverifiable();
   deps.log.warn(
     {
       host,

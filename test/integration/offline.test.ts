@@ -2,6 +2,7 @@
 // the token request are answered by the proxy, the tag is served stale and blobs from the cache.
 // Content served under a token that a token server gave to an anonymous request is public.
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startProxy } from '../helpers/proxy.ts';
 import { startFakeRegistry } from '../helpers/upstream.ts';
@@ -39,6 +40,39 @@ describe('offline', () => {
     const list = await proxy.fetch(upstream.authority, '/v2/lib/app/tags/list');
     expect(list.statusCode).toBe(502);
     await list.body.dump();
+  });
+
+  it('still serves public content, and only that, after a restart during the outage', async () => {
+    const upstream = await startFakeRegistry();
+    const open = upstream.addBlob(randomBytes(20_000));
+    upstream.addManifest('lib/open', 'v1', { schemaVersion: 2, layers: [{ digest: open }] });
+    const closed = upstream.addBlob(randomBytes(20_000));
+    const first = await startProxy({ registries: [upstream.authority] });
+    await (await first.fetch(upstream.authority, '/v2/lib/open/manifests/v1')).body.dump();
+    await (await first.fetch(upstream.authority, `/v2/lib/open/blobs/${open}`)).body.dump();
+    await (
+      await first.fetch(upstream.authority, `/v2/lib/closed/blobs/${closed}`, {
+        headers: { authorization: 'Bearer x' },
+      })
+    ).body.dump();
+    await first.app.fills.idle();
+    await first.close();
+    await upstream.close();
+
+    const second = await startProxy({
+      registries: [upstream.authority],
+      ca: { dir: path.join(first.dir, 'ca') },
+      cache: { dir: path.join(first.dir, 'cache') },
+    });
+    const tag = await second.fetch(upstream.authority, '/v2/lib/open/manifests/v1');
+    expect(tag.headers['x-cache']).toBe('STALE');
+    await tag.body.dump();
+    const blob = await second.fetch(upstream.authority, `/v2/lib/open/blobs/${open}`);
+    expect(blob.headers['x-cache']).toBe('HIT');
+    await blob.body.dump();
+    const refused = await second.fetch(upstream.authority, `/v2/lib/closed/blobs/${closed}`);
+    expect(refused.statusCode).toBe(401);
+    await refused.body.dump();
   });
 
   it('treats content served under an anonymous token as public', async () => {
