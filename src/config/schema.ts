@@ -116,7 +116,7 @@ export const configSchema = z.strictObject({
       /** Time allowed for upstream response headers (a registry may think long about a pushed blob). */
       headersTimeout: duration.prefault('5m'),
       /** Upstream silence allowed while a body is flowing. */
-      bodyTimeout: duration.prefault('5m'),
+      bodyTimeout: duration.prefault('60s'),
       /** rpardini's AUTH_REGISTRIES. Accepted now; used once the private-content policy lands. */
       credentials: z.array(credential).default([]),
     })

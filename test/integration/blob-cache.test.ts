@@ -114,6 +114,22 @@ describe('blob cache', () => {
     expect(await tempFiles(proxy)).toEqual([]);
   });
 
+  it('aborts a fill whose upstream stalls, cutting its clients and storing nothing', async () => {
+    const upstream = await startFakeRegistry();
+    const digest = upstream.addBlob(randomBytes(2 * 1024 * 1024));
+    const release = upstream.holdBlobs();
+    const proxy = await startProxy({ registries: [upstream.authority], upstream: { bodyTimeout: '300ms' } });
+    const res = await proxy.fetch(upstream.authority, `/v2/x/blobs/${digest}`);
+    expect(res.statusCode).toBe(200);
+    await expect(res.body.arrayBuffer()).rejects.toThrow();
+    await proxy.app.fills.idle();
+    release();
+    expect(await storedBlobs(proxy)).toEqual([]);
+    expect(await tempFiles(proxy)).toEqual([]);
+    const failed = await proxy.waitForLog((l) => l.msg === 'blob fill failed: nothing stored');
+    expect(String(failed['err'])).toMatch(/timeout/i);
+  });
+
   it('keeps filling the cache when the client leaves mid-blob', async () => {
     const upstream = await startFakeRegistry();
     const content = randomBytes(16 * 1024 * 1024);
