@@ -1,5 +1,7 @@
 // The proof that a pull went through pullthrough: its own request lines for the image's manifest
-// (by tag or by digest) and its layer blob, both answered 200.
+// (by tag or by digest), its config blob and its layer blob, all answered 200. Waiting for every
+// one of them also means no line of this pull turns up after the caller's next `mark()`: the proxy
+// logs a request when it ends, which can be a moment after the client has exited.
 import { expect } from 'vitest';
 import type { TestImage } from './image.ts';
 import { isRequest, sameHost, type ProxyLog, type RequestLine } from './proxy.ts';
@@ -21,7 +23,28 @@ export async function expectPullLogged(
     { from },
   );
   expect(manifest.status).toBe(200);
-  const blob = await log.waitForRequest(host, 'GET', `${base}/blobs/${image.layer.digest}`, { from });
-  expect(blob.status).toBe(200);
+  for (const digest of [image.config.digest, image.layer.digest]) {
+    const blob = await log.waitForRequest(host, 'GET', `${base}/blobs/${digest}`, { from });
+    expect(blob.status).toBe(200);
+  }
   return log.requests(host, from);
+}
+
+/**
+ * Asserts that every blob GET among `lines` was answered from the cache: `cache: hit`, or a line
+ * marked `aborted` (the client closed its connection before the proxy saw the response finish;
+ * such a line carries the default `bypass`, whatever was sent). Returns `layer hit, config hit`-style
+ * text for a report.
+ */
+export function expectBlobsFromCache(lines: readonly RequestLine[], image: TestImage): string {
+  const blobs = lines.filter((line) => line.method === 'GET' && line.path.includes('/blobs/'));
+  for (const line of blobs)
+    expect(line['cache'] === 'hit' || line['aborted'] === true, JSON.stringify(line)).toBe(true);
+  return blobs
+    .map(
+      (line) =>
+        `${line.path.endsWith(image.layer.digest) ? 'layer' : 'config'} ${String(line['cache'])}` +
+        (line['aborted'] === true ? ' (aborted)' : ''),
+    )
+    .join(', ');
 }

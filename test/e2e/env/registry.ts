@@ -1,10 +1,13 @@
 // The upstream: a distribution registry (`docker-registry serve`, Debian's 2.8) instance per
 // address, all sharing one storage directory, over TLS with the throwaway server certificate.
+// An instance can be stopped (by its PID) and started again on the same address, to take the
+// upstream away from the proxy. Its own log says what it served (`servedRequests`); `mark()`
+// makes sure that log is complete up to now.
 import { request } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Pki } from './pki.ts';
-import type { Daemon, Processes } from './processes.ts';
+import type { Daemon, Exit, Processes } from './processes.ts';
 import { poll } from './wait.ts';
 
 export interface RegistryOptions {
@@ -23,13 +26,28 @@ export interface Registry {
   name: string;
   /** `https://NAME` (or `https://NAME:PORT`). */
   url: string;
-  daemon: Daemon;
+  /** The running instance; a new one after `start()`. */
+  readonly daemon: Daemon;
+  /** Stops the instance by its PID (SIGTERM); its address then refuses connections. */
+  stop(): Promise<Exit>;
+  /** Starts it again (same address, config, storage and log file); resolves once `/v2/` answers 200. */
+  start(): Promise<void>;
+  /**
+   * Sends `GET /v2/?e2e-mark=N` straight to this instance (not through the proxy) and waits until
+   * its log shows it, so every request it completed before is in the log too. Resolves to
+   * `servedRequests(this).length` at that point: slice between two marks to get what it served
+   * in between.
+   */
+  mark(): Promise<number>;
 }
 
+/** The query that `Registry.mark()` sends; its requests are left out of `servedRequests`. */
+const MARK_QUERY = 'e2e-mark=';
+
 /** GET https://NAME/v2/ with the throwaway CA trusted: resolves to the status code. */
-export function probeV2(name: string, port: number, ca: string): Promise<number> {
+export function probeV2(name: string, port: number, ca: string, path = '/v2/'): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: name, port, path: '/v2/', ca, timeout: 2_000, agent: false }, (res) => {
+    const req = request({ host: name, port, path, ca, timeout: 2_000, agent: false }, (res) => {
       res.resume();
       res.once('end', () => resolve(res.statusCode ?? 0));
     });
@@ -45,9 +63,16 @@ export interface UpstreamRequest {
   status: number;
 }
 
-/** The requests this registry instance has answered, from its own log ("response completed" lines). */
+/**
+ * The requests this registry has answered, from its own log ("response completed" lines), across
+ * restarts, without the ones `mark()` sent.
+ */
 export function servedRequests(registry: Registry): UpstreamRequest[] {
-  return readFileSync(registry.daemon.logFile, 'utf8')
+  return readServed(registry.daemon.logFile).filter((served) => !served.uri.includes(MARK_QUERY));
+}
+
+function readServed(logFile: string): UpstreamRequest[] {
+  return readFileSync(logFile, 'utf8')
     .split('\n')
     .filter((line) => line.includes('msg="response completed"'))
     .map((line) => ({
@@ -79,19 +104,45 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
       },
     }),
   );
-  const daemon = await options.processes.start(
-    `registry-${name}-${port}`,
-    'docker-registry',
-    ['serve', cfg],
-    {
-      env: options.env,
-    },
-  );
   const ca = readFileSync(options.pki.caCrt, 'utf8');
-  await poll(async () => ((await probeV2(name, port, ca)) === 200 ? true : undefined), {
-    what: `registry ${name} on ${addr}`,
-    timeoutMs: 15_000,
-    abort: daemon.gone,
-  });
-  return { name, url: port === 443 ? `https://${name}` : `https://${name}:${port}`, daemon };
+  const launch = async (): Promise<Daemon> => {
+    const started = await options.processes.start(
+      `registry-${name}-${port}`,
+      'docker-registry',
+      ['serve', cfg],
+      { env: options.env },
+    );
+    await poll(async () => ((await probeV2(name, port, ca)) === 200 ? true : undefined), {
+      what: `registry ${name} on ${addr}`,
+      timeoutMs: 15_000,
+      abort: started.gone,
+    });
+    return started;
+  };
+  let daemon = await launch();
+  let marks = 0;
+  const registry: Registry = {
+    name,
+    url: port === 443 ? `https://${name}` : `https://${name}:${port}`,
+    get daemon() {
+      return daemon;
+    },
+    stop: () => daemon.stop(),
+    async start() {
+      if (daemon.exit === undefined) throw new Error(`registry ${name} is already running`);
+      daemon = await launch();
+    },
+    async mark() {
+      const uri = `/v2/?${MARK_QUERY}${++marks}`;
+      const status = await probeV2(name, port, ca, uri);
+      if (status !== 200) throw new Error(`registry ${name}: GET ${uri} answered ${status}`);
+      // The response can reach us a moment before the registry writes its log line.
+      await poll(
+        () => Promise.resolve(readServed(daemon.logFile).some((served) => served.uri === uri) || undefined),
+        { what: `registry ${name} to log GET ${uri}`, timeoutMs: 5_000, intervalMs: 10 },
+      );
+      return servedRequests(registry).length;
+    },
+  };
+  return registry;
 }

@@ -24,7 +24,7 @@ import {
   WORLD_PREFIX,
 } from './cleanup.ts';
 import { removeTaggedHosts, setTaggedHosts, type HostEntry } from './hosts.ts';
-import { addImage, type TestImage } from './image.ts';
+import { addImage, type ImageSpec, type TestImage } from './image.ts';
 import { startOrigin, type Origin } from './origin.ts';
 import { makeUpstreamPki, type Pki } from './pki.ts';
 import { Processes, runOk } from './processes.ts';
@@ -51,6 +51,12 @@ function ipOf(name: string): string {
 export interface WorldOptions {
   /** Start pullthrough in front (default). `false` only for working on the world itself. */
   proxy?: boolean;
+  /**
+   * More images to build and push besides `small`, by key (`world.images[key]`). Each needs its
+   * own repository: the layer's bytes are seeded by repository and file name, so distinct images
+   * share no blob and a first pull of each is cold.
+   */
+  images?: Readonly<Record<string, ImageSpec>>;
 }
 
 export interface World {
@@ -61,7 +67,10 @@ export interface World {
   pki: Pki;
   /** A containers-policy.json that accepts anything, for skopeo `--policy`. */
   policy: string;
-  images: { small: TestImage };
+  /** `small` (`e2e/small:v1`, 1 MiB) and whatever `WorldOptions.images` asked for. */
+  images: { small: TestImage } & Readonly<Record<string, TestImage>>;
+  /** The image pushed under `key`; throws if there is none. */
+  image(key: string): TestImage;
   registries: Registry[];
   origin: Origin;
   /** pullthrough; throws if the world was started without it. */
@@ -146,7 +155,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         env: baseEnv,
       });
       registries.push(registry);
-      cleanups.push(() => registry.daemon.stop());
+      cleanups.push(() => registry.stop());
     }
 
     const origin = await startOrigin(ipOf(ORIGIN), 443, pki);
@@ -154,10 +163,15 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
 
     const layout = mkdirIn(dir, 'oci');
     const small = addImage(layout, { repository: 'e2e/small', tag: 'v1', file: 'small.bin', size: 1 << 20 });
+    const images: Record<string, TestImage> = { small };
+    for (const [key, spec] of Object.entries(options.images ?? {})) {
+      if (key in images) throw new Error(`image key ${key} is taken`);
+      images[key] = addImage(layout, spec);
+    }
     const policy = join(dir, 'policy.json');
     writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
-    for (const image of [small]) {
-      await runOk(
+    const pushes = Object.values(images).map((image) =>
+      runOk(
         'skopeo',
         [
           '--policy',
@@ -170,8 +184,11 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
           `docker://${REGISTRY}/${image.repository}:${image.tag}`,
         ],
         { env: baseEnv, timeoutMs: 60_000 },
-      );
-    }
+      ),
+    );
+    // All pushes settle before any failure is thrown, so none is still running at stop.
+    for (const result of await Promise.allSettled(pushes))
+      if (result.status === 'rejected') throw result.reason;
 
     let proxy: Pullthrough | undefined;
     if (options.proxy !== false) {
@@ -193,7 +210,12 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       policy,
       registries,
       origin,
-      images: { small },
+      images: { ...images, small },
+      image(key) {
+        const image = images[key];
+        if (image === undefined) throw new Error(`the world has no image ${key}`);
+        return image;
+      },
       get proxy(): Pullthrough {
         if (proxy === undefined) throw new Error('this world was started without the proxy');
         return proxy;

@@ -12,8 +12,8 @@ import type { World } from '../world.ts';
 export interface Containerd {
   daemon: Daemon;
   address: string;
-  /** `ctr -a ADDRESS -n e2e ARGS…` */
-  ctr(args: readonly string[], options: { proxy: boolean }): Promise<RunResult>;
+  /** `ctr -a ADDRESS -n NAMESPACE ARGS…`; the namespace is `e2e` unless given (dockerd uses `moby`). */
+  ctr(args: readonly string[], options: { proxy: boolean; namespace?: string }): Promise<RunResult>;
 }
 
 /** `name` names its directory and log, so dockerd can have an instance of its own. */
@@ -59,8 +59,8 @@ export async function startContainerd(world: World, name = 'containerd'): Promis
   return {
     daemon,
     address,
-    ctr: (args, { proxy }) =>
-      run('ctr', ['-a', address, '-n', 'e2e', ...args], {
+    ctr: (args, { proxy, namespace = 'e2e' }) =>
+      run('ctr', ['-a', address, '-n', namespace, ...args], {
         env: world.clientEnv({ proxy }),
         timeoutMs: 120_000,
       }),

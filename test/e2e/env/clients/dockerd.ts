@@ -10,7 +10,7 @@ import type { Daemon, RunResult } from '../processes.ts';
 import { run } from '../processes.ts';
 import { poll } from '../wait.ts';
 import type { World } from '../world.ts';
-import { startContainerd } from './containerd.ts';
+import { startContainerd, type Containerd } from './containerd.ts';
 
 export const DOCKER_CERTS_D = '/etc/docker/certs.d';
 
@@ -18,6 +18,11 @@ export interface Dockerd {
   daemon: Daemon;
   /** `unix:///…/docker.sock` */
   host: string;
+  /**
+   * dockerd's own containerd. Besides running containers, dockerd 20.10 keeps the manifests it
+   * pulled in its content store (namespace `moby`) and reads them from there on the next pull.
+   */
+  containerd: Containerd;
   /** The docker CLI against this daemon, with the world's HOME (no ~/.docker/config.json). */
   docker(args: readonly string[]): Promise<RunResult>;
 }
@@ -81,6 +86,7 @@ export async function startDockerd(world: World, options: { proxy: boolean }): P
   return {
     daemon,
     host,
+    containerd,
     docker: (args) =>
       run('docker', ['-H', host, ...args], { env: world.clientEnv({ proxy: false }), timeoutMs: 120_000 }),
   };
