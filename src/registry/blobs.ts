@@ -1,9 +1,10 @@
 // GET/HEAD /v2/<name>/blobs/<digest>: from the cache when it is there (Range supported), else
 // from the fill in progress, else one upstream fetch (redirects followed here) that streams to
 // the client and into the cache at once. Other clients may join that fill only once upstream
-// has said they may read the repository (access.ts).
+// has said they may read the repository (authorize.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { BlobStore } from '../cache/blobs.ts';
+import type { Readable } from 'node:stream';
+import type { BlobStore, ByteRange } from '../cache/blobs.ts';
 import type { Fill, Fills } from '../cache/fills.ts';
 import { originOf, formatAuthority, type Destination } from '../http/destination.ts';
 import { withoutHopByHop } from '../http/headers.ts';
@@ -12,6 +13,7 @@ import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
 import { PARTIAL_REQUEST_HEADERS, ensureAccess, recordAccess } from './authorize.ts';
+import type { Outcome } from './outcome.ts';
 import { parseRange } from './range.ts';
 import { sendResponse, streamBody } from './relay.ts';
 
@@ -25,38 +27,34 @@ export interface BlobDeps {
   readonly cacheWriteFailed: (error: unknown) => void;
 }
 
-export type CacheStatus = 'hit' | 'miss' | 'bypass';
-
-export interface BlobOutcome {
-  readonly cache: CacheStatus;
-  readonly bytes: number;
-  /** This request joined a fill that another request started. */
-  readonly shared?: boolean;
-}
-
 export async function serveBlob(
   req: IncomingMessage,
   res: ServerResponse,
   destination: Destination,
   blob: { readonly name: string; readonly digest: string },
   deps: BlobDeps,
-): Promise<BlobOutcome> {
+  outcome: Outcome,
+): Promise<void> {
   const { digest } = blob;
+  const content = { kind: 'blob', name: blob.name, digest } as const;
   const stored = await deps.store.stat(digest);
   if (stored) {
-    await ensureAccess(req, destination, { kind: 'blob', name: blob.name, digest: blob.digest }, deps);
-    return { cache: 'hit', bytes: await sendStored(req, res, digest, stored.size, deps.store) };
+    await ensureAccess(req, destination, content, deps);
+    outcome.cache = 'hit';
+    return sendSized(req, res, digest, stored.size, (range) => deps.store.read(digest, range), outcome);
   }
 
   const running = deps.fills.lookup(digest);
   const joined = running instanceof Promise ? await running : running;
   if (joined) {
-    await ensureAccess(req, destination, { kind: 'blob', name: blob.name, digest: blob.digest }, deps);
-    return { cache: 'miss', shared: true, bytes: await sendFill(req, res, joined, 'MISS') };
+    await ensureAccess(req, destination, content, deps);
+    outcome.cache = 'miss';
+    outcome.shared = true;
+    return sendFill(req, res, joined, outcome);
   }
 
-  if (req.method === 'HEAD')
-    return { cache: 'miss', bytes: await relayHead(req, res, destination, blob, deps) };
+  outcome.cache = 'miss';
+  if (req.method === 'HEAD') return relayHead(req, res, destination, blob, deps, outcome);
 
   const claim = deps.fills.claim(digest);
   let response: UpstreamResponse;
@@ -75,10 +73,10 @@ export async function serveBlob(
   }
   if (response.statusCode !== 200) {
     claim.release();
-    return { cache: 'miss', bytes: await sendResponse(res, response) };
+    return sendResponse(res, response, outcome);
   }
 
-  recordAccess(req, destination, blob.name, blob.digest, deps.access);
+  recordAccess(req, destination, blob.name, digest, deps.access);
   const size = contentLength(response);
   let fill: Fill;
   try {
@@ -86,7 +84,12 @@ export async function serveBlob(
   } catch (error) {
     // The cache cannot be written (read-only, full, permissions): serve the client anyway.
     deps.cacheWriteFailed(error);
-    return { cache: 'bypass', bytes: await sendUncached(res, response, digest, size) };
+    outcome.cache = 'bypass';
+    res.writeHead(200, {
+      ...blobHeaders(digest, 'bypass'),
+      ...(size === undefined ? {} : { 'content-length': size }),
+    });
+    return streamBody(response.body, res, outcome);
   }
   fill.settled.catch((error: unknown) =>
     deps.log.warn(
@@ -94,31 +97,33 @@ export async function serveBlob(
       'blob fill failed: nothing stored',
     ),
   );
-  return { cache: 'miss', bytes: await sendFill(req, res, fill, 'MISS') };
+  return sendFill(req, res, fill, outcome);
 }
 
-function blobHeaders(digest: string, cache: string): Record<string, string> {
+function blobHeaders(digest: string, cache: Outcome['cache']): Record<string, string> {
   return {
     'content-type': 'application/octet-stream',
     'docker-content-digest': digest,
     etag: `"${digest}"`,
     'accept-ranges': 'bytes',
-    'x-cache': cache,
+    'x-cache': cache.toUpperCase(),
   };
 }
 
-async function sendStored(
+/** A blob of known size, whole or one Range of it, from `open` (the store or a growing fill). */
+async function sendSized(
   req: IncomingMessage,
   res: ServerResponse,
   digest: string,
   size: number,
-  store: BlobStore,
-): Promise<number> {
+  open: (range?: ByteRange) => Readable,
+  outcome: Outcome,
+): Promise<void> {
+  const headers = blobHeaders(digest, outcome.cache);
   const range = parseRange(req.headers.range, size);
-  const headers = blobHeaders(digest, 'HIT');
   if (range.kind === 'unsatisfiable') {
     res.writeHead(416, { ...headers, 'content-range': `bytes */${size}`, 'content-length': 0 }).end();
-    return 0;
+    return;
   }
   if (range.kind === 'range') {
     const { start, end } = range.range;
@@ -132,60 +137,23 @@ async function sendStored(
   }
   if (req.method === 'HEAD' || size === 0) {
     res.end();
-    return 0;
+    return;
   }
-  return streamBody(store.read(digest, range.kind === 'range' ? range.range : undefined), res);
+  await streamBody(open(range.kind === 'range' ? range.range : undefined), res, outcome);
 }
 
 async function sendFill(
   req: IncomingMessage,
   res: ServerResponse,
   fill: Fill,
-  cache: string,
-): Promise<number> {
-  const headers = blobHeaders(fill.digest, cache);
-  const size = fill.size;
-  if (size === undefined) {
-    // Upstream sent no length: the whole blob, chunked, ended only once verified.
-    res.writeHead(200, headers);
-    if (req.method !== 'HEAD') return streamBody(fill.reader(), res);
-    res.end();
-    return 0;
-  }
-  const range = parseRange(req.headers.range, size);
-  if (range.kind === 'unsatisfiable') {
-    res.writeHead(416, { ...headers, 'content-range': `bytes */${size}`, 'content-length': 0 }).end();
-    return 0;
-  }
-  if (range.kind === 'range') {
-    const { start, end } = range.range;
-    res.writeHead(206, {
-      ...headers,
-      'content-range': `bytes ${start}-${end}/${size}`,
-      'content-length': end - start + 1,
-    });
-  } else {
-    res.writeHead(200, { ...headers, 'content-length': size });
-  }
-  if (req.method === 'HEAD' || size === 0) {
-    res.end();
-    return 0;
-  }
-  return streamBody(fill.reader(range.kind === 'range' ? range.range : undefined), res);
-}
-
-/** Streams an upstream body straight to the client, verifying nothing: the cache is unusable. */
-async function sendUncached(
-  res: ServerResponse,
-  response: UpstreamResponse,
-  digest: string,
-  size: number | undefined,
-): Promise<number> {
-  res.writeHead(200, {
-    ...blobHeaders(digest, 'BYPASS'),
-    ...(size === undefined ? {} : { 'content-length': size }),
-  });
-  return streamBody(response.body, res);
+  outcome: Outcome,
+): Promise<void> {
+  if (fill.size !== undefined)
+    return sendSized(req, res, fill.digest, fill.size, (range) => fill.reader(range), outcome);
+  // Upstream sent no length: the whole blob, chunked, ended only once verified.
+  res.writeHead(200, blobHeaders(fill.digest, outcome.cache));
+  if (req.method === 'HEAD') res.end();
+  else await streamBody(fill.reader(), res, outcome);
 }
 
 async function relayHead(
@@ -194,16 +162,18 @@ async function relayHead(
   destination: Destination,
   blob: { name: string; digest: string },
   deps: BlobDeps,
-): Promise<number> {
+  outcome: Outcome,
+): Promise<void> {
   const { response } = await requestFollowingRedirects(deps.upstream, {
     origin: originOf(destination),
     method: 'HEAD',
     path: req.url ?? '/',
     headers: withoutHopByHop(req.headers),
   });
-  if (response.statusCode >= 200 && response.statusCode < 300)
+  if (response.statusCode >= 200 && response.statusCode < 300) {
     recordAccess(req, destination, blob.name, blob.digest, deps.access);
-  return sendResponse(res, response);
+  }
+  return sendResponse(res, response, outcome);
 }
 
 function contentLength(response: UpstreamResponse): number | undefined {

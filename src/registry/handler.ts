@@ -1,21 +1,19 @@
 // The registry handler: every decrypted request to an intercepted host comes here. It routes
-// by the /v2/ grammar, applies policy (pushes), relays upstream, and is the single error
-// boundary: failures become OCI error bodies and one completion log line per request.
+// by the /v2/ grammar, applies policy (pushes), hands the request to blobs, manifests or the
+// passthrough, and is the single error boundary: failures become OCI error bodies, and one
+// completion log line per request is written when its response is closed.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatAuthority, type Destination } from '../http/destination.ts';
 import { redactUrl, type Logger } from '../log.ts';
-import { registryErrors } from '../oci/errors.ts';
-import type { Upstream } from '../upstream/client.ts';
-import type { Access } from './access.ts';
-import { serveBlob, type BlobDeps, type CacheStatus } from './blobs.ts';
-import { serveManifest, type ManifestCacheStatus, type ManifestDeps } from './manifests.ts';
+import { registryErrors, type RegistryError } from '../oci/errors.ts';
+import { serveBlob, type BlobDeps } from './blobs.ts';
 import { sendError, toRegistryError } from './errors.ts';
+import { serveManifest, type ManifestDeps } from './manifests.ts';
+import { newOutcome } from './outcome.ts';
 import { servePassthrough, type PassthroughDeps } from './passthrough.ts';
 import { isWrite, parseRoute } from './routes.ts';
 
 export interface RegistryHandlerOptions extends BlobDeps, ManifestDeps, PassthroughDeps {
-  readonly upstream: Upstream;
-  readonly access: Access;
   readonly allowPush: boolean;
   readonly log: Logger;
 }
@@ -29,35 +27,14 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
   ): Promise<void> {
     const started = performance.now();
     const route = parseRoute(req.url ?? '/');
-    const host = formatAuthority(destination);
-    let outcome: { cache: CacheStatus | ManifestCacheStatus; bytes: number; shared?: boolean } = {
-      cache: 'bypass',
-      bytes: 0,
-    };
-    let failure: ReturnType<typeof toRegistryError> | undefined;
-    try {
-      if (!options.allowPush && isWrite(req.method) && route.kind !== 'other') {
-        throw registryErrors.unsupported(
-          `${req.method} method is not allowed: pushes are disabled (allowPush: false)`,
-        );
-      }
-      const reading = req.method === 'GET' || req.method === 'HEAD';
-      if (route.kind === 'blob' && reading) {
-        outcome = await serveBlob(req, res, destination, route, options);
-      } else if (route.kind === 'manifest' && reading) {
-        outcome = await serveManifest(req, res, destination, route, options);
-      } else {
-        outcome = await servePassthrough(req, res, destination, route, options);
-      }
-    } catch (error) {
-      if (clientWentAway(res, error)) return;
-      failure = toRegistryError(error);
-      sendError(res, failure, req.method);
-    } finally {
-      const aborted = !res.writableFinished;
+    const outcome = newOutcome();
+    let failure: RegistryError | undefined;
+
+    // Written once the response is over (sent, or cut), so `aborted` and `bytes` are true.
+    res.once('close', () => {
       log.info(
         {
-          host,
+          host: formatAuthority(destination),
           method: req.method,
           path: redactUrl(req.url ?? '/'),
           route: route.kind,
@@ -67,11 +44,31 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
           ms: Math.round(performance.now() - started),
           cache: outcome.cache,
           ...(outcome.shared ? { shared: true } : {}),
-          ...(aborted ? { aborted: true } : {}),
+          ...(res.writableFinished ? {} : { aborted: true }),
           ...(failure ? { err: failure.message, code: failure.code, cause: errorText(failure.cause) } : {}),
         },
         'request',
       );
+    });
+
+    try {
+      if (!options.allowPush && isWrite(req.method) && route.kind !== 'other') {
+        throw registryErrors.unsupported(
+          `${req.method} method is not allowed: pushes are disabled (allowPush: false)`,
+        );
+      }
+      const reading = req.method === 'GET' || req.method === 'HEAD';
+      if (route.kind === 'blob' && reading) {
+        await serveBlob(req, res, destination, route, options, outcome);
+      } else if (route.kind === 'manifest' && reading) {
+        await serveManifest(req, res, destination, route, options, outcome);
+      } else {
+        await servePassthrough(req, res, destination, route, options, outcome);
+      }
+    } catch (error) {
+      if (clientWentAway(res, error)) return;
+      failure = toRegistryError(error);
+      sendError(res, failure, req.method);
     }
   };
 }

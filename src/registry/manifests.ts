@@ -26,7 +26,8 @@ import {
   recordAccess,
   unverifiable,
 } from './authorize.ts';
-import { sendResponse } from './relay.ts';
+import type { CacheStatus, Outcome } from './outcome.ts';
+import { sendBuffer, sendResponse } from './relay.ts';
 
 export interface ManifestDeps {
   readonly manifests: ManifestStore;
@@ -37,13 +38,6 @@ export interface ManifestDeps {
   readonly maxStaleMs: number;
   readonly maxManifestSize: number;
   readonly now: () => number;
-}
-
-export type ManifestCacheStatus = 'hit' | 'miss' | 'revalidated' | 'stale';
-
-export interface ManifestOutcome {
-  readonly cache: ManifestCacheStatus;
-  readonly bytes: number;
 }
 
 interface ManifestRoute {
@@ -58,10 +52,13 @@ export async function serveManifest(
   destination: Destination,
   route: ManifestRoute,
   deps: ManifestDeps,
-): Promise<ManifestOutcome> {
+  outcome: Outcome,
+): Promise<void> {
+  // Anything that is not answered from the cache below went to upstream for its answer.
+  outcome.cache = 'miss';
   return route.byDigest
-    ? serveByDigest(req, res, destination, route, deps)
-    : serveByTag(req, res, destination, route, deps);
+    ? serveByDigest(req, res, destination, route, deps, outcome)
+    : serveByTag(req, res, destination, route, deps, outcome);
 }
 
 async function serveByDigest(
@@ -70,20 +67,20 @@ async function serveByDigest(
   destination: Destination,
   route: ManifestRoute,
   deps: ManifestDeps,
-): Promise<ManifestOutcome> {
+  outcome: Outcome,
+): Promise<void> {
   const cached = await deps.manifests.get(route.reference);
   if (cached && accepts(req.headers.accept, cached.mediaType)) {
     await ensureAccess(req, destination, { kind: 'manifest', name: route.name, digest: cached.digest }, deps);
-    return { cache: 'hit', bytes: send(req, res, cached, 'HIT') };
+    return send(req, res, cached, 'hit', outcome);
   }
-  if (req.method === 'HEAD')
-    return { cache: 'miss', bytes: await relayUpstream(req, res, destination, route, 'HEAD', deps) };
+  if (req.method === 'HEAD') return relayUpstream(req, res, destination, route, 'HEAD', deps, outcome);
   const response = await ask(req, destination, route, 'GET', deps);
-  if (response.statusCode !== 200) return { cache: 'miss', bytes: await sendResponse(res, response) };
+  if (response.statusCode !== 200) return sendResponse(res, response, outcome);
   const fetched = await readManifest(response, route.reference, deps.maxManifestSize);
   await deps.manifests.put(fetched.digest, fetched.mediaType, fetched.content);
   recordAccess(req, destination, route.name, fetched.digest, deps.access);
-  return { cache: 'miss', bytes: send(req, res, fetched, 'MISS') };
+  return send(req, res, fetched, 'miss', outcome);
 }
 
 async function serveByTag(
@@ -92,7 +89,8 @@ async function serveByTag(
   destination: Destination,
   route: ManifestRoute,
   deps: ManifestDeps,
-): Promise<ManifestOutcome> {
+  outcome: Outcome,
+): Promise<void> {
   const host = formatAuthority(destination);
   const record = await deps.manifests.getTag(host, route.name, route.reference);
   const cached =
@@ -103,7 +101,7 @@ async function serveByTag(
 
   if (record && cached && deps.now() - record.checkedAt < deps.tagTtlMs) {
     await ensureAccess(req, destination, { ...content, digest: cached.digest }, deps);
-    return { cache: 'hit', bytes: send(req, res, cached, 'HIT') };
+    return send(req, res, cached, 'hit', outcome);
   }
 
   let head: UpstreamResponse;
@@ -112,7 +110,7 @@ async function serveByTag(
     await head.body.dump();
   } catch (error) {
     if (!(error instanceof UpstreamUnavailableError)) throw error;
-    return serveStale(req, res, destination, route, record, cached, deps, error.reason);
+    return serveStale(req, res, destination, route, record, cached, deps, outcome, error.reason);
   }
   const status = head.statusCode;
   if (status === 429 || status >= 500) {
@@ -124,24 +122,24 @@ async function serveByTag(
       record,
       cached,
       deps,
+      outcome,
       `upstream answered ${status}`,
       head,
     );
   }
-  if (status < 200 || status >= 300)
-    return { cache: 'miss', bytes: await answerWith(req, res, head, destination, route, deps) };
+  if (status < 200 || status >= 300) return answerWith(req, res, head, destination, route, deps, outcome);
 
   // Upstream says this client may read the tag, and what it resolves to now.
   const digest = headerValue(head, 'docker-content-digest');
   if (cached && record && digest === record.digest) {
     recordAccess(req, destination, route.name, digest, deps.access);
     await deps.manifests.putTag(host, route.name, route.reference, { ...record, checkedAt: deps.now() });
-    return { cache: 'revalidated', bytes: send(req, res, cached, 'REVALIDATED') };
+    return send(req, res, cached, 'revalidated', outcome);
   }
-  if (req.method === 'HEAD') return { cache: 'miss', bytes: await sendResponse(res, head) };
+  if (req.method === 'HEAD') return sendResponse(res, head, outcome);
 
   const response = await ask(req, destination, route, 'GET', deps);
-  if (response.statusCode !== 200) return { cache: 'miss', bytes: await sendResponse(res, response) };
+  if (response.statusCode !== 200) return sendResponse(res, response, outcome);
   const fetched = await readManifest(
     response,
     headerValue(response, 'docker-content-digest') ?? digest,
@@ -155,7 +153,7 @@ async function serveByTag(
     checkedAt: deps.now(),
   });
   recordAccess(req, destination, route.name, fetched.digest, deps.access);
-  return { cache: 'miss', bytes: send(req, res, fetched, 'MISS') };
+  return send(req, res, fetched, 'miss', outcome);
 }
 
 /** Upstream cannot answer for the tag: serve the cached copy if it is young enough and allowed. */
@@ -167,13 +165,13 @@ async function serveStale(
   record: TagRecord | undefined,
   cached: StoredManifest | undefined,
   deps: ManifestDeps,
+  outcome: Outcome,
   reason: string,
   upstreamAnswer?: UpstreamResponse,
-): Promise<ManifestOutcome> {
+): Promise<void> {
   const fresh = record !== undefined && deps.now() - record.checkedAt <= deps.maxStaleMs;
   if (!cached || !record || !fresh) {
-    if (upstreamAnswer)
-      return { cache: 'miss', bytes: await answerWith(req, res, upstreamAnswer, destination, route, deps) };
+    if (upstreamAnswer) return answerWith(req, res, upstreamAnswer, destination, route, deps, outcome);
     throw registryErrors.unavailable(
       `upstream registry unreachable (${reason}) and no cached copy of this tag`,
     );
@@ -199,7 +197,7 @@ async function serveStale(
     'serving stale tag',
   );
   res.setHeader('warning', '110 pullthrough "Response is Stale"');
-  return { cache: 'stale', bytes: send(req, res, cached, 'STALE') };
+  return send(req, res, cached, 'stale', outcome);
 }
 
 /**
@@ -215,10 +213,11 @@ async function answerWith(
   destination: Destination,
   route: ManifestRoute,
   deps: ManifestDeps,
-): Promise<number> {
-  if (req.method === 'HEAD') return sendResponse(res, head);
+  outcome: Outcome,
+): Promise<void> {
+  if (req.method === 'HEAD') return sendResponse(res, head, outcome);
   if (head.statusCode === 429 || head.statusCode >= 500) throw deniedBy(head, 'manifest');
-  return relayUpstream(req, res, destination, route, 'GET', deps);
+  return relayUpstream(req, res, destination, route, 'GET', deps, outcome);
 }
 
 function ask(
@@ -245,13 +244,14 @@ async function relayUpstream(
   route: ManifestRoute,
   method: 'GET' | 'HEAD',
   deps: ManifestDeps,
-): Promise<number> {
+  outcome: Outcome,
+): Promise<void> {
   const response = await ask(req, destination, route, method, deps);
   const digest = route.byDigest ? route.reference : headerValue(response, 'docker-content-digest');
   if (response.statusCode >= 200 && response.statusCode < 300 && digest !== undefined) {
     recordAccess(req, destination, route.name, digest, deps.access);
   }
-  return sendResponse(res, response);
+  return sendResponse(res, response, outcome);
 }
 
 /** Buffers a manifest (capped), computes its digest, and checks it against `expected`. */
@@ -305,21 +305,23 @@ function mediaTypeInside(content: Buffer): string {
   return 'application/vnd.oci.image.manifest.v1+json';
 }
 
-function send(req: IncomingMessage, res: ServerResponse, manifest: StoredManifest, cache: string): number {
+function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  manifest: StoredManifest,
+  cache: CacheStatus,
+  outcome: Outcome,
+): void {
+  outcome.cache = cache;
   res.writeHead(200, {
     'content-type': manifest.mediaType,
     'content-length': manifest.content.length,
     'docker-content-digest': manifest.digest,
     etag: `"${manifest.digest}"`,
     'docker-distribution-api-version': 'registry/2.0',
-    'x-cache': cache,
+    'x-cache': cache.toUpperCase(),
   });
-  if (req.method === 'HEAD') {
-    res.end();
-    return 0;
-  }
-  res.end(manifest.content);
-  return manifest.content.length;
+  sendBuffer(req, res, manifest.content, outcome);
 }
 
 function headerValue(response: UpstreamResponse, name: string): string | undefined {

@@ -11,18 +11,14 @@ import { RegistryError } from '../oci/errors.ts';
 import type { Upstream } from '../upstream/client.ts';
 import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import type { Access } from './access.ts';
-import { hasBody, relay } from './relay.ts';
+import type { Outcome } from './outcome.ts';
+import { hasBody, relay, sendBuffer } from './relay.ts';
 import type { Route } from './routes.ts';
 
 export interface PassthroughDeps {
   readonly upstream: Upstream;
   readonly access: Access;
   readonly log: Logger;
-}
-
-export interface PassthroughOutcome {
-  readonly cache: 'bypass' | 'stale';
-  readonly bytes: number;
 }
 
 /** Token responses are small JSON; anything bigger is not one. */
@@ -35,16 +31,16 @@ export async function servePassthrough(
   destination: Destination,
   route: Route,
   deps: PassthroughDeps,
-): Promise<PassthroughOutcome> {
+  outcome: Outcome,
+): Promise<void> {
   const token = route.kind === 'other' && isTokenRequest(req);
   try {
-    if (token) return { cache: 'bypass', bytes: await relayToken(req, res, destination, deps) };
-    const relayed = await relay(req, res, destination, deps.upstream);
+    if (token) return await relayToken(req, res, destination, deps, outcome);
+    const status = await relay(req, res, destination, deps.upstream, outcome);
     // Upstream accepted this credential for this repository: remember it (access.ts).
-    if ('name' in route && relayed.status >= 200 && relayed.status < 300) {
+    if ('name' in route && status >= 200 && status < 300) {
       deps.access.grant(formatAuthority(destination), route.name, req.headers.authorization);
     }
-    return { cache: 'bypass', bytes: relayed.bytes };
   } catch (error) {
     // An unverifiable certificate is a misconfiguration or an attack, not an outage: say so.
     const unreachable = error instanceof UpstreamUnavailableError && !error.tls;
@@ -60,8 +56,8 @@ export async function servePassthrough(
       'docker-distribution-api-version': 'registry/2.0',
       'x-cache': 'STALE',
     });
-    res.end(req.method === 'HEAD' ? undefined : body);
-    return { cache: 'stale', bytes: Buffer.byteLength(body) };
+    outcome.cache = 'stale';
+    sendBuffer(req, res, body, outcome);
   }
 }
 
@@ -85,7 +81,8 @@ async function relayToken(
   res: ServerResponse,
   destination: Destination,
   deps: PassthroughDeps,
-): Promise<number> {
+  outcome: Outcome,
+): Promise<void> {
   const response = await deps.upstream.request({
     origin: originOf(destination),
     method: req.method ?? 'GET',
@@ -109,8 +106,7 @@ async function relayToken(
     for (const token of tokensIn(body)) deps.access.markAnonymous(`Bearer ${token}`);
   }
   res.writeHead(response.statusCode, withoutHopByHop(response.headers));
-  res.end(body);
-  return body.length;
+  sendBuffer(req, res, body, outcome);
 }
 
 function tokensIn(body: Buffer): string[] {

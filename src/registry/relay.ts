@@ -7,18 +7,15 @@ import { pipeline } from 'node:stream/promises';
 import { originOf, type Destination } from '../http/destination.ts';
 import { withoutHopByHop } from '../http/headers.ts';
 import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
-
-export interface RelayResult {
-  readonly status: number;
-  readonly bytes: number;
-}
+import type { Outcome } from './outcome.ts';
 
 export async function relay(
   req: IncomingMessage,
   res: ServerResponse,
   destination: Destination,
   upstream: Upstream,
-): Promise<RelayResult> {
+  outcome: Outcome,
+): Promise<number> {
   // A client that goes away cancels its upstream request.
   const controller = new AbortController();
   res.once('close', () => {
@@ -32,21 +29,39 @@ export async function relay(
     body: hasBody(req) ? req : null,
     signal: controller.signal,
   });
-  return { status: response.statusCode, bytes: await sendResponse(res, response) };
+  await sendResponse(res, response, outcome);
+  return response.statusCode;
 }
 
-/** Writes an upstream response (status, end-to-end headers, body) to the client; returns body bytes. */
-export async function sendResponse(res: ServerResponse, response: UpstreamResponse): Promise<number> {
+/** Writes an upstream response (status, end-to-end headers, body) to the client. */
+export async function sendResponse(
+  res: ServerResponse,
+  response: UpstreamResponse,
+  outcome: Outcome,
+): Promise<void> {
   res.writeHead(response.statusCode, withoutHopByHop(response.headers));
-  return streamBody(response.body, res);
+  await streamBody(response.body, res, outcome);
 }
 
-/** Pipes a body to the client with backpressure; resolves with the bytes sent. */
-export async function streamBody(source: Readable, res: ServerResponse): Promise<number> {
-  let bytes = 0;
-  source.on('data', (chunk: Buffer) => (bytes += chunk.length));
+/** Pipes a body to the client with backpressure, counting bytes into `outcome` as they go. */
+export async function streamBody(source: Readable, res: ServerResponse, outcome: Outcome): Promise<void> {
+  source.on('data', (chunk: Buffer) => (outcome.bytes += chunk.length));
   await pipeline(source, res);
-  return bytes;
+}
+
+/** Sends a whole body held in memory (manifests, tokens, offline answers). */
+export function sendBuffer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  body: Buffer | string,
+  outcome: Outcome,
+): void {
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  outcome.bytes += Buffer.byteLength(body);
+  res.end(body);
 }
 
 export function hasBody(req: IncomingMessage): boolean {

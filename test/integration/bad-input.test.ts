@@ -87,6 +87,8 @@ describe('bad input', () => {
     const line = await proxy.waitForLog((l) => l.msg === 'request' && l.route === 'blob');
     expect(line['aborted']).toBe(true);
     expect(line['err']).toBeUndefined();
+    expect(line['cache']).toBe('miss');
+    expect(line['bytes']).toBeGreaterThan(0);
     await stillServes(proxy, upstream.authority);
   });
 

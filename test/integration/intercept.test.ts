@@ -46,6 +46,8 @@ describe('intercepted registry', () => {
       route: 'ping',
       cache: 'bypass',
     });
+    expect(line['aborted']).toBeUndefined();
+    expect(line['bytes']).toBe(2);
   });
 
   it('forwards Authorization and relays a 401 challenge unchanged', async () => {

@@ -32,6 +32,13 @@ describe('manifest cache', () => {
     expect(head.headers['x-cache']).toBe('HIT');
     await head.body.dump();
     expect(upstream.requests.map((r) => r.method)).toEqual(['GET']);
+    await proxy.waitForLog((l) => l.msg === 'request' && l['method'] === 'HEAD');
+    const lines = proxy.logs.filter((l) => l.msg === 'request');
+    expect(lines.map((l) => [l['cache'], l['aborted']])).toEqual([
+      ['miss', undefined],
+      ['hit', undefined],
+      ['hit', undefined],
+    ]);
   });
 
   it('refuses a manifest that does not match the digest asked for, and stores nothing', async () => {
