@@ -136,7 +136,22 @@ async function serveByTag(
     await deps.manifests.putTag(host, route.name, route.reference, { ...record, checkedAt: deps.now() });
     return send(req, res, cached, 'revalidated', outcome);
   }
-  if (req.method === 'HEAD') return sendResponse(res, head, outcome);
+  if (req.method === 'HEAD') {
+    // dockerd and containerd resolve tags with HEAD, then GET by digest: record what the tag
+    // resolves to now, so their next pull can be answered from the cache (and offline) too.
+    const mediaType = headerValue(head, 'content-type');
+    const size = Number(headerValue(head, 'content-length'));
+    if (digest !== undefined && parseDigest(digest) && mediaType && Number.isSafeInteger(size)) {
+      recordAccess(req, destination, route.name, digest, deps.access);
+      await deps.manifests.putTag(host, route.name, route.reference, {
+        digest,
+        mediaType,
+        size,
+        checkedAt: deps.now(),
+      });
+    }
+    return sendResponse(res, head, outcome);
+  }
 
   const response = await ask(req, destination, route, 'GET', deps);
   if (response.statusCode !== 200) return sendResponse(res, response, outcome);

@@ -106,6 +106,26 @@ describe('manifest cache', () => {
     expect(upstream.requests.filter((r) => r.method === 'GET')).toHaveLength(1);
   });
 
+  it('serves HEAD-then-digest clients (dockerd, containerd) from the cache, offline too', async () => {
+    const upstream = await startFakeRegistry();
+    const digest = upstream.addManifest('lib/app', 'v1', manifest(1));
+    const proxy = await startProxy({ registries: [upstream.authority] });
+    const pull = async () => {
+      const head = await proxy.fetch(upstream.authority, '/v2/lib/app/manifests/v1', { method: 'HEAD' });
+      expect(head.statusCode).toBe(200);
+      expect(head.headers['docker-content-digest']).toBe(digest);
+      await head.body.dump();
+      const get = await proxy.fetch(upstream.authority, `/v2/lib/app/manifests/${digest}`);
+      expect(await get.body.json()).toEqual(manifest(1));
+      return [head.headers['x-cache'], get.headers['x-cache']];
+    };
+    expect(await pull()).toEqual([undefined, 'MISS']);
+    expect(await pull()).toEqual(['REVALIDATED', 'HIT']);
+    await upstream.close();
+    expect(await pull()).toEqual(['STALE', 'HIT']);
+    expect(upstream.requests.filter((r) => r.method === 'GET')).toHaveLength(1);
+  });
+
   it('goes upstream when the cached media type is not in the client Accept', async () => {
     const upstream = await startFakeRegistry();
     upstream.addManifest('lib/app', 'latest', manifest(1));
