@@ -6,6 +6,9 @@ import type { Config } from './config/schema.ts';
 import { createLocalHandler } from './local.ts';
 import type { Logger } from './log.ts';
 import { InterceptList } from './proxy/intercept-list.ts';
+import { HostRules } from './http/host-rules.ts';
+import type { Destination } from './http/destination.ts';
+import type { Freshness } from './registry/manifests.ts';
 import { createProxyServer } from './proxy/server.ts';
 import { createRegistryHandler } from './registry/handler.ts';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
@@ -58,7 +61,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
   const manifests = new ManifestStore(store.layout, store);
   const certificates = new LeafContexts(ca);
   const proxy = createProxyServer({
-    interceptList: new InterceptList(config.registries),
+    interceptList: new InterceptList(config.registries.map((registry) => registry.host)),
     certificates,
     handler: createRegistryHandler({
       upstream,
@@ -66,8 +69,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       fills,
       manifests,
       access: new Access({ grantTtlMs: 10 * 60_000, marks: new PublicMarks(store.layout) }),
-      tagTtlMs: config.cache.tagTtl,
-      maxStaleMs: config.cache.maxStale,
+      freshness: freshnessRules(config),
       maxManifestSize: config.cache.maxManifestSize,
       now: Date.now,
       allowPush: config.allowPush,
@@ -79,7 +81,10 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     connectTimeoutMs: config.upstream.connectTimeout,
   });
   const address = await proxy.listen(config.listen.host, config.listen.port);
-  log.info({ address: address.address, port: address.port, registries: config.registries }, 'listening');
+  log.info(
+    { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
+    'listening',
+  );
 
   let closed: Promise<void> | undefined;
   return {
@@ -107,5 +112,19 @@ function onceByCode(log: Logger, message: string): (error: unknown) => void {
     if (seen.has(code)) return;
     seen.add(code);
     log.warn({ code, err: err.message }, message);
+  };
+}
+
+/** Tag freshness for a destination: its registry's own settings, else the cache-wide ones. */
+function freshnessRules(config: Config): (destination: Destination) => Freshness {
+  const rules = new HostRules(
+    config.registries.map((registry) => ({ pattern: registry.host, value: registry })),
+  );
+  return (destination) => {
+    const registry = rules.match(destination.host, destination.port);
+    return {
+      tagTtlMs: registry?.tagTtl ?? config.cache.tagTtl,
+      maxStaleMs: registry?.maxStale ?? config.cache.maxStale,
+    };
   };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.ts';
-import { configSchema, type Config } from './schema.ts';
+import { DEFAULT_REGISTRIES, configSchema, type Config } from './schema.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
 type Raw = Record<string, unknown>;
@@ -102,9 +102,7 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
   const extraRegistries = (env['REGISTRIES'] ?? '').split(/\s+/).filter(Boolean);
   if (extraRegistries.length > 0) {
     const current = merged['registries'];
-    const base: unknown[] = Array.isArray(current)
-      ? (current as unknown[])
-      : configSchema.shape.registries.parse(undefined);
+    const base: unknown[] = Array.isArray(current) ? (current as unknown[]) : [...DEFAULT_REGISTRIES];
     merged['registries'] = [...base, ...extraRegistries];
     fromEnv.set('registries', 'REGISTRIES');
   }
@@ -124,7 +122,7 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
   const resolve = (p: string) => path.resolve(baseDir, p);
   return {
     ...config,
-    registries: [...new Set(config.registries)],
+    registries: firstPerHost(config.registries),
     ca: {
       ...config.ca,
       dir: resolve(config.ca.dir),
@@ -133,6 +131,13 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
     cache: { ...config.cache, dir: resolve(config.cache.dir) },
     upstream: { ...config.upstream, caFiles: config.upstream.caFiles.map(resolve) },
   };
+}
+
+/** One entry per host, the first one (a file's settings beat a bare repeat in REGISTRIES). */
+function firstPerHost<T extends { host: string }>(entries: readonly T[]): T[] {
+  const seen = new Map<string, T>();
+  for (const entry of entries) if (!seen.has(entry.host)) seen.set(entry.host, entry);
+  return [...seen.values()];
 }
 
 /** `AUTH_REGISTRIES="host:user:pass other:user:pass"`, delimiters as in rpardini's proxy. */

@@ -75,11 +75,28 @@ const credential = z.strictObject({
   password: z.string(),
 });
 
+/** A registry with settings of its own; unset ones come from `cache`. */
+const registrySettings = z.strictObject({
+  host: registryEntry,
+  /** Overrides cache.tagTtl for this registry. */
+  tagTtl: duration.optional(),
+  /** Overrides cache.maxStale for this registry. */
+  maxStale: duration.optional(),
+});
+
+/** `registries` entries: a bare host, or `{host, ...settings}`. */
+const registry = z.preprocess(
+  (value) => (typeof value === 'string' ? { host: value } : value),
+  registrySettings,
+);
+
+export type RegistrySettings = z.output<typeof registrySettings>;
+
 export const configSchema = z.strictObject({
   /** Where the proxy listens for CONNECT and plain-HTTP proxy requests. */
   listen: listenAddress.prefault('0.0.0.0:3128'),
   /** Hosts whose registry traffic is intercepted (TLS terminated, /v2/ handled); everything else is tunnelled. */
-  registries: z.array(registryEntry).prefault([...DEFAULT_REGISTRIES]),
+  registries: z.array(registry).prefault([...DEFAULT_REGISTRIES]),
   ca: z
     .strictObject({
       /** Holds ca.crt and ca.key; created on first start when both are absent. */

@@ -29,13 +29,20 @@ import {
 import type { CacheStatus, Outcome } from './outcome.ts';
 import { sendBuffer, sendResponse } from './relay.ts';
 
+export interface Freshness {
+  /** How long a tag is served without asking upstream. */
+  readonly tagTtlMs: number;
+  /** How old a tag may be and still be served when upstream cannot answer. */
+  readonly maxStaleMs: number;
+}
+
 export interface ManifestDeps {
   readonly manifests: ManifestStore;
   readonly upstream: Upstream;
   readonly access: Access;
   readonly log: Logger;
-  readonly tagTtlMs: number;
-  readonly maxStaleMs: number;
+  /** Tag freshness for a destination (per registry, falling back to the cache-wide settings). */
+  readonly freshness: (destination: Destination) => Freshness;
   readonly maxManifestSize: number;
   readonly now: () => number;
 }
@@ -99,7 +106,7 @@ async function serveByTag(
       : undefined;
   const content = { kind: 'manifest', name: route.name } as const;
 
-  if (record && cached && deps.now() - record.checkedAt < deps.tagTtlMs) {
+  if (record && cached && deps.now() - record.checkedAt < deps.freshness(destination).tagTtlMs) {
     await ensureAccess(req, destination, { ...content, digest: cached.digest }, deps);
     return send(req, res, cached, 'hit', outcome);
   }
@@ -184,7 +191,8 @@ async function serveStale(
   reason: string,
   upstreamAnswer?: UpstreamResponse,
 ): Promise<void> {
-  const fresh = record !== undefined && deps.now() - record.checkedAt <= deps.maxStaleMs;
+  const fresh =
+    record !== undefined && deps.now() - record.checkedAt <= deps.freshness(destination).maxStaleMs;
   if (!cached || !record || !fresh) {
     if (upstreamAnswer) return answerWith(req, res, upstreamAnswer, destination, route, deps, outcome);
     throw registryErrors.unavailable(

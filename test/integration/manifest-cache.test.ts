@@ -205,6 +205,22 @@ describe('manifest cache', () => {
     expect(upstream.requests.length).toBe(before);
   });
 
+  it('takes tag freshness per registry, falling back to the cache-wide setting', async () => {
+    const cached = await startFakeRegistry();
+    const asked = await startFakeRegistry();
+    cached.addManifest('lib/app', 'latest', manifest(1));
+    asked.addManifest('lib/app', 'latest', manifest(1));
+    const proxy = await startProxy({
+      registries: [{ host: cached.authority, tagTtl: '1h' }, asked.authority],
+    });
+    for (const registry of [cached, asked]) {
+      for (let i = 0; i < 2; i += 1)
+        await (await proxy.fetch(registry.authority, '/v2/lib/app/manifests/latest')).body.dump();
+    }
+    expect(cached.requests.map((r) => r.method)).toEqual(['HEAD', 'GET']);
+    expect(asked.requests.map((r) => r.method)).toEqual(['HEAD', 'GET', 'HEAD']);
+  });
+
   it('refuses a manifest larger than maxManifestSize', async () => {
     const upstream = await startFakeRegistry();
     upstream.addManifest('lib/app', 'big', { ...manifest(1), padding: 'x'.repeat(5000) });

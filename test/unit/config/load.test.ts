@@ -24,7 +24,7 @@ describe('config', () => {
     expect(shipped.listen).toEqual({ host: '0.0.0.0', port: 3128 });
     expect(shipped.ca.dir).toBe(path.join(ROOT, 'ca'));
     expect(shipped.cache.dir).toBe(path.join(ROOT, 'cache'));
-    expect(shipped.registries).toEqual(DEFAULT_REGISTRIES);
+    expect(shipped.registries).toEqual(DEFAULT_REGISTRIES.map((host) => ({ host })));
     expect(shipped.upstream.connectTimeout).toBe(10_000);
     expect(shipped.cache.maxSize).toBe(32 * 1024 ** 3);
     expect(Object.isFrozen(shipped.upstream)).toBe(true);
@@ -54,8 +54,8 @@ describe('config', () => {
       parseConfig({ registries: ['ok.example', 'https://nope', 'a:70000'] }, {}, 't', '/'),
     );
     expect(issues).toEqual([
-      'registries.1: "https://nope" is not a host, host:port or *.domain entry',
-      'registries.2: "a:70000" is not a host, host:port or *.domain entry',
+      'registries.1.host: "https://nope" is not a host, host:port or *.domain entry',
+      'registries.2.host: "a:70000" is not a host, host:port or *.domain entry',
     ]);
   });
 
@@ -74,7 +74,11 @@ describe('config', () => {
       't',
       '/etc/pullthrough',
     );
-    expect(config.registries).toEqual(['ghcr.io', 'registry.example:5000', '*.corp.example']);
+    expect(config.registries.map((r) => r.host)).toEqual([
+      'ghcr.io',
+      'registry.example:5000',
+      '*.corp.example',
+    ]);
     expect(config.upstream.verifyTls).toBe(false);
     expect(config.allowPush).toBe(false);
     expect(config.cache.maxSize).toBe(10 * 1024 ** 3);
@@ -88,7 +92,50 @@ describe('config', () => {
 
   it('REGISTRIES adds to the defaults when the file lists none', () => {
     const config = parseConfig({}, { REGISTRIES: 'registry.example' }, 't', '/');
-    expect(config.registries).toEqual([...DEFAULT_REGISTRIES, 'registry.example']);
+    expect(config.registries.map((r) => r.host)).toEqual([...DEFAULT_REGISTRIES, 'registry.example']);
+  });
+
+  it('takes per-registry freshness settings; the first entry for a host wins', () => {
+    const config = parseConfig(
+      { registries: [{ host: 'docker.io', tagTtl: '10m', maxStale: '7d' }, 'ghcr.io', 'docker.io'] },
+      {},
+      't',
+      '/',
+    );
+    expect(config.registries).toEqual([
+      { host: 'docker.io', tagTtl: 600_000, maxStale: 7 * 86_400_000 },
+      { host: 'ghcr.io' },
+    ]);
+  });
+
+  it('lists per-registry setting problems by path', () => {
+    const issues = issuesOf(() =>
+      parseConfig(
+        {
+          registries: [
+            { host: 'x.io', tagTtl: 'soon' },
+            { host: 'y.io', bogus: 1 },
+          ],
+        },
+        {},
+        't',
+        '/',
+      ),
+    );
+    expect(issues).toEqual([
+      'registries.0.tagTtl: "soon" is not a duration (e.g. 250ms, 10s, 5m, 1h, 7d)',
+      'registries.1: unknown key "bogus"',
+    ]);
+  });
+
+  it("keeps a registry's settings when REGISTRIES repeats its host", () => {
+    const config = parseConfig(
+      { registries: [{ host: 'quay.io', tagTtl: '1m' }] },
+      { REGISTRIES: 'quay.io' },
+      't',
+      '/',
+    );
+    expect(config.registries).toEqual([{ host: 'quay.io', tagTtl: 60_000 }]);
   });
 
   it('honours AUTH_REGISTRIES delimiters and never echoes a password in an error', () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { HostRules } from '../../../src/http/host-rules.ts';
 import { InterceptList } from '../../../src/proxy/intercept-list.ts';
 
 describe('InterceptList', () => {
@@ -34,5 +35,19 @@ describe('InterceptList', () => {
     expect(list.matches('evilcorp.example', 443)).toBe(false);
     expect(list.matches('x.alt.example', 8443)).toBe(true);
     expect(list.matches('x.alt.example', 443)).toBe(false);
+  });
+});
+
+describe('HostRules', () => {
+  it('prefers an exact rule to a wildcard, whatever the order', () => {
+    const rules = new HostRules([
+      { pattern: '*.corp.example', value: 'wildcard' },
+      { pattern: 'registry.corp.example', value: 'exact' },
+      { pattern: 'docker.io', value: 'hub' },
+    ]);
+    expect(rules.match('registry.corp.example', 443)).toBe('exact');
+    expect(rules.match('other.corp.example', 443)).toBe('wildcard');
+    expect(rules.match('auth.docker.io', 443)).toBe('hub');
+    expect(rules.match('ghcr.io', 443)).toBeUndefined();
   });
 });
