@@ -16,6 +16,7 @@ import { RegistryError, registryErrors } from '../oci/errors.ts';
 import { accepts } from '../oci/media-types.ts';
 import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
 import { UpstreamUnavailableError } from '../upstream/errors.ts';
+import { readCapped } from '../upstream/body.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
 import {
@@ -84,8 +85,7 @@ async function serveByDigest(
   if (req.method === 'HEAD') return relayUpstream(req, res, destination, route, 'HEAD', deps, outcome);
   const response = await ask(req, destination, route, 'GET', deps);
   if (response.statusCode !== 200) return sendResponse(res, response, outcome);
-  const fetched = await readManifest(response, route.reference, deps.maxManifestSize);
-  await deps.manifests.put(fetched.digest, fetched.mediaType, fetched.content);
+  const fetched = await storeManifest(response, route.reference, deps);
   recordAccess(req, destination, route.name, fetched.digest, deps.access);
   return send(req, res, fetched, 'miss', outcome);
 }
@@ -162,12 +162,11 @@ async function serveByTag(
 
   const response = await ask(req, destination, route, 'GET', deps);
   if (response.statusCode !== 200) return sendResponse(res, response, outcome);
-  const fetched = await readManifest(
+  const fetched = await storeManifest(
     response,
     headerValue(response, 'docker-content-digest') ?? digest,
-    deps.maxManifestSize,
+    deps,
   );
-  await deps.manifests.put(fetched.digest, fetched.mediaType, fetched.content);
   await deps.manifests.putTag(host, route.name, route.reference, {
     digest: fetched.digest,
     mediaType: fetched.mediaType,
@@ -277,28 +276,14 @@ async function relayUpstream(
   return sendResponse(res, response, outcome);
 }
 
-/** Buffers a manifest (capped), computes its digest, and checks it against `expected`. */
-async function readManifest(
+/** Buffers a manifest (capped), checks its digest against `expected`, and stores it. */
+async function storeManifest(
   response: UpstreamResponse,
   expected: string | undefined,
-  maxSize: number,
+  deps: ManifestDeps,
 ): Promise<StoredManifest> {
-  const declared = Number(headerValue(response, 'content-length') ?? Number.NaN);
-  if (declared > maxSize) {
-    await response.body.dump();
-    throw manifestTooLarge(maxSize);
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of response.body) {
-    size += (chunk as Buffer).length;
-    if (size > maxSize) {
-      response.body.destroy();
-      throw manifestTooLarge(maxSize);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  const content = Buffer.concat(chunks);
+  const content = await readCapped(response, deps.maxManifestSize);
+  if (content === undefined) throw manifestTooLarge(deps.maxManifestSize);
   const algorithm = (expected && parseDigest(expected)?.algorithm) || 'sha256';
   const digest = digestOf(content, algorithm);
   if (expected !== undefined && digest !== expected) {
@@ -307,6 +292,7 @@ async function readManifest(
     });
   }
   const mediaType = headerValue(response, 'content-type') ?? mediaTypeInside(content);
+  await deps.manifests.put(digest, mediaType, content);
   return { digest, mediaType, content };
 }
 

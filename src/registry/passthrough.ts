@@ -9,6 +9,7 @@ import { withoutHopByHop } from '../http/headers.ts';
 import type { Logger } from '../log.ts';
 import { RegistryError } from '../oci/errors.ts';
 import type { Upstream } from '../upstream/client.ts';
+import { readCapped } from '../upstream/body.ts';
 import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import type { Access } from './access.ts';
 import type { Outcome } from './outcome.ts';
@@ -90,17 +91,8 @@ async function relayToken(
     headers: withoutHopByHop(req.headers),
     body: hasBody(req) ? req : null,
   });
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of response.body) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_TOKEN_RESPONSE) {
-      response.body.destroy();
-      throw new RegistryError(502, 'UNKNOWN', 'upstream token response is too large');
-    }
-    chunks.push(chunk as Buffer);
-  }
-  const body = Buffer.concat(chunks);
+  const body = await readCapped(response, MAX_TOKEN_RESPONSE);
+  if (body === undefined) throw new RegistryError(502, 'UNKNOWN', 'upstream token response is too large');
   // Only a GET with no Authorization is anonymous: `docker login` POSTs credentials in its body.
   if (response.statusCode === 200 && req.method === 'GET' && !req.headers.authorization) {
     for (const token of tokensIn(body)) deps.access.markAnonymous(`Bearer ${token}`);
