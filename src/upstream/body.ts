@@ -2,21 +2,21 @@
 // upstream sending too much can never make the proxy buffer it.
 import type { UpstreamResponse } from './client.ts';
 
-/** The whole body, or undefined (and the body destroyed) once it passes `maxBytes`. */
+/** The whole body, or undefined once it passes `maxBytes` (the rest is discarded). */
 export async function readCapped(response: UpstreamResponse, maxBytes: number): Promise<Buffer | undefined> {
   const declared = Number(response.headers['content-length'] ?? Number.NaN);
   if (declared > maxBytes) {
-    response.body.destroy();
+    // dump() reads a little and closes the body without an unhandled 'error' (destroy() would
+    // make undici emit RequestAbortedError on a stream nobody listens to).
+    await response.body.dump();
     return undefined;
   }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of response.body) {
     size += (chunk as Buffer).length;
-    if (size > maxBytes) {
-      response.body.destroy();
-      return undefined;
-    }
+    // Leaving the loop makes the iterator destroy the body, with its own error handling.
+    if (size > maxBytes) return undefined;
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);

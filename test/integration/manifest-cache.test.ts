@@ -232,6 +232,22 @@ describe('manifest cache', () => {
     );
   });
 
+  it('refuses an oversized manifest sent without Content-Length, without buffering it', async () => {
+    const upstream = await startFakeRegistry();
+    upstream.route('/v2/lib/app/manifests/chunked', (req, res) => {
+      res.writeHead(200, { 'content-type': OCI_MANIFEST, 'docker-content-digest': sha256('x') });
+      if (req.method === 'HEAD') return res.end();
+      for (let i = 0; i < 64; i += 1) res.write('x'.repeat(1024));
+      res.end();
+    });
+    const proxy = await startProxy({ registries: [upstream.authority], cache: { maxManifestSize: '4KiB' } });
+    const res = await proxy.fetch(upstream.authority, '/v2/lib/app/manifests/chunked');
+    expect(res.statusCode).toBe(502);
+    expect(((await res.body.json()) as { errors: Array<{ message: string }> }).errors[0]?.message).toContain(
+      'maxManifestSize',
+    );
+  });
+
   it('passes the upstream 401 challenge to a client without credentials for a private tag', async () => {
     const upstream = await startFakeRegistry();
     upstream.addManifest('private/app', 'latest', manifest(1));
