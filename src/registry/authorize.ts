@@ -3,12 +3,12 @@
 // credential, and gets the upstream's refusal (401 challenge, 403, 404) if it says no.
 import type { IncomingMessage } from 'node:http';
 import { formatAuthority, originOf, type Destination } from '../http/destination.ts';
-import { withoutHopByHop } from '../http/headers.ts';
 import { RegistryError, type RegistryErrorCode } from '../oci/errors.ts';
 import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
 import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
+import { wholeObjectHeaders } from './relay.ts';
 
 export type ContentKind = 'blob' | 'manifest';
 
@@ -18,16 +18,6 @@ export interface CachedContent {
   readonly name: string;
   readonly digest: string;
 }
-
-/** Request headers that would make upstream answer with less than the whole object. */
-export const PARTIAL_REQUEST_HEADERS = [
-  'range',
-  'if-range',
-  'if-none-match',
-  'if-modified-since',
-  'if-match',
-  'if-unmodified-since',
-];
 
 /**
  * Content fetched with credentials is served only to a client that upstream authorizes: a
@@ -43,8 +33,7 @@ export async function ensureAccess(
   const host = formatAuthority(destination);
   const authorization = req.headers.authorization;
   if (await mayServeWithoutAsking(deps.access, host, content, authorization)) return;
-  const headers = withoutHopByHop(req.headers);
-  for (const header of PARTIAL_REQUEST_HEADERS) delete headers[header];
+  const headers = wholeObjectHeaders(req);
   let response: UpstreamResponse;
   try {
     ({ response } = await requestFollowingRedirects(deps.upstream, {

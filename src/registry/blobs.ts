@@ -12,10 +12,10 @@ import type { Logger } from '../log.ts';
 import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
-import { PARTIAL_REQUEST_HEADERS, ensureAccess, recordAccess } from './authorize.ts';
+import { ensureAccess, recordAccess } from './authorize.ts';
 import type { Outcome } from './outcome.ts';
 import { parseRange } from './range.ts';
-import { sendResponse, streamBody } from './relay.ts';
+import { sendResponse, streamBody, wholeObjectHeaders } from './relay.ts';
 
 export interface BlobDeps {
   readonly store: BlobStore;
@@ -59,13 +59,11 @@ export async function serveBlob(
   const claim = deps.fills.claim(digest);
   let response: UpstreamResponse;
   try {
-    const headers = withoutHopByHop(req.headers);
-    for (const name of PARTIAL_REQUEST_HEADERS) delete headers[name];
     ({ response } = await requestFollowingRedirects(deps.upstream, {
       origin: originOf(destination),
       method: 'GET',
       path: req.url ?? '/',
-      headers,
+      headers: wholeObjectHeaders(req),
     }));
   } catch (error) {
     claim.release();

@@ -9,7 +9,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ManifestStore, StoredManifest, TagRecord } from '../cache/manifests.ts';
 import { formatAuthority, originOf, type Destination } from '../http/destination.ts';
-import { withoutHopByHop } from '../http/headers.ts';
 import type { Logger } from '../log.ts';
 import { digestOf, parseDigest } from '../oci/digest.ts';
 import { RegistryError, registryErrors } from '../oci/errors.ts';
@@ -19,16 +18,9 @@ import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import { readCapped } from '../upstream/body.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
-import {
-  PARTIAL_REQUEST_HEADERS,
-  deniedBy,
-  ensureAccess,
-  mayServeWithoutAsking,
-  recordAccess,
-  unverifiable,
-} from './authorize.ts';
+import { deniedBy, ensureAccess, mayServeWithoutAsking, recordAccess, unverifiable } from './authorize.ts';
 import type { CacheStatus, Outcome } from './outcome.ts';
-import { sendBuffer, sendResponse } from './relay.ts';
+import { sendBuffer, sendResponse, wholeObjectHeaders } from './relay.ts';
 
 export interface Freshness {
   /** How long a tag is served without asking upstream. */
@@ -105,6 +97,9 @@ async function serveByTag(
       ? await deps.manifests.get(record.digest)
       : undefined;
   const content = { kind: 'manifest', name: route.name } as const;
+  // What the tag resolves to, as upstream confirmed it just now.
+  const rememberTag = (entry: Omit<TagRecord, 'checkedAt'>) =>
+    deps.manifests.putTag(host, route.name, route.reference, { ...entry, checkedAt: deps.now() });
 
   if (record && cached && deps.now() - record.checkedAt < deps.freshness(destination).tagTtlMs) {
     await ensureAccess(req, destination, { ...content, digest: cached.digest }, deps);
@@ -140,7 +135,7 @@ async function serveByTag(
   const digest = headerValue(head, 'docker-content-digest');
   if (cached && record && digest === record.digest) {
     recordAccess(req, destination, route.name, digest, deps.access);
-    await deps.manifests.putTag(host, route.name, route.reference, { ...record, checkedAt: deps.now() });
+    await rememberTag(record);
     return send(req, res, cached, 'revalidated', outcome);
   }
   if (req.method === 'HEAD') {
@@ -150,12 +145,7 @@ async function serveByTag(
     const size = Number(headerValue(head, 'content-length'));
     if (digest !== undefined && parseDigest(digest) && mediaType && Number.isSafeInteger(size)) {
       recordAccess(req, destination, route.name, digest, deps.access);
-      await deps.manifests.putTag(host, route.name, route.reference, {
-        digest,
-        mediaType,
-        size,
-        checkedAt: deps.now(),
-      });
+      await rememberTag({ digest, mediaType, size });
     }
     return sendResponse(res, head, outcome);
   }
@@ -167,12 +157,7 @@ async function serveByTag(
     headerValue(response, 'docker-content-digest') ?? digest,
     deps,
   );
-  await deps.manifests.putTag(host, route.name, route.reference, {
-    digest: fetched.digest,
-    mediaType: fetched.mediaType,
-    size: fetched.content.length,
-    checkedAt: deps.now(),
-  });
+  await rememberTag({ digest: fetched.digest, mediaType: fetched.mediaType, size: fetched.content.length });
   recordAccess(req, destination, route.name, fetched.digest, deps.access);
   return send(req, res, fetched, 'miss', outcome);
 }
@@ -249,13 +234,11 @@ function ask(
   method: 'GET' | 'HEAD',
   deps: ManifestDeps,
 ): Promise<UpstreamResponse> {
-  const headers = withoutHopByHop(req.headers);
-  for (const name of PARTIAL_REQUEST_HEADERS) delete headers[name];
   return requestFollowingRedirects(deps.upstream, {
     origin: originOf(destination),
     method,
     path: `/v2/${route.name}/manifests/${route.reference}`,
-    headers,
+    headers: wholeObjectHeaders(req),
   }).then(({ response }) => response);
 }
 

@@ -64,6 +64,26 @@ export function sendBuffer(
   res.end(body);
 }
 
+/** Request headers that would make upstream answer with less than the whole object. */
+const PARTIAL_REQUEST_HEADERS = [
+  'range',
+  'if-range',
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+];
+
+/**
+ * The client's end-to-end headers (credentials and Accept included) for an upstream request
+ * whose answer the cache needs whole: no Range, no conditionals.
+ */
+export function wholeObjectHeaders(req: IncomingMessage): Record<string, string | string[]> {
+  const headers = withoutHopByHop(req.headers);
+  for (const name of PARTIAL_REQUEST_HEADERS) delete headers[name];
+  return headers;
+}
+
 export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }
