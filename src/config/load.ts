@@ -14,13 +14,23 @@ type Raw = Record<string, unknown>;
  * Environment variables and the key each one sets. The rpardini/docker-registry-proxy names are
  * accepted with the same meaning, so existing manifests keep working.
  */
-const ENV_KEYS: ReadonlyArray<{ env: string; key: readonly string[]; kind: 'string' | 'boolean' }> = [
+interface EnvKey {
+  readonly env: string;
+  readonly key: readonly string[];
+  readonly kind: 'string' | 'boolean';
+  /** What a boolean sets the key to, when that is not the boolean itself. */
+  readonly as?: (value: boolean) => unknown;
+}
+
+const ENV_KEYS: readonly EnvKey[] = [
   { env: 'PULLTHROUGH_LISTEN', key: ['listen'], kind: 'string' },
   { env: 'PULLTHROUGH_CA_DIR', key: ['ca', 'dir'], kind: 'string' },
   { env: 'CA_KEY_PASSPHRASE', key: ['ca', 'passphrase'], kind: 'string' },
   { env: 'CA_KEY_PASSPHRASE_FILE', key: ['ca', 'passphraseFile'], kind: 'string' },
   { env: 'PULLTHROUGH_CACHE_DIR', key: ['cache', 'dir'], kind: 'string' },
   { env: 'CACHE_MAX_SIZE', key: ['cache', 'maxSize'], kind: 'string' },
+  // rpardini's switch: tags served from the cache for its default tier, 1h.
+  { env: 'ENABLE_MANIFEST_CACHE', key: ['cache', 'tagTtl'], kind: 'boolean', as: (on) => (on ? '1h' : '0s') },
   { env: 'VERIFY_SSL', key: ['upstream', 'verifyTls'], kind: 'boolean' },
   { env: 'ALLOW_PUSH', key: ['allowPush'], kind: 'boolean' },
   { env: 'LOG_LEVEL', key: ['log', 'level'], kind: 'string' },
@@ -71,7 +81,7 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
   const merged = structuredClone(raw) as Raw;
   const issues: ConfigIssue[] = [];
   const fromEnv = new Map<string, string>();
-  for (const { env: name, key, kind } of ENV_KEYS) {
+  for (const { env: name, key, kind, as } of ENV_KEYS) {
     const value = env[name];
     if (value === undefined || value === '') continue;
     if (kind === 'boolean') {
@@ -80,24 +90,11 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
         issues.push({ path: name, message: `"${value}" is not true or false` });
         continue;
       }
-      setPath(merged, key, TRUE.has(lower));
+      setPath(merged, key, as ? as(TRUE.has(lower)) : TRUE.has(lower));
     } else {
       setPath(merged, key, value);
     }
     fromEnv.set(key.join('.'), name);
-  }
-  // rpardini's ENABLE_MANIFEST_CACHE: tags served from the cache for its default tier, 1h.
-  const manifestCache = env['ENABLE_MANIFEST_CACHE']?.toLowerCase();
-  if (manifestCache !== undefined && manifestCache !== '') {
-    if (!TRUE.has(manifestCache) && !FALSE.has(manifestCache)) {
-      issues.push({
-        path: 'ENABLE_MANIFEST_CACHE',
-        message: `"${env['ENABLE_MANIFEST_CACHE']}" is not true or false`,
-      });
-    } else {
-      setPath(merged, ['cache', 'tagTtl'], TRUE.has(manifestCache) ? '1h' : '0s');
-      fromEnv.set('cache.tagTtl', 'ENABLE_MANIFEST_CACHE');
-    }
   }
   const extraRegistries = (env['REGISTRIES'] ?? '').split(/\s+/).filter(Boolean);
   if (extraRegistries.length > 0) {

@@ -167,6 +167,13 @@ describe('config', () => {
     ]);
   });
 
+  it('maps ENABLE_MANIFEST_CACHE onto cache.tagTtl and refuses a non-boolean', () => {
+    expect(parseConfig({}, { ENABLE_MANIFEST_CACHE: 'no' }, 't', '/').cache.tagTtl).toBe(0);
+    expect(issuesOf(() => parseConfig({}, { ENABLE_MANIFEST_CACHE: 'maybe' }, 't', '/'))).toEqual([
+      'ENABLE_MANIFEST_CACHE: "maybe" is not true or false',
+    ]);
+  });
+
   it('resolves relative paths against the config file directory', () => {
     const config = parseConfig(
       { ca: { dir: 'my-ca' }, upstream: { caFiles: ['/abs.pem', 'rel.pem'] } },
