@@ -10,8 +10,11 @@ import { Readable } from 'node:stream';
 import type { BlobStore, ByteRange } from './blobs.ts';
 
 export interface FillSource {
-  /** The upstream body; the fill consumes it fully, or destroys it on failure. */
-  readonly body: AsyncIterable<Buffer> & { destroy(error?: Error): unknown };
+  /**
+   * The upstream body. The fill iterates it to the end; leaving the loop early (a write that
+   * fails) makes the iterator destroy it, so the fill never has to.
+   */
+  readonly body: AsyncIterable<Buffer>;
   /** Content-Length announced upstream, if any: checked at the end. */
   readonly size: number | undefined;
 }
@@ -245,7 +248,6 @@ export class Fills {
           }
           await writer.commit(source.size);
         } catch (error) {
-          source.body.destroy();
           await writer.abort();
           throw error;
         }
