@@ -141,6 +141,8 @@ export interface Pullthrough {
   caCrt: string;
   /** A directory holding only `ca.crt` (the proxy's CA): for `--cert-dir` style flags. */
   caCertDir: string;
+  /** The proxy's `cache.dir` (layout in src/cache/layout.ts). */
+  cacheDir: string;
   log: ProxyLog;
   /** SIGTERM; throws unless the proxy exits 0. */
   stop(): Promise<Exit>;
@@ -169,13 +171,14 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
   mkdirSync(options.dir, { recursive: true });
   const caDir = join(options.dir, 'ca');
   const config = join(options.dir, 'config.yaml');
+  const cacheDir = join(options.dir, 'cache');
   writeFileSync(
     config,
     [
       'listen: 127.0.0.1:0',
       `registries: ${JSON.stringify(options.registries)}`,
       `ca: { dir: ${JSON.stringify(caDir)} }`,
-      `cache: { dir: ${JSON.stringify(join(options.dir, 'cache'))} }`,
+      `cache: { dir: ${JSON.stringify(cacheDir)} }`,
       `upstream: { caFiles: [${JSON.stringify(options.upstreamCaFile)}] }`,
       'log: { level: debug }',
       '',
@@ -231,6 +234,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
     url: `http://127.0.0.1:${port}`,
     caCrt,
     caCertDir,
+    cacheDir,
     log,
     async stop() {
       const exit = await daemon.stop();

@@ -1,8 +1,9 @@
 // The upstream: a distribution registry (`docker-registry serve`, Debian's 2.8) instance per
-// address, all sharing one storage directory, over TLS with the throwaway server certificate.
+// address, over TLS with the throwaway server certificate; instances may share a storage directory.
 // An instance can be stopped (by its PID) and started again on the same address, to take the
 // upstream away from the proxy. Its own log says what it served (`servedRequests`); `mark()`
-// makes sure that log is complete up to now.
+// makes sure that log is complete up to now. With `tokenAuth` it wants bearer tokens from a token
+// server (distribution's `auth.token`), and its own probes carry one.
 import { request } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,6 +21,18 @@ export interface RegistryOptions {
   pki: Pki;
   processes: Processes;
   env: NodeJS.ProcessEnv;
+  tokenAuth?: TokenAuthOptions;
+}
+
+/** distribution's `auth.token` settings, and a header for the probes this module sends. */
+export interface TokenAuthOptions {
+  realm: string;
+  service: string;
+  issuer: string;
+  /** PEM file of the certificates whose keys may sign tokens. */
+  rootCertBundle: string;
+  /** `Bearer …` for `GET /v2/`: readiness and `mark()` (the registry logs only 2xx/3xx answers). */
+  authorization(): string;
 }
 
 export interface Registry {
@@ -45,9 +58,16 @@ export interface Registry {
 const MARK_QUERY = 'e2e-mark=';
 
 /** GET https://NAME/v2/ with the throwaway CA trusted: resolves to the status code. */
-export function probeV2(name: string, port: number, ca: string, path = '/v2/'): Promise<number> {
+export function probeV2(
+  name: string,
+  port: number,
+  ca: string,
+  path = '/v2/',
+  authorization?: string,
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: name, port, path, ca, timeout: 2_000, agent: false }, (res) => {
+    const headers = authorization === undefined ? {} : { authorization };
+    const req = request({ host: name, port, path, ca, headers, timeout: 2_000, agent: false }, (res) => {
       res.resume();
       res.once('end', () => resolve(res.statusCode ?? 0));
     });
@@ -83,7 +103,7 @@ function readServed(logFile: string): UpstreamRequest[] {
 }
 
 export async function startRegistry(options: RegistryOptions): Promise<Registry> {
-  const { name, ip, port } = options;
+  const { name, ip, port, tokenAuth } = options;
   const addr = ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
   const cfg = join(options.dir, `registry-${name}-${port}.yml`);
   // JSON is YAML: no quoting surprises in paths.
@@ -102,8 +122,21 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
         secret: 'pullthrough-e2e',
         tls: { certificate: options.pki.serverCrt, key: options.pki.serverKey },
       },
+      ...(tokenAuth === undefined
+        ? {}
+        : {
+            auth: {
+              token: {
+                realm: tokenAuth.realm,
+                service: tokenAuth.service,
+                issuer: tokenAuth.issuer,
+                rootcertbundle: tokenAuth.rootCertBundle,
+              },
+            },
+          }),
     }),
   );
+  const authorization = (): string | undefined => tokenAuth?.authorization();
   const ca = readFileSync(options.pki.caCrt, 'utf8');
   const launch = async (): Promise<Daemon> => {
     const started = await options.processes.start(
@@ -112,11 +145,14 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
       ['serve', cfg],
       { env: options.env },
     );
-    await poll(async () => ((await probeV2(name, port, ca)) === 200 ? true : undefined), {
-      what: `registry ${name} on ${addr}`,
-      timeoutMs: 15_000,
-      abort: started.gone,
-    });
+    await poll(
+      async () => ((await probeV2(name, port, ca, '/v2/', authorization())) === 200 ? true : undefined),
+      {
+        what: `registry ${name} on ${addr}`,
+        timeoutMs: 15_000,
+        abort: started.gone,
+      },
+    );
     return started;
   };
   let daemon = await launch();
@@ -134,7 +170,7 @@ export async function startRegistry(options: RegistryOptions): Promise<Registry>
     },
     async mark() {
       const uri = `/v2/?${MARK_QUERY}${++marks}`;
-      const status = await probeV2(name, port, ca, uri);
+      const status = await probeV2(name, port, ca, uri, authorization());
       if (status !== 200) throw new Error(`registry ${name}: GET ${uri} answered ${status}`);
       // The response can reach us a moment before the registry writes its log line.
       await poll(

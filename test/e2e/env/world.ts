@@ -1,6 +1,8 @@
 // The e2e world: names in /etc/hosts, a throwaway upstream PKI, the distribution registry on
 // registry.test (127.0.0.11:443) and registry-v6.test ([::1]:443) over one storage, a tunnel-only
 // TLS origin on origin.test (127.0.0.17:443), the test images pushed, and pullthrough in front.
+// On request (`tokenAuth`), a registry with token auth on token-registry.test (127.0.0.13:443)
+// and its token server on auth.test (127.0.0.14:443), both intercepted, as Docker Hub's are.
 // `startWorld()` builds it; `stop()` takes every piece down again, newest first.
 // Client daemons (dockerd, containerd, podman's storage) live in ./clients and register with it.
 import {
@@ -30,16 +32,23 @@ import { makeUpstreamPki, type Pki } from './pki.ts';
 import { Processes, runOk } from './processes.ts';
 import { startProxy, type Pullthrough } from './proxy.ts';
 import { startRegistry, type Registry } from './registry.ts';
+import { startTokenServer, TOKEN_PASSWORD, TOKEN_USER, type TokenServer } from './token-server.ts';
 
 export const REGISTRY = 'registry.test';
 /** On ::1, the one loopback name dockerd verifies TLS for (it treats 127/8 as insecure). */
 export const REGISTRY_V6 = 'registry-v6.test';
 export const ORIGIN = 'origin.test';
+/** A registry with distribution's token auth: its realm is on AUTH. */
+export const TOKEN_REGISTRY = 'token-registry.test';
+/** The token server of TOKEN_REGISTRY (like Docker Hub's auth.docker.io), intercepted too. */
+export const AUTH = 'auth.test';
 
 export const HOSTS: readonly HostEntry[] = [
   { name: REGISTRY, ip: '127.0.0.11' },
   { name: REGISTRY_V6, ip: '::1' },
   { name: ORIGIN, ip: '127.0.0.17' },
+  { name: TOKEN_REGISTRY, ip: '127.0.0.13' },
+  { name: AUTH, ip: '127.0.0.14' },
 ];
 
 function ipOf(name: string): string {
@@ -57,6 +66,22 @@ export interface WorldOptions {
    * share no blob and a first pull of each is cold.
    */
   images?: Readonly<Record<string, ImageSpec>>;
+  /**
+   * Start TOKEN_REGISTRY and its token server on AUTH (see token-server.ts for who may do what),
+   * and push these images there with the e2e user's credentials. Same rules as `images`.
+   */
+  tokenAuth?: { images: Readonly<Record<string, ImageSpec>> };
+}
+
+/** TOKEN_REGISTRY, its token server and the images pushed to it. */
+export interface TokenAuthWorld {
+  registry: Registry;
+  server: TokenServer;
+  /** `user:password` of the one user, for `--creds` style flags. */
+  creds: string;
+  images: Readonly<Record<string, TestImage>>;
+  /** The image pushed under `key`; throws if there is none. */
+  image(key: string): TestImage;
 }
 
 export interface World {
@@ -71,8 +96,11 @@ export interface World {
   images: { small: TestImage } & Readonly<Record<string, TestImage>>;
   /** The image pushed under `key`; throws if there is none. */
   image(key: string): TestImage;
+  /** registry.test and registry-v6.test (the token registry is in `tokenAuth`). */
   registries: Registry[];
   origin: Origin;
+  /** The token-auth registry; throws if the world was started without `tokenAuth`. */
+  tokenAuth: TokenAuthWorld;
   /** pullthrough; throws if the world was started without it. */
   proxy: Pullthrough;
   /** A new directory inside the world. */
@@ -161,6 +189,41 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     const origin = await startOrigin(ipOf(ORIGIN), 443, pki);
     cleanups.push(() => origin.close());
 
+    let tokenRegistry: Registry | undefined;
+    let tokenServer: TokenServer | undefined;
+    if (options.tokenAuth !== undefined) {
+      const server = await startTokenServer({
+        name: AUTH,
+        ip: ipOf(AUTH),
+        port: 443,
+        service: TOKEN_REGISTRY,
+        pki,
+        dir: mkdirIn(dir, 'token-server'),
+      });
+      tokenServer = server;
+      cleanups.push(() => server.close());
+      const registry = await startRegistry({
+        name: TOKEN_REGISTRY,
+        ip: ipOf(TOKEN_REGISTRY),
+        port: 443,
+        storageDir: mkdirIn(dir, 'token-registry-storage'),
+        dir,
+        pki,
+        processes,
+        env: baseEnv,
+        tokenAuth: {
+          realm: server.realm,
+          service: server.service,
+          issuer: server.issuer,
+          rootCertBundle: server.rootCertBundle,
+          // Any valid token opens /v2/: it asks for no repository.
+          authorization: () => `Bearer ${server.mint('e2e-probe', [])}`,
+        },
+      });
+      tokenRegistry = registry;
+      cleanups.push(() => registry.stop());
+    }
+
     const layout = mkdirIn(dir, 'oci');
     const small = addImage(layout, { repository: 'e2e/small', tag: 'v1', file: 'small.bin', size: 1 << 20 });
     const images: Record<string, TestImage> = { small };
@@ -170,7 +233,13 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     }
     const policy = join(dir, 'policy.json');
     writeFileSync(policy, JSON.stringify({ default: [{ type: 'insecureAcceptAnything' }] }));
-    const pushes = Object.values(images).map((image) =>
+    const tokenImages: Record<string, TestImage> = {};
+    for (const [key, spec] of Object.entries(options.tokenAuth?.images ?? {})) {
+      if (key in tokenImages) throw new Error(`token image key ${key} is taken`);
+      tokenImages[key] = addImage(layout, spec);
+    }
+    const creds = `${TOKEN_USER}:${TOKEN_PASSWORD}`;
+    const push = (image: TestImage, host: string, auth: string[]) =>
       runOk(
         'skopeo',
         [
@@ -180,12 +249,16 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
           '--quiet',
           '--dest-cert-dir',
           pki.caCertDir,
+          ...auth,
           `oci:${layout}:${image.layoutName}`,
-          `docker://${REGISTRY}/${image.repository}:${image.tag}`,
+          `docker://${host}/${image.repository}:${image.tag}`,
         ],
         { env: baseEnv, timeoutMs: 60_000 },
-      ),
-    );
+      );
+    const pushes = [
+      ...Object.values(images).map((image) => push(image, REGISTRY, [])),
+      ...Object.values(tokenImages).map((image) => push(image, TOKEN_REGISTRY, ['--dest-creds', creds])),
+    ];
     // All pushes settle before any failure is thrown, so none is still running at stop.
     for (const result of await Promise.allSettled(pushes))
       if (result.status === 'rejected') throw result.reason;
@@ -194,7 +267,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     if (options.proxy !== false) {
       const started = await startProxy({
         dir: join(dir, 'proxy'),
-        registries: [REGISTRY, REGISTRY_V6],
+        registries: [REGISTRY, REGISTRY_V6, ...(tokenRegistry ? [TOKEN_REGISTRY, AUTH] : [])],
         upstreamCaFile: pki.caCrt,
         processes,
       });
@@ -215,6 +288,21 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         const image = images[key];
         if (image === undefined) throw new Error(`the world has no image ${key}`);
         return image;
+      },
+      get tokenAuth(): TokenAuthWorld {
+        if (tokenRegistry === undefined || tokenServer === undefined)
+          throw new Error('this world was started without tokenAuth');
+        return {
+          registry: tokenRegistry,
+          server: tokenServer,
+          creds,
+          images: tokenImages,
+          image(key) {
+            const image = tokenImages[key];
+            if (image === undefined) throw new Error(`the token registry has no image ${key}`);
+            return image;
+          },
+        };
       },
       get proxy(): Pullthrough {
         if (proxy === undefined) throw new Error('this world was started without the proxy');
