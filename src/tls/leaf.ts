@@ -7,8 +7,9 @@ import * as x509 from '@peculiar/x509';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { domainToASCII } from 'node:url';
-import { positiveSerialHex, type CertificateAuthority } from './ca.ts';
+import type { CertificateAuthority } from './ca.ts';
 import { CaError } from './errors.ts';
+import { keyId, positiveSerialHex } from './signer.ts';
 
 export interface Leaf {
   certPem: string;
@@ -103,7 +104,7 @@ export async function issueLeaf(
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.BasicConstraintsExtension(false, undefined, true),
       // AKI and SKI: OpenSSL -x509_strict and Python >= 3.13 require the AKI on non-root certs.
-      new x509.AuthorityKeyIdentifierExtension(await caKeyId(ca)),
+      new x509.AuthorityKeyIdentifierExtension(await keyId(ca.cert)),
       await x509.SubjectKeyIdentifierExtension.create(spki),
     ],
   });
@@ -113,18 +114,4 @@ export async function issueLeaf(
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     notAfter,
   };
-}
-
-const caKeyIds = new WeakMap<CertificateAuthority, string>();
-
-/** The CA's subject key identifier, or (for a user CA without one) the RFC 5280 SHA-1 key hash. */
-async function caKeyId(ca: CertificateAuthority): Promise<string> {
-  let id = caKeyIds.get(ca);
-  if (id === undefined) {
-    id =
-      ca.cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId ??
-      (await x509.SubjectKeyIdentifierExtension.create(ca.cert.publicKey)).keyId;
-    caKeyIds.set(ca, id);
-  }
-  return id;
 }

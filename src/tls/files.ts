@@ -1,0 +1,78 @@
+// The CA directory on disk: its file names, reading them, and atomic writes. Parses nothing
+// (signer.ts does) and decides nothing (ca.ts does).
+//
+// Layout of the CA directory (`ca.dir` in config):
+//   ca.crt        the CA certificate, PEM, mode 0644: distribute it to every client
+//   ca.key        its private key, PEM, mode 0600 (PKCS#8 when we create it; a user CA may bring
+//                 PKCS#8, SEC1 or PKCS#1, plain or encrypted with `ca.passphrase`/CA_KEY_PASSPHRASE)
+//   .<file>.<pid>.<random>.tmp  temp files of an atomic write (temp + rename in the same
+//                 directory); any left by a crash are removed at the next start
+
+import crypto from 'node:crypto';
+import fs, { type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { CaError } from './errors.ts';
+
+export const CA_CERT_FILE = 'ca.crt';
+export const CA_KEY_FILE = 'ca.key';
+
+/** The file's text, or undefined when it does not exist. */
+export async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // ENOTDIR: part of `ca.dir` is a file; creating the CA will then report the directory.
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    const reason = code ?? String(error);
+    throw new CaError(
+      'CA_UNREADABLE',
+      `cannot read ${file} (${reason}): make it a file readable by the user running pullthrough`,
+      { cause: error },
+    );
+  }
+}
+
+/** Write `dir/name` via a temp file created with `mode` (never wider, even for a moment) + rename. */
+export async function writeAtomic(dir: string, name: string, data: string, mode: number): Promise<void> {
+  const temp = path.join(dir, `.${name}.${process.pid}.${crypto.randomBytes(6).toString('hex')}.tmp`);
+  const handle = await fs.open(temp, 'wx', mode);
+  try {
+    try {
+      await handle.chmod(mode); // the umask may have narrowed ca.crt; a key stays 0600 either way
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await fs.rename(temp, path.join(dir, name));
+  } catch (error) {
+    await fs.rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** Remove temp files a crash left mid-write (they may hold a private key). Best effort. */
+export async function sweepTempFiles(dir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return; // no directory yet, or unreadable: reading the CA files will say so
+  }
+  const temp = names.filter((name) => /^\.ca\.(crt|key)\..+\.tmp$/.test(name));
+  await Promise.all(temp.map((name) => fs.rm(path.join(dir, name), { force: true }).catch(() => undefined)));
+}
+
+/** Persist the renames themselves; best effort, as some filesystems cannot fsync a directory. */
+export async function syncDir(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await fs.open(dir, 'r');
+    await handle.sync();
+  } catch {
+    // ignore: the files are written and renamed; only durability across a power cut is weaker
+  } finally {
+    await handle?.close();
+  }
+}
