@@ -8,6 +8,7 @@ import { startApp } from './app.ts';
 import { ConfigError } from './config/errors.ts';
 import { loadConfig } from './config/load.ts';
 import { createLogger } from './log.ts';
+import { CaError } from './tls/errors.ts';
 
 const USAGE = `usage: pullthrough serve [--config FILE]
        pullthrough --help | --version
@@ -75,6 +76,8 @@ async function serve(configFile: string | undefined): Promise<void> {
   try {
     app = await startApp(config, log);
   } catch (error) {
+    // The CA directory is configuration too: a bad one exits 2 with its one-line message.
+    if (error instanceof CaError) fail(error.message, 2);
     const err = error as NodeJS.ErrnoException;
     const message =
       err.code === 'EADDRINUSE' || err.code === 'EACCES'

@@ -9,7 +9,15 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CaError } from './errors.ts';
-import { CA_CERT_FILE, CA_KEY_FILE, readIfExists, sweepTempFiles, syncDir, writeAtomic } from './files.ts';
+import {
+  CA_CERT_FILE,
+  CA_KEY_FILE,
+  checkKeyMode,
+  readIfExists,
+  sweepTempFiles,
+  syncDir,
+  writeAtomic,
+} from './files.ts';
 import {
   importSigningKey,
   parseCaCert,
@@ -73,6 +81,8 @@ async function loadPair(dir: string, passphrase: string | undefined, now: Date):
     );
   }
 
+  // First, before any other complaint: a key others can read is a leak to stop now.
+  await checkKeyMode(keyPath);
   const caCert = parseCaCert(certPath, certPem, REMOVE_TO_CREATE);
   if (now.getTime() > caCert.notAfter.getTime()) {
     throw new CaError(

@@ -19,6 +19,8 @@ export type CaErrorCode =
   | 'CA_KEY_PASSPHRASE'
   /** ca.key is not the private key of ca.crt. */
   | 'CA_KEY_MISMATCH'
+  /** ca.key may be read (or written) by users other than its owner: chmod 600 fixes it. */
+  | 'CA_KEY_PERMISSIONS'
   /** ca.key is of a type we cannot sign leaves with (only RSA and EC P-256/P-384/P-521). */
   | 'CA_KEY_UNSUPPORTED';
 

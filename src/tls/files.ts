@@ -1,5 +1,5 @@
-// The CA directory on disk: its file names, reading them, and atomic writes. Parses nothing
-// (signer.ts does) and decides nothing (ca.ts does).
+// The CA directory on disk: its file names, reading them, the private-key permission check and
+// atomic writes. Parses nothing (signer.ts does) and decides nothing (ca.ts does).
 //
 // Layout of the CA directory (`ca.dir` in config):
 //   ca.crt        the CA certificate, PEM, mode 0644: distribute it to every client
@@ -31,6 +31,33 @@ export async function readIfExists(file: string): Promise<string | undefined> {
       { cause: error },
     );
   }
+}
+
+/**
+ * Refuse a private key that other users may read (issue #4): whoever reads it can mint
+ * certificates every client of the proxy trusts. The rule is PostgreSQL's for its server key:
+ * nothing for others, and nothing for the group unless root owns the file, since a root-owned
+ * 0640/0440 key is an administrator's deliberate grant (a Kubernetes secret mounted with
+ * `fsGroup` gets exactly that). Windows has no POSIX modes: nothing to check there.
+ */
+export async function checkKeyMode(keyPath: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  let stat;
+  try {
+    stat = await fs.stat(keyPath);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new CaError('CA_UNREADABLE', `cannot stat ${keyPath} (${reason})`, { cause: error });
+  }
+  const mode = stat.mode & 0o777;
+  const open = mode & (stat.uid === 0 ? 0o007 : 0o077);
+  if (open === 0) return;
+  const verb = open & 0o044 ? 'readable' : open & 0o022 ? 'writable' : 'accessible';
+  const whom = open & 0o070 ? (open & 0o007 ? 'group/others' : 'its group') : 'others';
+  throw new CaError(
+    'CA_KEY_PERMISSIONS',
+    `CA key ${keyPath} is ${verb} by ${whom} (mode 0${mode.toString(8).padStart(3, '0')}): run chmod 600 ${keyPath}`,
+  );
 }
 
 /** Write `dir/name` via a temp file created with `mode` (never wider, even for a moment) + rename. */

@@ -1,10 +1,12 @@
 // The command line as an operator meets it: usage errors and bad config exit 2 with one clear
-// message and no stack trace; `serve` runs until SIGTERM and then exits 0.
+// message and no stack trace (a CA key others can read included); `serve` runs until SIGTERM and
+// then exits 0.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadOrCreateCa } from '../../src/tls/ca.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
@@ -53,4 +55,23 @@ describe('cli', () => {
     expect(code).toBe(0);
     expect(stdout).toContain('"msg":"stopped"');
   });
+
+  it.skipIf(process.platform === 'win32')(
+    'refuses to serve with a CA key others can read: one line saying how to fix it, exit 2',
+    async () => {
+      const dir = await tempDir();
+      await loadOrCreateCa({ dir: path.join(dir, 'ca') });
+      const keyPath = path.join(dir, 'ca', 'ca.key');
+      await chmod(keyPath, 0o644);
+      const file = path.join(dir, 'config.yaml');
+      await writeFile(file, 'listen: 127.0.0.1:0\nca: {dir: ./ca}\ncache: {dir: ./cache}\n');
+      const { code, stdout, stderr } = await run(['serve', '--config', file]).exited;
+      expect(code).toBe(2);
+      const whom = process.getuid?.() === 0 ? 'others' : 'group/others'; // a root-owned key may be group-read
+      expect(stderr).toBe(
+        `pullthrough: CA key ${keyPath} is readable by ${whom} (mode 0644): run chmod 600 ${keyPath}\n`,
+      );
+      expect(stdout).not.toContain('"msg":"listening"');
+    },
+  );
 });

@@ -226,7 +226,7 @@ describe('loading a user CA', () => {
       privateKeyEncoding: { type: 'pkcs1', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'foobar' },
       publicKeyEncoding: { type: 'spki', format: 'pem' },
     });
-    await fs.writeFile(path.join(dir, 'ca.key'), privateKey);
+    await fs.writeFile(path.join(dir, 'ca.key'), privateKey, { mode: 0o600 });
     await openssl(
       dir,
       'req',
@@ -334,7 +334,7 @@ describe('loading a user CA', () => {
     const dir = tempDir();
     await fs.mkdir(dir);
     await fs.writeFile(path.join(dir, 'ca.crt'), leaf.certPem);
-    await fs.writeFile(path.join(dir, 'ca.key'), leaf.keyPem);
+    await fs.writeFile(path.join(dir, 'ca.key'), leaf.keyPem, { mode: 0o600 });
     const error = await caError(loadOrCreateCa({ dir }), 'CA_INVALID');
     expect(error.message).toContain('not a CA certificate');
   });
@@ -355,6 +355,7 @@ describe('loading a user CA', () => {
     await fs.writeFile(
       path.join(badKey, 'ca.key'),
       '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n',
+      { mode: 0o600 },
     );
     const error = await caError(loadOrCreateCa({ dir: badKey }), 'CA_INVALID');
     expect(error.cause).toBeDefined();
@@ -396,5 +397,56 @@ describe('loading a user CA', () => {
     await fs.copyFile(path.join(source, 'ca.crt'), path.join(dir, 'ca.crt'));
     const error = await caError(loadOrCreateCa({ dir }), 'CA_UNREADABLE');
     expect(error.message).toContain(path.join(dir, 'ca.key'));
+  });
+});
+
+describe('the CA key permission check (issue #4)', () => {
+  const isRoot = process.getuid?.() === 0;
+
+  it.skipIf(process.platform === 'win32')(
+    'refuses a key others can read, naming the file, its mode and the fix',
+    async () => {
+      const dir = tempDir();
+      await loadOrCreateCa({ dir });
+      const keyPath = path.join(dir, 'ca.key');
+      await fs.chmod(keyPath, 0o644);
+      const error = await caError(loadOrCreateCa({ dir }), 'CA_KEY_PERMISSIONS');
+      const whom = isRoot ? 'others' : 'group/others'; // root-owned: only the "others" bits count
+      expect(error.message).toBe(
+        `CA key ${keyPath} is readable by ${whom} (mode 0644): run chmod 600 ${keyPath}`,
+      );
+      await fs.chmod(keyPath, 0o602);
+      expect((await caError(loadOrCreateCa({ dir }), 'CA_KEY_PERMISSIONS')).message).toContain(
+        'is writable by others (mode 0602)',
+      );
+      await fs.chmod(keyPath, 0o600);
+      await expect(loadOrCreateCa({ dir })).resolves.toMatchObject({ created: false });
+      await fs.chmod(keyPath, 0o400);
+      await expect(loadOrCreateCa({ dir })).resolves.toMatchObject({ created: false });
+    },
+  );
+
+  it.skipIf(process.platform === 'win32')(
+    'checks the key before anything else, so an encrypted or broken CA is refused for it too',
+    async () => {
+      const dir = await rpardiniCa(true);
+      await fs.chmod(path.join(dir, 'ca.key'), 0o666);
+      await caError(loadOrCreateCa({ dir }), 'CA_KEY_PERMISSIONS');
+    },
+  );
+
+  // The PostgreSQL rule: a group may read a root-owned key (an administrator's grant, what a
+  // Kubernetes secret with fsGroup looks like), not a key owned by anyone else.
+  it.skipIf(!isRoot)('lets a group read a key only when root owns it', async () => {
+    const dir = tempDir();
+    await loadOrCreateCa({ dir });
+    const keyPath = path.join(dir, 'ca.key');
+    await fs.chmod(keyPath, 0o440);
+    await expect(loadOrCreateCa({ dir })).resolves.toMatchObject({ created: false });
+    await fs.chown(keyPath, 65534, 65534);
+    const error = await caError(loadOrCreateCa({ dir }), 'CA_KEY_PERMISSIONS');
+    expect(error.message).toBe(
+      `CA key ${keyPath} is readable by its group (mode 0440): run chmod 600 ${keyPath}`,
+    );
   });
 });
