@@ -19,6 +19,12 @@ import { Fills } from './cache/fills.ts';
 import { ManifestStore } from './cache/manifests.ts';
 import { PublicMarks } from './cache/public-marks.ts';
 import { Access } from './registry/access.ts';
+import { DestinationGuard, type Resolver } from './net/guard.ts';
+import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
+import { Admission } from './proxy/admission.ts';
+import { ProxyAuth } from './proxy/auth.ts';
+import type { Connector } from './proxy/tunnel.ts';
+import type { UpstreamOptions } from './upstream/client.ts';
 
 export interface App {
   readonly address: AddressInfo;
@@ -30,9 +36,16 @@ export interface App {
   close(): Promise<void>;
 }
 
+/** Seams for tests: name resolution and the sockets opened for clients and upstream. */
+export interface AppSeams {
+  readonly resolve?: Resolver;
+  readonly connect?: Connector;
+  readonly wrapUpstreamConnector?: UpstreamOptions['wrapConnector'];
+}
+
 const CA_EXPIRY_WARNING_MS = 90 * 86_400_000;
 
-export async function startApp(config: Config, log: Logger): Promise<App> {
+export async function startApp(config: Config, log: Logger, seams: AppSeams = {}): Promise<App> {
   const ca = await loadOrCreateCa({ dir: config.ca.dir, passphrase: config.ca.passphrase ?? undefined });
   log.info(
     { dir: config.ca.dir, fingerprint: ca.fingerprintSha256, notAfter: ca.notAfter.toISOString() },
@@ -47,7 +60,15 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     );
   }
 
+  const guard = new DestinationGuard({
+    deny: networks(config.proxy.denyNetworks),
+    ...(seams.resolve ? { resolve: seams.resolve } : {}),
+  });
+  const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
+  if (auth) log.info({ file: config.proxy.htpasswd, users: auth.users }, 'proxy authentication on');
   const upstream = new Upstream({
+    guard,
+    ...(seams.wrapUpstreamConnector ? { wrapConnector: seams.wrapUpstreamConnector } : {}),
     verifyTls: config.upstream.verifyTls,
     extraCas: await readCaFiles(config.upstream.caFiles),
     connectTimeoutMs: config.upstream.connectTimeout,
@@ -68,7 +89,13 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       store,
       fills,
       manifests,
-      access: new Access({ grantTtlMs: 10 * 60_000, marks: new PublicMarks(store.layout) }),
+      access: new Access({
+        grantTtlMs: config.access.grantTtl,
+        publicTtlMs: config.access.publicTtl,
+        offlineGraceMs: config.access.offlineGrace,
+        now: Date.now,
+        marks: new PublicMarks(store.layout),
+      }),
       freshness: freshnessRules(config),
       maxManifestSize: config.cache.maxManifestSize,
       now: Date.now,
@@ -78,7 +105,25 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
     }),
     local: createLocalHandler(ca.certPem),
     log,
+    admission: new Admission({
+      allowClients: config.proxy.allowClients.length > 0 ? networks(config.proxy.allowClients) : undefined,
+      auth,
+      maxConnections: config.limits.maxConnections,
+      maxTunnels: config.limits.maxTunnels,
+      log,
+    }),
+    guard,
+    connectPorts: new Set(config.proxy.connectPorts),
+    httpPorts: new Set(config.proxy.httpPorts),
+    ...(seams.connect ? { connect: seams.connect } : {}),
     connectTimeoutMs: config.upstream.connectTimeout,
+    limits: {
+      maxHeaderSize: config.limits.maxHeaderSize,
+      maxHeaders: config.limits.maxHeaders,
+      headersTimeoutMs: config.limits.headersTimeout,
+      idleTimeoutMs: config.limits.idleTimeout,
+      tunnelIdleTimeoutMs: config.limits.tunnelIdleTimeout,
+    },
   });
   const address = await proxy.listen(config.listen.host, config.listen.port);
   log.info(
@@ -101,6 +146,11 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
       return closed;
     },
   };
+}
+
+/** CIDRs from a validated config (schema.ts has already parsed each one). */
+function networks(cidrs: readonly string[]): NetworkList {
+  return new NetworkList(cidrs.map(parseCidr).filter((cidr): cidr is Cidr => cidr !== undefined));
 }
 
 /** A logger of failures that writes one line per distinct error code, not one per request. */

@@ -5,10 +5,15 @@
 //     blobs/<algorithm>/<first 2 hex>/<hex>   verified content: layers, configs, and manifests
 //                                             fetched by digest; immutable once renamed here
 //     manifests/<algorithm>/<2 hex>/<hex>.json  {mediaType} of a manifest whose bytes are in blobs/
-//     tags/<host:port>/<repository>/<tag>.json    {digest, mediaType, size, checkedAt}: what a tag
-//                                             resolved to when upstream was last asked
-//     public/<algorithm>/<2 hex>/<hex>         empty: upstream served this digest to a request
-//                                             without credentials, so anyone may be served it
+//     tags/<host:port>/<repository>/_tags/<tag>.json  {digest, mediaType, size, checkedAt}: what
+//                                             a tag resolved to when upstream was last asked;
+//                                             `_tags` because no repository path component starts
+//                                             with `_`, so the tags of `a` and the repository
+//                                             `a/latest.json` never share a path (distribution's
+//                                             storage uses `_manifests` and `_layers` alike)
+//     public/<2 hex>/<sha256 hex of host, repository and digest>   empty; its mtime is when
+//                                             upstream last served that digest of that
+//                                             repository to a request without credentials
 //     tmp/<algorithm>-<hex>.<random>          fills in progress, hashed while written; renamed
 //                                             into blobs/ only when digest and size match;
 //                                             removed at start (a crash mid-fill leaves nothing
@@ -37,8 +42,11 @@ export class CacheLayout {
     this.publicDir = path.join(this.root, 'public');
   }
 
-  publicMarkPath(digest: ParsedDigest): string {
-    return path.join(this.publicDir, digest.algorithm, digest.hex.slice(0, 2), digest.hex);
+  /** `key` is a sha256 hex string (public-marks.ts), never request text. */
+  publicMarkPath(key: string): string {
+    if (!/^[0-9a-f]{64}$/.test(key))
+      throw new TypeError('refusing to build a public mark path from a non-hash key');
+    return path.join(this.publicDir, key.slice(0, 2), key);
   }
 
   manifestMetaPath(digest: ParsedDigest): string {
@@ -50,7 +58,7 @@ export class CacheLayout {
     if (!HOST_KEY.test(host) || host.includes('..') || !isName(name) || !isTag(tag)) {
       throw new TypeError('refusing to build a tag path from an invalid host, name or tag');
     }
-    return path.join(this.tagsDir, host, name, `${tag}.json`);
+    return path.join(this.tagsDir, host, name, '_tags', `${tag}.json`);
   }
 
   blobPath(digest: ParsedDigest): string {

@@ -1,10 +1,18 @@
-// Which digests are public, kept on disk so that the knowledge survives a restart: a proxy
-// restarted during an upstream outage still serves public images offline, and still refuses
-// the rest. An empty file per digest (layout.ts); writing one is best effort.
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+// Which repositories' digests upstream served to anonymous requests, and when it last did, kept
+// on disk so that the knowledge survives a restart: a proxy restarted during an upstream outage
+// still serves public images offline, and still refuses the rest. One empty file per host,
+// repository and digest, named by their hash (layout.ts); its mtime is the time of the last
+// anonymous answer. Writing one is best effort.
+import { createHash } from 'node:crypto';
+import { mkdir, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseDigest } from '../oci/digest.ts';
 import type { CacheLayout } from './layout.ts';
+
+export interface PublicKey {
+  readonly host: string;
+  readonly name: string;
+  readonly digest: string;
+}
 
 export class PublicMarks {
   readonly #layout: CacheLayout;
@@ -13,22 +21,24 @@ export class PublicMarks {
     this.#layout = layout;
   }
 
-  async has(digest: string): Promise<boolean> {
-    const parsed = parseDigest(digest);
-    if (!parsed) return false;
+  /** When upstream last served it anonymously (ms since the epoch), or undefined. */
+  async get(key: PublicKey): Promise<number | undefined> {
     try {
-      await stat(this.#layout.publicMarkPath(parsed));
-      return true;
+      return (await stat(this.#layout.publicMarkPath(publicKeyHash(key)))).mtimeMs;
     } catch {
-      return false;
+      return undefined;
     }
   }
 
-  async add(digest: string): Promise<void> {
-    const parsed = parseDigest(digest);
-    if (!parsed) return;
-    const file = this.#layout.publicMarkPath(parsed);
+  async put(key: PublicKey, at: number): Promise<void> {
+    const file = this.#layout.publicMarkPath(publicKeyHash(key));
     await mkdir(path.dirname(file), { recursive: true });
     await writeFile(file, '');
+    const seconds = at / 1000;
+    await utimes(file, seconds, seconds);
   }
+}
+
+export function publicKeyHash(key: PublicKey): string {
+  return createHash('sha256').update(`${key.host}\0${key.name}\0${key.digest}`).digest('hex');
 }

@@ -17,7 +17,7 @@ type Raw = Record<string, unknown>;
 interface EnvKey {
   readonly env: string;
   readonly key: readonly string[];
-  readonly kind: 'string' | 'boolean';
+  readonly kind: 'string' | 'boolean' | 'list';
   /** What a boolean sets the key to, when that is not the boolean itself. */
   readonly as?: (value: boolean) => unknown;
 }
@@ -35,6 +35,14 @@ const ENV_KEYS: readonly EnvKey[] = [
   { env: 'ALLOW_PUSH', key: ['allowPush'], kind: 'boolean' },
   { env: 'LOG_LEVEL', key: ['log', 'level'], kind: 'string' },
   { env: 'PULLTHROUGH_SHUTDOWN_TIMEOUT', key: ['shutdownTimeout'], kind: 'string' },
+  { env: 'PULLTHROUGH_HTPASSWD', key: ['proxy', 'htpasswd'], kind: 'string' },
+  { env: 'PULLTHROUGH_ALLOW_CLIENTS', key: ['proxy', 'allowClients'], kind: 'list' },
+];
+
+/** Environment variables that give registries a policy (added to `registries` when absent). */
+const POLICY_ENV: ReadonlyArray<readonly [string, 'share' | 'no-cache']> = [
+  ['SHARE_REGISTRIES', 'share'],
+  ['NO_CACHE_REGISTRIES', 'no-cache'],
 ];
 
 const TRUE = new Set(['true', '1', 'yes', 'on']);
@@ -91,6 +99,8 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
         continue;
       }
       setPath(merged, key, as ? as(TRUE.has(lower)) : TRUE.has(lower));
+    } else if (kind === 'list') {
+      setPath(merged, key, value.split(/[\s,]+/).filter(Boolean));
     } else {
       setPath(merged, key, value);
     }
@@ -102,6 +112,12 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
     const base: unknown[] = Array.isArray(current) ? (current as unknown[]) : [...DEFAULT_REGISTRIES];
     merged['registries'] = [...base, ...extraRegistries];
     fromEnv.set('registries', 'REGISTRIES');
+  }
+  for (const [name, policy] of POLICY_ENV) {
+    const hosts = (env[name] ?? '').split(/\s+/).filter(Boolean);
+    if (hosts.length === 0) continue;
+    merged['registries'] = withPolicy(merged['registries'], hosts, policy);
+    fromEnv.set('registries', name);
   }
   const credentials = parseAuthRegistries(env, issues);
   if (credentials.length > 0) {
@@ -116,18 +132,63 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
   if (issues.length > 0 || !result.success) throw new ConfigError(source, issues);
 
   const config = result.data;
+  const registries = firstPerHost(config.registries);
+  const credentialIssues = config.upstream.credentials.flatMap((credential, index) =>
+    registries.some((registry) => registry.host === credentialHost(credential.host))
+      ? []
+      : [
+          {
+            path: `upstream.credentials.${index}.host${fromEnv.has('upstream.credentials') ? ' (from AUTH_REGISTRIES)' : ''}`,
+            message: `"${credential.host}" is not in registries`,
+          },
+        ],
+  );
+  if (credentialIssues.length > 0) throw new ConfigError(source, credentialIssues);
   const resolve = (p: string) => path.resolve(baseDir, p);
   return {
     ...config,
-    registries: firstPerHost(config.registries),
+    registries,
     ca: {
       ...config.ca,
       dir: resolve(config.ca.dir),
       passphraseFile: config.ca.passphraseFile === null ? null : resolve(config.ca.passphraseFile),
     },
     cache: { ...config.cache, dir: resolve(config.cache.dir) },
-    upstream: { ...config.upstream, caFiles: config.upstream.caFiles.map(resolve) },
+    upstream: {
+      ...config.upstream,
+      caFiles: config.upstream.caFiles.map(resolve),
+      credentials: config.upstream.credentials.map((credential) => ({
+        ...credential,
+        host: credentialHost(credential.host),
+        ...(credential.passwordFile === undefined ? {} : { passwordFile: resolve(credential.passwordFile) }),
+      })),
+    },
+    proxy: {
+      ...config.proxy,
+      htpasswd: config.proxy.htpasswd === null ? null : resolve(config.proxy.htpasswd),
+    },
   };
+}
+
+/** Docker Hub's credentials are given for its token host (rpardini: auth.docker.io); they are Docker Hub's. */
+const DOCKER_HUB_NAMES = new Set(['auth.docker.io', 'registry-1.docker.io', 'index.docker.io']);
+
+function credentialHost(host: string): string {
+  return DOCKER_HUB_NAMES.has(host) ? 'docker.io' : host;
+}
+
+/** `registries` with `policy` set on each of `hosts`, appending the hosts not listed yet. */
+function withPolicy(current: unknown, hosts: readonly string[], policy: string): unknown[] {
+  const list: unknown[] = Array.isArray(current) ? [...(current as unknown[])] : [...DEFAULT_REGISTRIES];
+  for (const host of hosts) {
+    const index = list.findIndex(
+      (entry) => (typeof entry === 'string' ? entry : (entry as Raw | null)?.['host']) === host,
+    );
+    const entry = list[index];
+    if (index === -1) list.push({ host, policy });
+    else list[index] = typeof entry === 'string' ? { host, policy } : { ...(entry as Raw), policy };
+  }
+  return list;
 }
 
 /** One entry per host, the first one (a file's settings beat a bare repeat in REGISTRIES). */

@@ -2,6 +2,7 @@
 // Parsing only; reading the file and the environment is load.ts. The shipped config.yaml
 // documents the same keys for operators and a test keeps the two in step.
 import { z } from 'zod';
+import { parseCidr, formatCidr } from '../net/networks.ts';
 import { parseDuration, parseSize } from './units.ts';
 
 /** Registries intercepted when config.yaml lists none. `docker.io` stands for Docker Hub's three hosts. */
@@ -69,11 +70,60 @@ const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return bytes;
 });
 
-const credential = z.strictObject({
-  host: registryEntry,
-  username: z.string().min(1),
-  password: z.string(),
+const cidr = z.string().transform((value, ctx) => {
+  const parsed = parseCidr(value);
+  if (!parsed) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${value}" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)`,
+    });
+    return z.NEVER;
+  }
+  return formatCidr(parsed);
 });
+
+const port = z.number().int().min(1).max(65535);
+
+/**
+ * Destinations no client may reach through the proxy: link-local (where every cloud's instance
+ * metadata service lives: 169.254.169.254, fd00:ec2::254), Alibaba's metadata address, "this
+ * network" (0.0.0.0 reaches the proxy host itself), multicast and broadcast.
+ */
+export const DEFAULT_DENY_NETWORKS: readonly string[] = [
+  '169.254.0.0/16',
+  'fe80::/10',
+  'fd00:ec2::254/128',
+  '100.100.100.200/32',
+  '0.0.0.0/8',
+  '::/128',
+  '224.0.0.0/4',
+  'ff00::/8',
+  '255.255.255.255/32',
+];
+
+/**
+ * Upstream credentials for one registry, used only under its `policy: share`: a password, a
+ * file holding it (read again when it changes, for rotated secrets), or a docker credential
+ * helper run for short-lived tokens (ECR: docker-credential-ecr-login).
+ */
+const credential = z
+  .strictObject({
+    host: registryEntry,
+    username: z.string().min(1).optional(),
+    password: z.string().optional(),
+    passwordFile: z.string().min(1).optional(),
+    helper: z.string().min(1).optional(),
+  })
+  .superRefine((value, ctx) => {
+    const sources = [value.password, value.passwordFile, value.helper].filter((v) => v !== undefined);
+    if (sources.length !== 1) {
+      ctx.addIssue({ code: 'custom', message: 'give exactly one of password, passwordFile or helper' });
+    } else if (value.helper === undefined && value.username === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'username is required with password or passwordFile' });
+    }
+  });
+
+export type CredentialSettings = z.output<typeof credential>;
 
 /** A registry with settings of its own; unset ones come from `cache`. */
 const registrySettings = z.strictObject({
@@ -82,6 +132,12 @@ const registrySettings = z.strictObject({
   tagTtl: duration.optional(),
   /** Overrides cache.maxStale for this registry. */
   maxStale: duration.optional(),
+  /**
+   * Who may be served this registry's cached content. verify (default): public content to
+   * anyone, private content only to clients that upstream authorizes. share: everything to
+   * everyone, fetched with the configured credentials. no-cache: relayed, never stored.
+   */
+  policy: z.enum(['verify', 'share', 'no-cache']).optional(),
 });
 
 /** `registries` entries: a bare host, or `{host, ...settings}`. */
@@ -134,8 +190,53 @@ export const configSchema = z.strictObject({
       headersTimeout: duration.prefault('5m'),
       /** Upstream silence allowed while a body is flowing. */
       bodyTimeout: duration.prefault('60s'),
-      /** rpardini's AUTH_REGISTRIES. Accepted now; used once the private-content policy lands. */
+      /** Credentials for registries whose policy is `share` (AUTH_REGISTRIES). */
       credentials: z.array(credential).default([]),
+    })
+    .prefault({}),
+  /** How long upstream's answers about who may read a repository are trusted. */
+  access: z
+    .strictObject({
+      /** A credential that upstream accepted for a repository is served from the cache this long without asking again. */
+      grantTtl: duration.prefault('10m'),
+      /** Content served anonymously is served to anyone this long before upstream is asked again (a repository may turn private). */
+      publicTtl: duration.prefault('1h'),
+      /** While upstream is unreachable, a credential accepted this recently keeps its access. */
+      offlineGrace: duration.prefault('24h'),
+    })
+    .prefault({}),
+  /** Who may use the proxy, and where it may connect for them. */
+  proxy: z
+    .strictObject({
+      /** Client networks allowed to connect; empty: any. */
+      allowClients: z.array(cidr).default([]),
+      /** htpasswd file of `user:bcrypt-hash` lines; when set, clients must send Proxy-Authorization. */
+      htpasswd: z.string().min(1).nullable().default(null),
+      /** Ports a CONNECT may tunnel to, besides the ports of intercepted registries. */
+      connectPorts: z.array(port).default([443]),
+      /** Ports plain-HTTP requests may be forwarded to. */
+      httpPorts: z.array(port).default([80]),
+      /** Networks no tunnel, forwarded request or upstream fetch may reach. */
+      denyNetworks: z.array(cidr).default([...DEFAULT_DENY_NETWORKS]),
+    })
+    .prefault({}),
+  /** Limits on what clients may hold or send; each refusal is a status and one log line. */
+  limits: z
+    .strictObject({
+      /** Client TCP connections open at once; more are answered 503 and closed. */
+      maxConnections: z.number().int().min(1).default(4096),
+      /** CONNECT tunnels (not intercepted) open at once; more are answered 503. */
+      maxTunnels: z.number().int().min(1).default(1024),
+      /** Total size of a request's header block (431 above it). */
+      maxHeaderSize: size.prefault('16KiB'),
+      /** Number of header lines in a request (431 above it). */
+      maxHeaders: z.number().int().min(1).default(100),
+      /** Time a client may take to send a request's headers (408 after it). */
+      headersTimeout: duration.prefault('30s'),
+      /** Idle time after which a kept-alive client connection between requests is closed. */
+      idleTimeout: duration.prefault('5m'),
+      /** Idle time after which a tunnel with no bytes either way is closed. */
+      tunnelIdleTimeout: duration.prefault('1h'),
     })
     .prefault({}),
   /** Pushes (POST/PUT/PATCH/DELETE under /v2/) go upstream; false answers 405 UNSUPPORTED. */

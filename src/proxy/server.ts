@@ -8,11 +8,13 @@ import type net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.ts';
-import { normalizeHost, parseAuthority, type Destination } from '../http/destination.ts';
+import { formatAuthority, normalizeHost, parseAuthority, type Destination } from '../http/destination.ts';
+import type { DestinationGuard } from '../net/guard.ts';
+import type { Admission, Refusal } from './admission.ts';
 import { forwardPlain } from './forward.ts';
 import { intercept, type CertificateSource } from './intercept.ts';
 import type { InterceptList } from './intercept-list.ts';
-import { openTunnel } from './tunnel.ts';
+import { netConnector, openTunnel, type Connector } from './tunnel.ts';
 import { writeStatus } from './status.ts';
 
 export type InterceptHandler = (
@@ -29,12 +31,27 @@ export interface ProxyServerOptions {
   readonly handler: InterceptHandler;
   readonly local: LocalHandler;
   readonly log: Logger;
+  /** Client networks, proxy authentication, connection/tunnel/header-count limits. */
+  readonly admission: Admission;
+  /** Where tunnels and forwarded requests may connect. */
+  readonly guard: DestinationGuard;
+  /** Ports a CONNECT may tunnel to (intercepted registries' ports are always allowed). */
+  readonly connectPorts: ReadonlySet<number>;
+  /** Ports a plain-HTTP request may be forwarded to. */
+  readonly httpPorts: ReadonlySet<number>;
+  /** Opens tunnel and forward connections; tests inject one. */
+  readonly connect?: Connector;
   readonly connectTimeoutMs: number;
   readonly handshakeTimeoutMs?: number;
-  /** Time a client may take to send a request's headers (slowloris guard). */
-  readonly headersTimeoutMs?: number;
-  /** Idle time after which a kept-alive client connection is closed. */
-  readonly keepAliveTimeoutMs?: number;
+  readonly limits: {
+    readonly maxHeaderSize: number;
+    readonly maxHeaders: number;
+    /** Time a client may take to send a request's headers (slowloris guard). */
+    readonly headersTimeoutMs: number;
+    /** Idle time after which a kept-alive client connection is closed. */
+    readonly idleTimeoutMs: number;
+    readonly tunnelIdleTimeoutMs: number;
+  };
 }
 
 export interface ProxyServer {
@@ -44,7 +61,8 @@ export interface ProxyServer {
 }
 
 export function createProxyServer(options: ProxyServerOptions): ProxyServer {
-  const { log } = options;
+  const { log, admission, limits } = options;
+  const connect = options.connect ?? netConnector;
   const sockets = new Set<net.Socket | Duplex>();
   const track = (socket: net.Socket | Duplex) => {
     sockets.add(socket);
@@ -71,9 +89,14 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const serverOptions: http.ServerOptions = {
     // A blob upload or download may take as long as it takes: no whole-request deadline.
     requestTimeout: 0,
-    headersTimeout: options.headersTimeoutMs ?? 30_000,
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 60_000,
+    headersTimeout: limits.headersTimeoutMs,
+    // Node checks header deadlines on this interval; keep it well under the deadline itself.
+    connectionsCheckingInterval: Math.max(100, Math.min(limits.headersTimeoutMs / 4, 30_000)),
+    keepAliveTimeout: limits.idleTimeoutMs,
+    maxHeaderSize: limits.maxHeaderSize,
   };
+  // Node's parser fails a request with more header lines than this (HPE_HEADER_OVERFLOW → 431).
+  const maxHeadersCount = limits.maxHeaders;
 
   // Decrypted requests of intercepted connections arrive here; it never listens itself.
   const inner = http.createServer(serverOptions, (req, res) => {
@@ -85,33 +108,64 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     }
     void options.handler(req, res, destination);
   });
+  inner.maxHeadersCount = maxHeadersCount;
   inner.on('clientError', (error: NodeJS.ErrnoException, socket) => answerClientError(error, socket, log));
 
   const outer = http.createServer(serverOptions, (req, res) => {
     begin(req, res);
+    void serveOuter(req, res);
+  });
+
+  // Origin-form requests are for the proxy itself (health, CA download): open to every admitted
+  // client. Absolute-form requests are proxy requests: credentials and destination rules apply.
+  const serveOuter = async (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = req.url ?? '/';
     if (url.startsWith('/')) {
       options.local(req, res);
       return;
     }
+    const refusal = await admission.admitRequest(req);
+    if (refusal) return refuse(res, refusal);
     const target = parseAbsoluteUrl(url);
     if (target === undefined) {
       res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('bad request target\n');
       return;
     }
-    if (options.interceptList.matches(target.destination.host, target.destination.port)) {
-      void options.handler(req, res, target.destination);
+    const { destination } = target;
+    if (options.interceptList.matches(destination.host, destination.port)) {
+      void options.handler(req, res, destination);
+    } else if (!options.httpPorts.has(destination.port)) {
+      log.warn({ destination: formatAuthority(destination) }, 'forward refused: port not in proxy.httpPorts');
+      refuse(res, { status: 403, message: `port ${destination.port} is not allowed (proxy.httpPorts)` });
     } else {
-      void forwardPlain(req, res, target.destination, target.path, log);
+      void forwardPlain(req, res, destination, target.path, { guard: options.guard, connect, log });
+    }
+  };
+
+  outer.maxHeadersCount = maxHeadersCount;
+  outer.on('connection', (socket: net.Socket) => {
+    track(socket);
+    const refusal = admission.admitConnection(socket);
+    if (refusal) {
+      socket.on('error', () => socket.destroy());
+      writeStatus(socket, refusal.status, refusal.message);
     }
   });
-  outer.on('connection', track);
   outer.on('clientError', (error: NodeJS.ErrnoException, socket) => answerClientError(error, socket, log));
 
   outer.on('connect', (req: http.IncomingMessage, duplex: Duplex, head: Buffer) => {
     // http.Server hands over the raw TCP socket of the CONNECT request.
     const socket = duplex as net.Socket;
     socket.on('error', () => socket.destroy());
+    void dispatchConnect(req, socket, head);
+  });
+
+  const dispatchConnect = async (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    const refusal = await admission.admitRequest(req);
+    if (refusal) {
+      writeStatus(socket, refusal.status, refusal.message, refusal.headers);
+      return;
+    }
     const destination = parseAuthority(req.url ?? '');
     if (destination === undefined) {
       log.info({ target: String(req.url).slice(0, 300) }, 'bad connect target');
@@ -131,10 +185,31 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
         log,
         track,
       });
-    } else {
-      openTunnel(socket, head, destination, { connectTimeoutMs: options.connectTimeoutMs, log, track });
+      return;
     }
-  });
+    if (!options.connectPorts.has(destination.port)) {
+      log.warn(
+        { destination: formatAuthority(destination), client: socket.remoteAddress },
+        'tunnel refused: port not in proxy.connectPorts',
+      );
+      writeStatus(socket, 403, `CONNECT to port ${destination.port} is not allowed (proxy.connectPorts)`);
+      return;
+    }
+    const release = admission.openTunnel(socket.remoteAddress);
+    if (!release) {
+      writeStatus(socket, 503, 'too many tunnels');
+      return;
+    }
+    await openTunnel(socket, head, destination, {
+      connectTimeoutMs: options.connectTimeoutMs,
+      idleTimeoutMs: limits.tunnelIdleTimeoutMs,
+      guard: options.guard,
+      connect,
+      log,
+      track,
+      release,
+    });
+  };
 
   return {
     async listen(host, port) {
@@ -180,6 +255,15 @@ function parseAbsoluteUrl(url: string): { destination: Destination; path: string
   return { destination: { host, port, scheme: 'http' }, path: `${parsed.pathname}${parsed.search}` };
 }
 
+function refuse(res: http.ServerResponse, refusal: Refusal): void {
+  res.writeHead(refusal.status, {
+    'content-type': 'text/plain; charset=utf-8',
+    connection: 'close',
+    ...refusal.headers,
+  });
+  res.end(`${refusal.message}\n`);
+}
+
 function answerClientError(error: NodeJS.ErrnoException, socket: Duplex, log: Logger): void {
   if (error.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
@@ -187,6 +271,11 @@ function answerClientError(error: NodeJS.ErrnoException, socket: Duplex, log: Lo
   }
   const status =
     error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-  log.debug({ err: error.code ?? error.message, status }, 'bad client request');
+  const client = (socket as net.Socket).remoteAddress;
+  // Limits are named in the log (an operator tuning them needs to see them hit); garbage is debug.
+  if (status === 431)
+    log.warn({ client, status }, 'request refused: limits.maxHeaderSize or limits.maxHeaders');
+  else if (status === 408) log.warn({ client, status }, 'request refused: limits.headersTimeout');
+  else log.debug({ err: error.code ?? error.message, status }, 'bad client request');
   writeStatus(socket, status, http.STATUS_CODES[status] ?? 'bad request');
 }

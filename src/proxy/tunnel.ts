@@ -1,26 +1,69 @@
-// A raw TCP tunnel for a CONNECT that is not intercepted: bytes copied both ways untouched,
-// both sides torn down together, one log line when it ends.
+// A raw TCP tunnel for a CONNECT that is not intercepted: the destination's addresses checked
+// (net/guard.ts), bytes copied both ways untouched, both sides torn down together (or when
+// idle too long), one log line when it ends.
 import net from 'node:net';
 import type { Logger } from '../log.ts';
 import { formatAuthority, type Destination } from '../http/destination.ts';
+import { DestinationRefusedError, type DestinationGuard } from '../net/guard.ts';
+import { isLoopback } from '../net/networks.ts';
 import { writeStatus } from './status.ts';
+
+/** Opens a TCP connection to an address the guard allowed. Tests inject one. */
+export type Connector = (options: { host: string; port: number; family: 4 | 6 }) => net.Socket;
+
+export const netConnector: Connector = ({ host, port }) => net.connect({ host, port });
 
 export interface TunnelOptions {
   readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly guard: DestinationGuard;
+  readonly connect: Connector;
   readonly log: Logger;
   /** Called with the upstream socket so the server can cut it on shutdown. */
   readonly track: (socket: net.Socket) => void;
+  /** Called once when the tunnel is over (or never opened). */
+  readonly release: () => void;
 }
 
-export function openTunnel(
+export async function openTunnel(
   client: net.Socket,
   head: Buffer,
   destination: Destination,
   options: TunnelOptions,
-): void {
+): Promise<void> {
   const started = performance.now();
-  const upstream = net.connect({ host: destination.host, port: destination.port, autoSelectFamily: true });
+  let address: { address: string; family: 4 | 6 };
+  try {
+    const addresses = await options.guard.addresses(destination.host, {
+      allowLoopback: isLoopback(client.remoteAddress ?? ''),
+    });
+    address = addresses[0] ?? { address: destination.host, family: 4 };
+  } catch (error) {
+    options.release();
+    const refused = error instanceof DestinationRefusedError;
+    if (refused) {
+      options.log.warn(
+        { destination: formatAuthority(destination), client: client.remoteAddress, reason: error.reason },
+        'tunnel refused',
+      );
+    }
+    const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    writeStatus(
+      client,
+      refused ? 403 : 502,
+      refused
+        ? `${formatAuthority(destination)} may not be reached through this proxy: ${error.reason}`
+        : `cannot reach ${formatAuthority(destination)}: ${code}`,
+    );
+    return;
+  }
+  if (client.destroyed) {
+    options.release();
+    return;
+  }
+  const upstream = options.connect({ host: address.address, port: destination.port, family: address.family });
   options.track(upstream);
+  upstream.once('close', options.release);
   upstream.setNoDelay(true);
   client.setNoDelay(true);
 
@@ -37,6 +80,8 @@ export function openTunnel(
     if (head.length > 0) upstream.write(head);
     upstream.pipe(client);
     client.pipe(upstream);
+    // The upstream socket sees both directions (it writes what the client sends): idle means both.
+    upstream.setTimeout(options.idleTimeoutMs, () => upstream.destroy());
   });
 
   upstream.on('error', (error: NodeJS.ErrnoException) => {

@@ -1,31 +1,48 @@
-// Who may be served content from the cache. The upstream registry decides, and we remember:
-// - a digest that upstream served to a request carrying no credentials is public;
+// Who may be served content from the cache. The upstream registry decides, and we remember its
+// answers for a while (config `access`):
+// - a digest of a repository that upstream served to a request carrying no credentials is
+//   public: served to anyone for `publicTtl`, then upstream is asked again (with the client's
+//   own credentials, which for an anonymous client is its anonymous token), so a repository
+//   that turns private is noticed;
 // - a credential that upstream accepted for a repository (any 2xx it answered with it) is
-//   granted that repository for a while, keyed by a hash of the credential (never stored);
+//   granted that repository for `grantTtl`, keyed by a hash of the credential (never stored);
 // - a token that a token server handed out to an anonymous request is no credential at all:
 //   what upstream serves under it is public (Docker Hub serves public images only that way).
-// Anything else is checked upstream with the client's own credential before it is served.
+// While upstream cannot be reached, older answers still count: public marks of any age, and
+// grants up to `offlineGrace` old.
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import type { PublicKey } from '../cache/public-marks.ts';
+import { publicKeyHash } from '../cache/public-marks.ts';
 
 export interface AccessOptions {
-  /** How long an upstream "yes" for a credential and repository is trusted. */
   readonly grantTtlMs: number;
-  /** Where public digests are remembered across restarts (grants are short-lived: memory only). */
-  readonly marks?: { has(digest: string): Promise<boolean>; add(digest: string): Promise<void> };
+  readonly publicTtlMs: number;
+  readonly offlineGraceMs: number;
+  readonly now: () => number;
+  /** Where public marks are kept across restarts (grants are memory only). */
+  readonly marks?: {
+    get(key: PublicKey): Promise<number | undefined>;
+    put(key: PublicKey, at: number): Promise<void>;
+  };
 }
 
+/** `fresh`: trusted now. `stale`: too old to trust while upstream can be asked, still good offline. */
+export type AnswerAge = 'fresh' | 'stale' | undefined;
+
 export class Access {
-  readonly #public = new LRUCache<string, true>({ max: 1_000_000 });
-  readonly #grants: LRUCache<string, true>;
+  readonly #options: AccessOptions;
+  readonly #public = new LRUCache<string, number>({ max: 1_000_000 });
+  readonly #grants: LRUCache<string, number>;
   // Token servers' anonymous tokens live minutes (Docker Hub: 5); an hour covers any of them.
   readonly #anonymous = new LRUCache<string, true>({ max: 100_000, ttl: 3_600_000 });
 
-  readonly #marks: AccessOptions['marks'];
-
   constructor(options: AccessOptions) {
-    this.#grants = new LRUCache<string, true>({ max: 100_000, ttl: options.grantTtlMs });
-    this.#marks = options.marks;
+    this.#options = options;
+    this.#grants = new LRUCache<string, number>({
+      max: 100_000,
+      ttl: Math.max(options.grantTtlMs, options.offlineGraceMs, 1),
+    });
   }
 
   /** `authorization` (e.g. `Bearer <token>`) was issued to a request that proved nothing. */
@@ -38,35 +55,44 @@ export class Access {
     return !authorization || this.#anonymous.has(hash(authorization));
   }
 
-  markPublic(digest: string): void {
-    if (this.#public.has(digest)) return;
-    this.#public.set(digest, true);
+  markPublic(key: PublicKey): void {
+    const now = this.#options.now();
+    const id = publicKeyHash(key);
+    const previous = this.#public.get(id);
+    this.#public.set(id, now);
+    // Rewritten on disk only when it has aged a little, not on every anonymous answer.
+    if (previous !== undefined && now - previous < this.#options.publicTtlMs / 2) return;
     // Best effort: if it cannot be written, a restarted proxy asks upstream again (safe default).
-    void this.#marks?.add(digest).catch(() => undefined);
+    void this.#options.marks?.put(key, now).catch(() => undefined);
   }
 
-  async isPublic(digest: string): Promise<boolean> {
-    if (this.#public.has(digest)) return true;
-    if (!(await this.#marks?.has(digest))) return false;
-    this.#public.set(digest, true);
-    return true;
+  async publicAge(key: PublicKey): Promise<AnswerAge> {
+    const id = publicKeyHash(key);
+    let at = this.#public.get(id);
+    if (at === undefined) {
+      at = await this.#options.marks?.get(key);
+      if (at === undefined) return undefined;
+      this.#public.set(id, at);
+    }
+    return this.#options.now() - at < this.#options.publicTtlMs ? 'fresh' : 'stale';
   }
 
-  grant(host: string, repo: string, authorization: string | undefined): void {
-    if (authorization) this.#grants.set(grantKey(host, repo, authorization), true);
+  grant(host: string, name: string, authorization: string | undefined): void {
+    if (authorization) this.#grants.set(grantKey(host, name, authorization), this.#options.now());
   }
 
-  isGranted(host: string, repo: string, authorization: string | undefined): boolean {
-    return (
-      authorization !== undefined &&
-      authorization !== '' &&
-      this.#grants.has(grantKey(host, repo, authorization))
-    );
+  grantAge(host: string, name: string, authorization: string | undefined): AnswerAge {
+    if (!authorization) return undefined;
+    const at = this.#grants.get(grantKey(host, name, authorization));
+    if (at === undefined) return undefined;
+    const age = this.#options.now() - at;
+    if (age < this.#options.grantTtlMs) return 'fresh';
+    return age < this.#options.offlineGraceMs ? 'stale' : undefined;
   }
 }
 
-function grantKey(host: string, repo: string, authorization: string): string {
-  return hash(`${host}\0${repo}\0${authorization}`);
+function grantKey(host: string, name: string, authorization: string): string {
+  return hash(`${host}\0${name}\0${authorization}`);
 }
 
 function hash(value: string): string {

@@ -1,6 +1,7 @@
 // Who may be served cached content, decided per request: public content and recent grants pass
 // at once (access.ts); anyone else is checked upstream with a HEAD carrying their own
 // credential, and gets the upstream's refusal (401 challenge, 403, 404) if it says no.
+// Registries whose policy is `share` skip all of this (policy.ts).
 import type { IncomingMessage } from 'node:http';
 import { formatAuthority, originOf, type Destination } from '../http/destination.ts';
 import { RegistryError, type RegistryErrorCode } from '../oci/errors.ts';
@@ -20,9 +21,10 @@ export interface CachedContent {
 }
 
 /**
- * Content fetched with credentials is served only to a client that upstream authorizes: a
- * recent grant for its credential, or a HEAD upstream with its credential now. Otherwise the
- * upstream's answer (401 challenge, 403, 404) is what the client gets.
+ * Content is served from the cache only to a client that upstream would serve it to: public
+ * content and fresh grants pass at once (access.ts); anyone else is checked with a HEAD upstream
+ * carrying their own credential, and gets upstream's refusal (401 challenge, 403, 404) if it
+ * says no. When upstream cannot be asked, earlier answers of any freshness decide.
  */
 export async function ensureAccess(
   req: IncomingMessage,
@@ -32,7 +34,9 @@ export async function ensureAccess(
 ): Promise<void> {
   const host = formatAuthority(destination);
   const authorization = req.headers.authorization;
-  if (await mayServeWithoutAsking(deps.access, host, content, authorization)) return;
+  const publicAge = await deps.access.publicAge({ host, name: content.name, digest: content.digest });
+  const grantAge = deps.access.grantAge(host, content.name, authorization);
+  if (publicAge === 'fresh' || grantAge === 'fresh') return;
   const headers = wholeObjectHeaders(req);
   let response: UpstreamResponse;
   try {
@@ -43,8 +47,9 @@ export async function ensureAccess(
       headers,
     }));
   } catch (error) {
-    if (error instanceof UpstreamUnavailableError) throw unverifiable();
-    throw error;
+    if (!(error instanceof UpstreamUnavailableError) || error.tls) throw error;
+    if (publicAge !== undefined || grantAge !== undefined) return;
+    throw unverifiable();
   }
   await response.body.dump();
   if (response.statusCode >= 200 && response.statusCode < 300) {
@@ -54,14 +59,17 @@ export async function ensureAccess(
   throw deniedBy(response, content.kind);
 }
 
-/** Public content, or a credential upstream accepted for this repository recently. */
-export async function mayServeWithoutAsking(
+/** Upstream cannot be asked: what it said before, public marks of any age and grants within offlineGrace. */
+export async function mayServeOffline(
   access: Access,
   host: string,
   content: Omit<CachedContent, 'kind'>,
   authorization: string | undefined,
 ): Promise<boolean> {
-  return (await access.isPublic(content.digest)) || access.isGranted(host, content.name, authorization);
+  return (
+    (await access.publicAge({ host, name: content.name, digest: content.digest })) !== undefined ||
+    access.grantAge(host, content.name, authorization) !== undefined
+  );
 }
 
 /** Nobody can ask upstream who may read this: a client that has not proved access is refused. */
@@ -78,8 +86,9 @@ export function recordAccess(
   access: Access,
 ): void {
   const authorization = req.headers.authorization;
-  if (access.isAnonymous(authorization)) access.markPublic(digest);
-  else access.grant(formatAuthority(destination), name, authorization);
+  const host = formatAuthority(destination);
+  if (access.isAnonymous(authorization)) access.markPublic({ host, name, digest });
+  else access.grant(host, name, authorization);
 }
 
 const REFUSALS: Readonly<Record<number, { code: RegistryErrorCode; message: string }>> = {

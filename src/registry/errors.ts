@@ -1,11 +1,22 @@
 // The one place where failures become registry wire errors: every error thrown while handling
 // an intercepted request reaches toRegistryError/sendError, and only the handler logs it.
 import type { ServerResponse } from 'node:http';
+import { DestinationRefusedError } from '../net/guard.ts';
 import { RegistryError, registryErrors } from '../oci/errors.ts';
 import { UpstreamUnavailableError } from '../upstream/errors.ts';
 
 export function toRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;
+  if (error instanceof DestinationRefusedError) {
+    return new RegistryError(
+      502,
+      'DENIED',
+      `upstream may not be reached through this proxy: ${error.message}`,
+      {
+        cause: error,
+      },
+    );
+  }
   if (error instanceof UpstreamUnavailableError) {
     return error.timeout
       ? registryErrors.timeout(`upstream registry did not answer in time (${error.reason})`, error)

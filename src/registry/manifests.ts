@@ -18,7 +18,7 @@ import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import { readCapped } from '../upstream/body.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
-import { deniedBy, ensureAccess, mayServeWithoutAsking, recordAccess, unverifiable } from './authorize.ts';
+import { deniedBy, ensureAccess, mayServeOffline, recordAccess, unverifiable } from './authorize.ts';
 import type { CacheStatus, Outcome } from './outcome.ts';
 import { sendBuffer, sendResponse, wholeObjectHeaders } from './relay.ts';
 
@@ -185,7 +185,7 @@ async function serveStale(
   }
   // Nobody can ask upstream who may read this: only public content and recent grants pass.
   const host = formatAuthority(destination);
-  const allowed = await mayServeWithoutAsking(
+  const allowed = await mayServeOffline(
     deps.access,
     host,
     { name: route.name, digest: cached.digest },

@@ -4,7 +4,9 @@
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import type { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
+import net from 'node:net';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
+import type { DestinationGuard } from '../net/guard.ts';
 import { toUpstreamError } from './errors.ts';
 
 export interface UpstreamOptions {
@@ -14,6 +16,10 @@ export interface UpstreamOptions {
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly bodyTimeoutMs: number;
+  /** Checks every address before a connection is opened (registries, their redirect targets, token realms). */
+  readonly guard?: DestinationGuard;
+  /** Wraps the socket connector; tests use it to see (and stop) every address connected to. */
+  readonly wrapConnector?: (connector: buildConnector.connector) => buildConnector.connector;
 }
 
 export interface UpstreamRequest {
@@ -31,13 +37,15 @@ export class Upstream {
   readonly #agent: Agent;
 
   constructor(options: UpstreamOptions) {
+    const base = buildConnector({
+      timeout: options.connectTimeoutMs,
+      // `ca` replaces the default store, so the defaults go in explicitly.
+      ca: trustedCas(options.extraCas),
+      rejectUnauthorized: options.verifyTls,
+    });
+    const wrapped = options.wrapConnector?.(base) ?? base;
     this.#agent = new Agent({
-      connect: {
-        timeout: options.connectTimeoutMs,
-        // `ca` replaces the default store, so the defaults go in explicitly.
-        ca: trustedCas(options.extraCas),
-        rejectUnauthorized: options.verifyTls,
-      },
+      connect: options.guard ? guardedConnector(wrapped, options.guard) : wrapped,
       // HTTP/1.1 upstream: measured faster than h2 for large bodies here (dependencies.md §5.8)
       // and each blob stream gets its own connection instead of sharing one flow-control window.
       allowH2: false,
@@ -46,7 +54,6 @@ export class Upstream {
       keepAliveTimeout: 30_000,
       headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.bodyTimeoutMs,
-      autoSelectFamily: true,
     });
   }
 
@@ -70,6 +77,25 @@ export class Upstream {
   async destroy(): Promise<void> {
     await this.#agent.destroy();
   }
+}
+
+/**
+ * Resolves the name through the guard and connects to the first allowed address, with the name
+ * kept as TLS server name: the certificate is still checked against the name, and the address
+ * connected to is the one that was checked.
+ */
+function guardedConnector(base: buildConnector.connector, guard: DestinationGuard): buildConnector.connector {
+  return (options, callback) => {
+    const hostname = options.hostname.replace(/^\[|\]$/g, '');
+    guard.addresses(hostname, { allowLoopback: true }).then(
+      ([first]) => {
+        if (!first) throw new Error(`no address for ${hostname}`);
+        const servername = options.servername ?? (net.isIP(hostname) === 0 ? hostname : undefined);
+        base({ ...options, hostname: first.address, ...(servername ? { servername } : {}) }, callback);
+      },
+      (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
+    );
+  };
 }
 
 /** Node's bundled roots and NODE_EXTRA_CA_CERTS ('default'), the OS store, and `extra`, deduplicated. */

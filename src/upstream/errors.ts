@@ -36,7 +36,7 @@ const TIMEOUT_CODES = new Set([
 /** Wraps an undici or socket error into an UpstreamUnavailableError; other errors pass unchanged. */
 export function toUpstreamError(error: unknown, origin: string): unknown {
   if (!(error instanceof Error)) return error;
-  if (error.name === 'AbortError') return error;
+  if (error.name === 'AbortError' || error.name === 'DestinationRefusedError') return error;
   const code =
     (error as NodeJS.ErrnoException).code ?? (error.cause as NodeJS.ErrnoException | undefined)?.code;
   if (code === undefined) return error;

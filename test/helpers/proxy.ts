@@ -7,7 +7,7 @@ import { EventEmitter, once } from 'node:events';
 import { Writable } from 'node:stream';
 import { ProxyAgent, request as undiciRequest, type Dispatcher } from 'undici';
 import { onTestFinished } from 'vitest';
-import { startApp, type App } from '../../src/app.ts';
+import { startApp, type App, type AppSeams } from '../../src/app.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { createLogger } from '../../src/log.ts';
 import { upstreamPki } from './pki.ts';
@@ -48,7 +48,11 @@ function merge(base: Tree, over: Tree): Tree {
   return out;
 }
 
-export async function startProxy(overrides: Tree = {}, env: Record<string, string> = {}): Promise<TestProxy> {
+export async function startProxy(
+  overrides: Tree = {},
+  env: Record<string, string> = {},
+  seams: AppSeams = {},
+): Promise<TestProxy> {
   const dir = await tempDir();
   const pki = await upstreamPki();
   const raw = merge(
@@ -77,7 +81,7 @@ export async function startProxy(overrides: Tree = {}, env: Record<string, strin
       callback();
     },
   });
-  const app = await startApp(config, createLogger(config.log.level, sink));
+  const app = await startApp(config, createLogger(config.log.level, sink), seams);
   const port = app.address.port;
   const url = `http://127.0.0.1:${port}`;
   const client = new ProxyAgent({ uri: url, requestTls: { ca: [app.ca.certPem] } });

@@ -76,8 +76,13 @@ describe('blob cache', () => {
       expect(await bodyDigest(res)).toBe(digest);
       await proxy.app.fills.idle();
     }
+    // The bytes came once; each other repository was asked (HEAD) whether it may be read, since
+    // what is public in one repository says nothing about another.
     expect(a.requests.filter((r) => r.method === 'GET')).toHaveLength(1);
-    expect(b.requests).toHaveLength(0);
+    expect(a.requests.filter((r) => r.method === 'HEAD').map((r) => r.path)).toEqual([
+      `/v2/two/app/blobs/${digest}`,
+    ]);
+    expect(b.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`HEAD /v2/one/app/blobs/${digest}`]);
     expect(await storedBlobs(proxy)).toEqual([digest]);
   });
 

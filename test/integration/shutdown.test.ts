@@ -20,7 +20,11 @@ describe('shutdown', () => {
       started();
       void released.then(() => res.end('67890'));
     });
-    const proxy = await startProxy({ registries: [upstream.authority], shutdownTimeout: '10s' });
+    const proxy = await startProxy({
+      registries: [upstream.authority],
+      proxy: { connectPorts: [origin.port] },
+      shutdownTimeout: '10s',
+    });
 
     const tunnel = await rawConnection(proxy.port, `CONNECT ${origin.authority} HTTP/1.1\r\n\r\n`);
     expect((await readHead(tunnel)).head).toMatch(/^HTTP\/1\.1 200 /);

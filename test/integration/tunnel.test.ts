@@ -15,7 +15,10 @@ describe('tunnel', () => {
   it('tunnels a non-intercepted TLS destination untouched: the client sees the origin certificate', async () => {
     const origin = await startFakeRegistry();
     // Intercept the same host on another port only: interception is by host *and* port.
-    const proxy = await startProxy({ registries: [`${origin.host}:1`] });
+    const proxy = await startProxy({
+      registries: [`${origin.host}:1`],
+      proxy: { connectPorts: [origin.port] },
+    });
     const pki = await upstreamPki();
 
     const socket = await rawConnection(proxy.port, `CONNECT ${origin.authority} HTTP/1.1\r\n\r\n`);
@@ -46,7 +49,7 @@ describe('tunnel', () => {
 
   it('a client trusting only the origin CA works through the tunnel (undici ProxyAgent)', async () => {
     const origin = await startFakeRegistry();
-    const proxy = await startProxy({ registries: [] });
+    const proxy = await startProxy({ registries: [], proxy: { connectPorts: [origin.port] } });
     const pki = await upstreamPki();
     const agent = new ProxyAgent({ uri: proxy.url, requestTls: { ca: [pki.ca.certPem] } });
     onTestFinished(() => agent.close());
@@ -59,7 +62,7 @@ describe('tunnel', () => {
     const origin = await startFakeRegistry();
     const authority = origin.authority;
     await origin.close();
-    const proxy = await startProxy();
+    const proxy = await startProxy({ proxy: { connectPorts: [origin.port] } });
     const socket = await rawConnection(proxy.port, `CONNECT ${authority} HTTP/1.1\r\n\r\n`);
     const { head, rest } = await readHead(socket);
     expect(head).toMatch(/^HTTP\/1\.1 502 /);
@@ -76,7 +79,7 @@ describe('tunnel', () => {
     await once(server, 'listening');
     onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
     const port = (server.address() as AddressInfo).port;
-    const proxy = await startProxy();
+    const proxy = await startProxy({ proxy: { httpPorts: [port] } });
 
     const socket = await rawConnection(
       proxy.port,

@@ -61,7 +61,7 @@ describe('config', () => {
 
   it('applies rpardini-compatible environment variables over the file', () => {
     const config = parseConfig(
-      { registries: ['ghcr.io'] },
+      { registries: ['ghcr.io', 'docker.io', 'quay.io'] },
       {
         REGISTRIES: 'registry.example:5000  *.corp.example',
         VERIFY_SSL: 'false',
@@ -76,6 +76,8 @@ describe('config', () => {
     );
     expect(config.registries.map((r) => r.host)).toEqual([
       'ghcr.io',
+      'docker.io',
+      'quay.io',
       'registry.example:5000',
       '*.corp.example',
     ]);
@@ -85,8 +87,67 @@ describe('config', () => {
     expect(config.cache.tagTtl).toBe(3_600_000);
     expect(config.listen).toEqual({ host: '::', port: 3129 });
     expect(config.upstream.credentials).toEqual([
-      { host: 'auth.docker.io', username: 'user', password: 'pa:ss' },
+      // Docker Hub's credentials, given for its token host as rpardini's README says.
+      { host: 'docker.io', username: 'user', password: 'pa:ss' },
       { host: 'quay.io', username: 'bot', password: 'secret' },
+    ]);
+  });
+
+  it('refuses credentials for a host that is not intercepted, and a credential without a source', () => {
+    const issues = issuesOf(() =>
+      parseConfig(
+        {
+          registries: ['ghcr.io'],
+          upstream: { credentials: [{ host: 'ghcr.io', username: 'u' }] },
+        },
+        {},
+        't',
+        '/',
+      ),
+    );
+    expect(issues).toEqual(['upstream.credentials.0: give exactly one of password, passwordFile or helper']);
+    const notListed = issuesOf(() =>
+      parseConfig({ registries: ['ghcr.io'] }, { AUTH_REGISTRIES: 'quay.io:bot:secret' }, 't', '/'),
+    );
+    expect(notListed).toEqual([
+      'upstream.credentials.0.host (from AUTH_REGISTRIES): "quay.io" is not in registries',
+    ]);
+  });
+
+  it('SHARE_REGISTRIES and NO_CACHE_REGISTRIES set policies, adding hosts that are not listed', () => {
+    const config = parseConfig(
+      { registries: [{ host: 'ghcr.io', tagTtl: '5m' }, 'quay.io'] },
+      { SHARE_REGISTRIES: 'ghcr.io', NO_CACHE_REGISTRIES: 'quay.io secret.example' },
+      't',
+      '/',
+    );
+    expect(config.registries).toEqual([
+      { host: 'ghcr.io', tagTtl: 300_000, policy: 'share' },
+      { host: 'quay.io', policy: 'no-cache' },
+      { host: 'secret.example', policy: 'no-cache' },
+    ]);
+  });
+
+  it('reads proxy access settings from the environment and checks CIDRs', () => {
+    const config = parseConfig(
+      {},
+      {
+        PULLTHROUGH_ALLOW_CLIENTS: '10.0.0.0/8, fd00::/8 192.168.1.7',
+        PULLTHROUGH_HTPASSWD: 'users.htpasswd',
+      },
+      't',
+      '/etc/pullthrough',
+    );
+    expect(config.proxy.allowClients).toEqual(['10.0.0.0/8', 'fd00::/8', '192.168.1.7/32']);
+    expect(config.proxy.htpasswd).toBe('/etc/pullthrough/users.htpasswd');
+    expect(config.proxy.denyNetworks).toContain('169.254.0.0/16');
+    expect(config.proxy.connectPorts).toEqual([443]);
+    const issues = issuesOf(() =>
+      parseConfig({ proxy: { allowClients: ['10.0.0.0/33', 'nope'] } }, {}, 't', '/'),
+    );
+    expect(issues).toEqual([
+      'proxy.allowClients.0: "10.0.0.0/33" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)',
+      'proxy.allowClients.1: "nope" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)',
     ]);
   });
 
