@@ -54,9 +54,10 @@ export class LeafContexts {
     const context = issueLeaf(this.#ca, key, new Date(issuedAt)).then((leaf) => {
       this.#issued += 1;
       entry.renewAt = issuedAt + ((leaf.notAfter.getTime() - issuedAt) * 2) / 3;
-      // The leaf alone, without the CA: clients must already trust the CA as a root, a server may
-      // omit the trust anchor (RFC 8446 §4.4.2), and verifiers ignore one sent: it only adds bytes.
-      return tls.createSecureContext({ key: leaf.keyPem, cert: leaf.certPem });
+      // The leaf without the CA: clients must already trust the CA as a root, a server may omit
+      // the trust anchor (RFC 8446 §4.4.2), and verifiers ignore one sent: it only adds bytes.
+      // During a CA rotation the chain holds cross.crt, the one intermediate some clients need.
+      return tls.createSecureContext({ key: leaf.keyPem, cert: leaf.certPem + leaf.chainPem });
     });
     const entry: Entry = { context, renewAt: Number.POSITIVE_INFINITY };
     this.#cache.set(key, entry);

@@ -3,6 +3,10 @@
 // file and says how to fix it. Thrown by tls/; never logged here (the caller logs once).
 
 export type CaErrorCode =
+  /** Neither ca.crt nor ca.key exists where a CA is required (`pullthrough ca rotate`). */
+  | 'CA_NOT_FOUND'
+  /** `ca rotate` while an earlier rotation still overlaps (previous.crt valid). */
+  | 'CA_ROTATION_IN_PROGRESS'
   /** Only one of ca.crt / ca.key exists: refuse to guess, never overwrite half a CA. */
   | 'CA_INCOMPLETE'
   /** A CA file exists but cannot be read (permissions, a directory in its place, I/O). */

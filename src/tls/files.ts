@@ -1,10 +1,14 @@
 // The CA directory on disk: its file names, reading them, the private-key permission check and
-// atomic writes. Parses nothing (signer.ts does) and decides nothing (ca.ts does).
+// atomic writes. Parses nothing (signer.ts does), decides nothing (ca.ts, overlap.ts, rotate.ts).
 //
 // Layout of the CA directory (`ca.dir` in config):
 //   ca.crt        the CA certificate, PEM, mode 0644: distribute it to every client
 //   ca.key        its private key, PEM, mode 0600 (PKCS#8 when we create it; a user CA may bring
 //                 PKCS#8, SEC1 or PKCS#1, plain or encrypted with `ca.passphrase`/CA_KEY_PASSPHRASE)
+//   previous.crt  only during a rotation (`pullthrough ca rotate`, rotate.ts): the CA that ca.crt
+//   previous.key  replaces, which keeps signing leaves until every client trusts ca.crt; key 0600
+//   cross.crt     only during a rotation: previous.crt's subject and key certified by ca.crt, sent
+//                 after each leaf so that clients that trust only ca.crt verify those leaves too
 //   .<file>.<pid>.<random>.tmp  temp files of an atomic write (temp + rename in the same
 //                 directory); any left by a crash are removed at the next start
 
@@ -15,6 +19,9 @@ import { CaError } from './errors.ts';
 
 export const CA_CERT_FILE = 'ca.crt';
 export const CA_KEY_FILE = 'ca.key';
+export const PREVIOUS_CERT_FILE = 'previous.crt';
+export const PREVIOUS_KEY_FILE = 'previous.key';
+export const CROSS_CERT_FILE = 'cross.crt';
 
 /** The file's text, or undefined when it does not exist. */
 export async function readIfExists(file: string): Promise<string | undefined> {
@@ -66,7 +73,7 @@ export async function writeAtomic(dir: string, name: string, data: string, mode:
   const handle = await fs.open(temp, 'wx', mode);
   try {
     try {
-      await handle.chmod(mode); // the umask may have narrowed ca.crt; a key stays 0600 either way
+      await handle.chmod(mode); // the umask may have narrowed a .crt; a .key stays 0600 either way
       await handle.writeFile(data);
       await handle.sync();
     } finally {
@@ -87,7 +94,7 @@ export async function sweepTempFiles(dir: string): Promise<void> {
   } catch {
     return; // no directory yet, or unreadable: reading the CA files will say so
   }
-  const temp = names.filter((name) => /^\.ca\.(crt|key)\..+\.tmp$/.test(name));
+  const temp = names.filter((name) => /^\.(ca|previous|cross)\.(crt|key)\..+\.tmp$/.test(name));
   await Promise.all(temp.map((name) => fs.rm(path.join(dir, name), { force: true }).catch(() => undefined)));
 }
 

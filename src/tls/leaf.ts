@@ -1,5 +1,6 @@
-// Leaf (server) certificates for intercepted hosts, signed by the proxy's CA: a fresh ECDSA P-256
-// key per host and a profile that Go, OpenSSL (-x509_strict), Python >= 3.13 and Apple accept.
+// Leaf (server) certificates for intercepted hosts, signed by the proxy's CA (by the previous CA
+// while a rotation overlaps: overlap.ts): a fresh ECDSA P-256 key per host and a profile that Go,
+// OpenSSL (-x509_strict), Python >= 3.13 and Apple accept.
 // Nothing here touches disk or caches anything: contexts.ts caches the result per host.
 
 import 'reflect-metadata';
@@ -9,10 +10,12 @@ import net from 'node:net';
 import { domainToASCII } from 'node:url';
 import type { CertificateAuthority } from './ca.ts';
 import { CaError } from './errors.ts';
-import { keyId, positiveSerialHex } from './signer.ts';
+import { keyId, positiveSerialHex, type Signer } from './signer.ts';
 
 export interface Leaf {
   certPem: string;
+  /** PEM certificates to send after the leaf: cross.crt while a rotation overlaps, else ''. */
+  chainPem: string;
   /** PKCS#8 PEM of the leaf's own key. */
   keyPem: string;
   notAfter: Date;
@@ -74,7 +77,8 @@ export async function issueLeaf(
   now: Date = new Date(),
 ): Promise<Leaf> {
   const { name, kind } = normalizeHost(host);
-  const notAfter = new Date(Math.min(now.getTime() + LEAF_LIFETIME_MS, ca.notAfter.getTime()));
+  const { signer, chainPem, until } = signerAt(ca, now);
+  const notAfter = new Date(Math.min(now.getTime() + LEAF_LIFETIME_MS, until.getTime()));
   if (notAfter.getTime() <= now.getTime()) {
     throw new CaError(
       'CA_EXPIRED',
@@ -92,26 +96,40 @@ export async function issueLeaf(
     ...(shortEnoughForCn ? { subject: [{ CN: [name] }] } : {}),
     // The CA's subject exactly as encoded in its certificate: Go finds the issuer by comparing
     // these bytes, and re-encoding from a string can change string types (PrintableString vs UTF8).
-    issuer: new x509.Name(ca.cert.subjectName.toArrayBuffer()),
+    issuer: new x509.Name(signer.cert.subjectName.toArrayBuffer()),
     notBefore: new Date(now.getTime() - HOUR_MS), // clients whose clocks lag a little
     notAfter,
     publicKey: spki,
-    signingKey: ca.privateKey,
-    signingAlgorithm: ca.signingAlgorithm,
+    signingKey: signer.privateKey,
+    signingAlgorithm: signer.signingAlgorithm,
     extensions: [
       new x509.SubjectAlternativeNameExtension([{ type: kind, value: name }], !shortEnoughForCn),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.BasicConstraintsExtension(false, undefined, true),
       // AKI and SKI: OpenSSL -x509_strict and Python >= 3.13 require the AKI on non-root certs.
-      new x509.AuthorityKeyIdentifierExtension(await keyId(ca.cert)),
+      new x509.AuthorityKeyIdentifierExtension(await keyId(signer.cert)),
       await x509.SubjectKeyIdentifierExtension.create(spki),
     ],
   });
 
   return {
     certPem: `${cert.toString('pem')}\n`,
+    chainPem,
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     notAfter,
   };
+}
+
+/**
+ * Who signs a leaf issued at `now`: the previous CA while a rotation overlaps, with cross.crt
+ * sent after the leaf, and ca.crt otherwise. The previous CA's leaves end with the overlap, so
+ * contexts.ts renews them in time to switch to ca.crt when it does.
+ */
+function signerAt(ca: CertificateAuthority, now: Date): { signer: Signer; chainPem: string; until: Date } {
+  const { overlap } = ca;
+  if (overlap.state === 'active' && now.getTime() < overlap.until.getTime()) {
+    return { signer: overlap.previous, chainPem: overlap.crossPem, until: overlap.until };
+  }
+  return { signer: ca, chainPem: '', until: ca.notAfter };
 }
