@@ -1,9 +1,9 @@
 // The command line as an operator meets it: usage errors and bad config exit 2 with one clear
 // message and no stack trace (a CA key others can read included); `serve` runs until SIGTERM and
-// then exits 0.
+// then exits 0; `ca rotate` rotates the CA of the configured ca.dir and says what to do next.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadOrCreateCa } from '../../src/tls/ca.ts';
@@ -25,12 +25,15 @@ function run(args: string[], env: Record<string, string> = {}) {
 }
 
 describe('cli', () => {
-  it.each([[['bogus']], [['serve', '--nope']], [[]]])('prints usage and exits 2 for %j', async (args) => {
-    const { code, stderr } = await run(args).exited;
-    expect(code).toBe(2);
-    expect(stderr).toContain('usage: pullthrough serve');
-    expect(stderr).not.toMatch(/\n\s+at /);
-  });
+  it.each([[['bogus']], [['serve', '--nope']], [[]], [['ca']], [['ca', 'bogus']]])(
+    'prints usage and exits 2 for %j',
+    async (args) => {
+      const { code, stderr } = await run(args).exited;
+      expect(code).toBe(2);
+      expect(stderr).toContain('usage: pullthrough serve');
+      expect(stderr).not.toMatch(/\n\s+at /);
+    },
+  );
 
   it('lists every configuration problem by path and exits 2, without a stack trace', async () => {
     const dir = await tempDir();
@@ -74,4 +77,52 @@ describe('cli', () => {
       expect(stdout).not.toContain('"msg":"listening"');
     },
   );
+
+  it('ca rotate: rotates the CA in ca.dir, prints the fingerprints and the next steps, exits 0', async () => {
+    const dir = await tempDir();
+    const caDir = path.join(dir, 'ca');
+    const old = await loadOrCreateCa({ dir: caDir });
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(file, 'ca: {dir: ./ca}\n');
+    const { code, stdout, stderr } = await run(['ca', 'rotate', '--config', file]).exited;
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect((await readdir(caDir)).sort()).toEqual([
+      'ca.crt',
+      'ca.key',
+      'cross.crt',
+      'previous.crt',
+      'previous.key',
+    ]);
+    expect((await stat(path.join(caDir, 'ca.key'))).mode & 0o777).toBe(0o600);
+    expect((await stat(path.join(caDir, 'previous.key'))).mode & 0o777).toBe(0o600);
+    expect(await readFile(path.join(caDir, 'previous.crt'), 'utf8')).toBe(old.certPem);
+    const rotated = await loadOrCreateCa({ dir: caDir });
+    expect(rotated.overlap.state).toBe('active');
+    expect(stdout).toContain(`rotated the CA in ${caDir}`);
+    expect(stdout).toContain(`new CA, sha256 ${rotated.fingerprintSha256}`);
+    expect(stdout).toContain(`old CA, sha256 ${old.fingerprintSha256}`);
+    expect(stdout).toContain('restart pullthrough');
+    expect(stdout).toContain('delete previous.crt, previous.key and cross.crt');
+
+    // Rotating again during the overlap would drop the CA clients trust today: refused.
+    const again = await run(['ca', 'rotate', '--config', file]).exited;
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(
+      /^pullthrough: a rotation is in progress \(.+previous\.crt is valid until .+\n$/,
+    );
+  });
+
+  it('ca rotate without a CA: exit 2, one line, nothing created', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(file, 'ca: {dir: ./ca}\n');
+    const { code, stdout, stderr } = await run(['ca', 'rotate', '--config', file]).exited;
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toBe(
+      `pullthrough: no CA in ${path.join(dir, 'ca')} (ca.crt and ca.key are missing): check ca.dir, or start pullthrough serve once to create one\n`,
+    );
+    expect(await readdir(dir)).toEqual(['config.yaml']);
+  });
 });
