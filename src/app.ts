@@ -25,6 +25,9 @@ import { Admission } from './proxy/admission.ts';
 import { ProxyAuth } from './proxy/auth.ts';
 import type { Connector } from './proxy/tunnel.ts';
 import type { UpstreamOptions } from './upstream/client.ts';
+import { SharedLogin } from './upstream/login.ts';
+import type { Policy, PolicyOf } from './registry/policy.ts';
+import type { CredentialSettings } from './config/schema.ts';
 
 export interface App {
   readonly address: AddressInfo;
@@ -66,8 +69,24 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
   });
   const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
   if (auth) log.info({ file: config.proxy.htpasswd, users: auth.users }, 'proxy authentication on');
+  const policy = policyRules(config);
+  for (const registry of config.registries) {
+    if (registry.policy === 'share' || registry.policy === 'no-cache') {
+      log.info({ host: registry.host, policy: registry.policy }, 'registry policy');
+    }
+  }
+  for (const credential of config.upstream.credentials) {
+    const registry = config.registries.find((r) => r.host === credential.host);
+    if (registry?.policy !== 'share') {
+      log.warn(
+        { host: credential.host },
+        'credentials configured for a registry whose policy is not share: they are not used',
+      );
+    }
+  }
   const upstream = new Upstream({
     guard,
+    login: new SharedLogin(sharedCredentials(config)),
     ...(seams.wrapUpstreamConnector ? { wrapConnector: seams.wrapUpstreamConnector } : {}),
     verifyTls: config.upstream.verifyTls,
     extraCas: await readCaFiles(config.upstream.caFiles),
@@ -97,6 +116,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
         marks: new PublicMarks(store.layout),
       }),
       freshness: freshnessRules(config),
+      policy,
       maxManifestSize: config.cache.maxManifestSize,
       now: Date.now,
       allowPush: config.allowPush,
@@ -163,6 +183,26 @@ function onceByCode(log: Logger, message: string): (error: unknown) => void {
     seen.add(code);
     log.warn({ code, err: err.message }, message);
   };
+}
+
+/** The policy of a destination's registry (verify when it sets none). */
+function policyRules(config: Config): PolicyOf {
+  const rules = new HostRules(
+    config.registries.map((registry) => ({ pattern: registry.host, value: registry.policy ?? 'verify' })),
+  );
+  return (destination) => rules.match(destination.host, destination.port) ?? ('verify' satisfies Policy);
+}
+
+/** Registries whose policy is share, with their credentials (null: none, fetched anonymously). */
+function sharedCredentials(config: Config): HostRules<CredentialSettings | null> {
+  return new HostRules(
+    config.registries
+      .filter((registry) => registry.policy === 'share')
+      .map((registry) => ({
+        pattern: registry.host,
+        value: config.upstream.credentials.find((c) => c.host === registry.host) ?? null,
+      })),
+  );
 }
 
 /** Tag freshness for a destination: its registry's own settings, else the cache-wide ones. */

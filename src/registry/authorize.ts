@@ -9,6 +9,7 @@ import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
 import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
+import type { PolicyOf } from './policy.ts';
 import { wholeObjectHeaders } from './relay.ts';
 
 export type ContentKind = 'blob' | 'manifest';
@@ -30,8 +31,9 @@ export async function ensureAccess(
   req: IncomingMessage,
   destination: Destination,
   content: CachedContent,
-  deps: { readonly upstream: Upstream; readonly access: Access },
+  deps: { readonly upstream: Upstream; readonly access: Access; readonly policy: PolicyOf },
 ): Promise<void> {
+  if (deps.policy(destination) === 'share') return;
   const host = formatAuthority(destination);
   const authorization = req.headers.authorization;
   const publicAge = await deps.access.publicAge({ host, name: content.name, digest: content.digest });
@@ -61,11 +63,14 @@ export async function ensureAccess(
 
 /** Upstream cannot be asked: what it said before, public marks of any age and grants within offlineGrace. */
 export async function mayServeOffline(
-  access: Access,
-  host: string,
+  deps: { readonly access: Access; readonly policy: PolicyOf },
+  destination: Destination,
   content: Omit<CachedContent, 'kind'>,
   authorization: string | undefined,
 ): Promise<boolean> {
+  if (deps.policy(destination) === 'share') return true;
+  const { access } = deps;
+  const host = formatAuthority(destination);
   return (
     (await access.publicAge({ host, name: content.name, digest: content.digest })) !== undefined ||
     access.grantAge(host, content.name, authorization) !== undefined

@@ -12,6 +12,7 @@ import type { Logger } from '../log.ts';
 import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
+import type { PolicyOf } from './policy.ts';
 import { ensureAccess, recordAccess } from './authorize.ts';
 import type { Outcome } from './outcome.ts';
 import { parseRange } from './range.ts';
@@ -22,6 +23,7 @@ export interface BlobDeps {
   readonly fills: Fills;
   readonly upstream: Upstream;
   readonly access: Access;
+  readonly policy: PolicyOf;
   readonly log: Logger;
   /** Called once per failure to write the cache, so the cause is logged once, not per request. */
   readonly cacheWriteFailed: (error: unknown) => void;

@@ -3,7 +3,7 @@
 import type { ServerResponse } from 'node:http';
 import { DestinationRefusedError } from '../net/guard.ts';
 import { RegistryError, registryErrors } from '../oci/errors.ts';
-import { UpstreamUnavailableError } from '../upstream/errors.ts';
+import { LoginError, UpstreamUnavailableError } from '../upstream/errors.ts';
 
 export function toRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;
@@ -17,6 +17,7 @@ export function toRegistryError(error: unknown): RegistryError {
       },
     );
   }
+  if (error instanceof LoginError) return registryErrors.unavailable(error.message, error);
   if (error instanceof UpstreamUnavailableError) {
     return error.timeout
       ? registryErrors.timeout(`upstream registry did not answer in time (${error.reason})`, error)

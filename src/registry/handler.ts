@@ -58,7 +58,10 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
         );
       }
       const reading = req.method === 'GET' || req.method === 'HEAD';
-      if (route.kind === 'blob' && reading) {
+      const cacheable = options.policy(destination) !== 'no-cache';
+      if (!cacheable) {
+        await servePassthrough(req, res, destination, route, options, outcome);
+      } else if (route.kind === 'blob' && reading) {
         await serveBlob(req, res, destination, route, options, outcome);
       } else if (route.kind === 'manifest' && reading) {
         await serveManifest(req, res, destination, route, options, outcome);

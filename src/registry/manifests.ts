@@ -18,6 +18,7 @@ import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import { readCapped } from '../upstream/body.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
 import type { Access } from './access.ts';
+import type { PolicyOf } from './policy.ts';
 import { deniedBy, ensureAccess, mayServeOffline, recordAccess, unverifiable } from './authorize.ts';
 import type { CacheStatus, Outcome } from './outcome.ts';
 import { sendBuffer, sendResponse, wholeObjectHeaders } from './relay.ts';
@@ -33,6 +34,7 @@ export interface ManifestDeps {
   readonly manifests: ManifestStore;
   readonly upstream: Upstream;
   readonly access: Access;
+  readonly policy: PolicyOf;
   readonly log: Logger;
   /** Tag freshness for a destination (per registry, falling back to the cache-wide settings). */
   readonly freshness: (destination: Destination) => Freshness;
@@ -186,8 +188,8 @@ async function serveStale(
   // Nobody can ask upstream who may read this: only public content and recent grants pass.
   const host = formatAuthority(destination);
   const allowed = await mayServeOffline(
-    deps.access,
-    host,
+    deps,
+    destination,
     { name: route.name, digest: cached.digest },
     req.headers.authorization,
   );

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import type { DestinationGuard } from '../net/guard.ts';
 import { toUpstreamError } from './errors.ts';
+import type { SharedLogin } from './login.ts';
 
 export interface UpstreamOptions {
   readonly verifyTls: boolean;
@@ -18,6 +19,8 @@ export interface UpstreamOptions {
   readonly bodyTimeoutMs: number;
   /** Checks every address before a connection is opened (registries, their redirect targets, token realms). */
   readonly guard?: DestinationGuard;
+  /** Logs in with configured credentials for registries whose policy is `share`. */
+  readonly login?: SharedLogin;
   /** Wraps the socket connector; tests use it to see (and stop) every address connected to. */
   readonly wrapConnector?: (connector: buildConnector.connector) => buildConnector.connector;
 }
@@ -35,6 +38,7 @@ export type UpstreamResponse = Dispatcher.ResponseData;
 
 export class Upstream {
   readonly #agent: Agent;
+  readonly #login: SharedLogin | undefined;
 
   constructor(options: UpstreamOptions) {
     const base = buildConnector({
@@ -44,6 +48,7 @@ export class Upstream {
       rejectUnauthorized: options.verifyTls,
     });
     const wrapped = options.wrapConnector?.(base) ?? base;
+    this.#login = options.login;
     this.#agent = new Agent({
       connect: options.guard ? guardedConnector(wrapped, options.guard) : wrapped,
       // HTTP/1.1 upstream: measured faster than h2 for large bodies here (dependencies.md §5.8)
@@ -59,6 +64,10 @@ export class Upstream {
 
   /** Sends one request; the caller must consume or destroy the response body. */
   async request(request: UpstreamRequest): Promise<UpstreamResponse> {
+    return this.#login ? this.#login.send(request, (r) => this.#send(r)) : this.#send(request);
+  }
+
+  async #send(request: UpstreamRequest): Promise<UpstreamResponse> {
     try {
       return await this.#agent.request({
         origin: request.origin,

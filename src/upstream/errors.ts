@@ -36,7 +36,7 @@ const TIMEOUT_CODES = new Set([
 /** Wraps an undici or socket error into an UpstreamUnavailableError; other errors pass unchanged. */
 export function toUpstreamError(error: unknown, origin: string): unknown {
   if (!(error instanceof Error)) return error;
-  if (error.name === 'AbortError' || error.name === 'DestinationRefusedError') return error;
+  if (['AbortError', 'DestinationRefusedError', 'LoginError'].includes(error.name)) return error;
   const code =
     (error as NodeJS.ErrnoException).code ?? (error.cause as NodeJS.ErrnoException | undefined)?.code;
   if (code === undefined) return error;
@@ -46,4 +46,13 @@ export function toUpstreamError(error: unknown, origin: string): unknown {
     { timeout: TIMEOUT_CODES.has(code), tls: TLS_CODE.test(code) },
     { cause: error },
   );
+}
+
+/** The proxy could not log in to a `share` registry with its configured credentials. */
+export class LoginError extends Error {
+  override readonly name = 'LoginError';
+
+  constructor(origin: string, reason: string) {
+    super(`cannot log in to ${origin} with the configured credentials: ${reason}`);
+  }
 }

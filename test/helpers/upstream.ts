@@ -24,6 +24,16 @@ export interface FakeRegistry {
   hits(method: string, path: string): number;
   addBlob(content: Buffer): string;
   addManifest(name: string, tag: string, manifest: object, mediaType?: string): string;
+  /**
+   * Token auth as Docker Hub does it: every /v2/ request needs a Bearer token from the token
+   * server at /token, which gives one to anyone (anonymous) and a user's own for Basic
+   * `user:password` of `accounts` (401 for a wrong password). Repositories made private with
+   * `makePrivate` need a user's token.
+   */
+  useTokenAuth(accounts: Record<string, string>): void;
+  makePrivate(prefix: string): void;
+  /** Tokens the token server issued, in order, with who they were for (undefined: anonymous). */
+  readonly issued: Array<{ token: string; user: string | undefined; scope: string | null }>;
   /** Answer 401 with a Bearer challenge unless `Authorization: Bearer <token>` is sent. */
   requireToken(token: string | undefined): void;
   /** The next request gets this status and an OCI error body. */
@@ -59,6 +69,9 @@ export async function startFakeRegistry(options: { host?: string } = {}): Promis
   let corrupt = false;
   let hold: Promise<void> | undefined;
   let redirectTo: string | undefined;
+  let accounts: Record<string, string> | undefined;
+  const privatePrefixes: string[] = [];
+  const issued: Array<{ token: string; user: string | undefined; scope: string | null }> = [];
 
   const json = (res: ServerResponse, status: number, body: object, headers: Record<string, string> = {}) => {
     const text = JSON.stringify(body);
@@ -93,6 +106,31 @@ export async function startFakeRegistry(options: { host?: string } = {}): Promis
           status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE',
           status === 429 ? { 'retry-after': '7' } : {},
         );
+      }
+      if (accounts !== undefined) {
+        const url = new URL(path, 'https://x');
+        if (url.pathname === '/token') {
+          const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+          let user: string | undefined;
+          if (basic !== undefined) {
+            const [name = '', ...rest] = Buffer.from(basic, 'base64').toString().split(':');
+            if (accounts[name] !== rest.join(':')) return ociError(res, 401, 'UNAUTHORIZED');
+            user = name;
+          }
+          const issuedToken = `${user ?? 'anonymous'}-${Math.random().toString(36).slice(2)}`;
+          issued.push({ token: issuedToken, user, scope: url.searchParams.get('scope') });
+          return json(res, 200, { token: issuedToken, expires_in: 300 });
+        }
+        const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+        const holder = issued.find((entry) => entry.token === bearer);
+        const name = /^\/v2\/(.+?)\/(?:blobs|manifests|tags)\//.exec(url.pathname)?.[1];
+        const isPrivate = name !== undefined && privatePrefixes.some((prefix) => name.startsWith(prefix));
+        if (!holder || (isPrivate && holder.user === undefined)) {
+          const scope = name === undefined ? '' : `,scope="repository:${name}:pull"`;
+          return ociError(res, 401, 'UNAUTHORIZED', {
+            'www-authenticate': `Bearer realm="https://${host}:${port}/token",service="fake"${scope}`,
+          });
+        }
       }
       if (token !== undefined && req.headers.authorization !== `Bearer ${token}`) {
         return ociError(res, 401, 'UNAUTHORIZED', {
@@ -208,6 +246,9 @@ export async function startFakeRegistry(options: { host?: string } = {}): Promis
       };
     },
     redirectBlobsTo: (origin) => (redirectTo = origin),
+    useTokenAuth: (given) => (accounts = given),
+    makePrivate: (prefix) => privatePrefixes.push(prefix),
+    issued,
     route: (path, handler) => routes.set(path, handler),
     close,
   };
