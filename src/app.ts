@@ -25,9 +25,8 @@ import { Admission } from './proxy/admission.ts';
 import { ProxyAuth } from './proxy/auth.ts';
 import type { Connector } from './proxy/tunnel.ts';
 import type { UpstreamOptions } from './upstream/client.ts';
-import { SharedLogin } from './upstream/login.ts';
+import { SharedLogin, type CredentialSettings } from './upstream/login.ts';
 import type { Policy, PolicyOf } from './registry/policy.ts';
-import type { CredentialSettings } from './config/schema.ts';
 
 export interface App {
   readonly address: AddressInfo;
@@ -50,10 +49,29 @@ const CA_EXPIRY_WARNING_MS = 90 * 86_400_000;
 
 export async function startApp(config: Config, log: Logger, seams: AppSeams = {}): Promise<App> {
   const ca = await loadOrCreateCa({ dir: config.ca.dir, passphrase: config.ca.passphrase ?? undefined });
+  const { overlap } = ca;
   log.info(
-    { dir: config.ca.dir, fingerprint: ca.fingerprintSha256, notAfter: ca.notAfter.toISOString() },
+    {
+      dir: config.ca.dir,
+      fingerprint: ca.fingerprintSha256,
+      notAfter: ca.notAfter.toISOString(),
+      rotation: overlap.state,
+    },
     ca.created ? 'ca created' : 'ca loaded',
   );
+  if (overlap.state === 'active') {
+    log.info(
+      { previous: overlap.previous.fingerprintSha256, until: overlap.until.toISOString() },
+      'ca rotation in progress: signing with the previous ca and sending cross.crt',
+    );
+  } else if (overlap.state === 'ended') {
+    log.warn(
+      { until: overlap.until.toISOString() },
+      'previous ca expired: signing with ca.crt alone; delete previous.crt, previous.key and cross.crt',
+    );
+  } else if (overlap.state === 'ignored') {
+    log.warn({ reason: overlap.reason }, 'ca rotation files ignored');
+  }
   if (ca.notAfter.getTime() - Date.now() < CA_EXPIRY_WARNING_MS) {
     log.warn({ notAfter: ca.notAfter.toISOString() }, 'ca expires within 90 days: rotate it');
   }

@@ -8,10 +8,17 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
-import type { CredentialSettings } from '../config/schema.ts';
 import type { HostRules } from '../http/host-rules.ts';
 import type { UpstreamRequest, UpstreamResponse } from './client.ts';
 import { LoginError } from './errors.ts';
+
+/** Where a registry's credentials come from (config `upstream.credentials`, validated there). */
+export interface CredentialSettings {
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  readonly passwordFile?: string | undefined;
+  readonly helper?: string | undefined;
+}
 
 export interface Credentials {
   readonly username: string;
