@@ -123,7 +123,6 @@ const credential = z
     }
   });
 
-
 /** A registry with settings of its own; unset ones come from `cache`. */
 const registrySettings = z.strictObject({
   host: registryEntry,
