@@ -211,6 +211,8 @@ function runHelper(helper: string, host: string): Promise<Credentials> {
         reject(new Error(`credential helper ${helper} did not print {"Username","Secret"} JSON`));
       }
     });
+    // A helper that exits without reading stdin must not turn into an unhandled EPIPE.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(host);
   });
 }
