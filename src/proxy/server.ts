@@ -111,7 +111,15 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   inner.maxHeadersCount = maxHeadersCount;
   inner.on('clientError', (error: NodeJS.ErrnoException, socket) => answerClientError(error, socket, log));
 
+  // Connections refused at accept time: answered and ended, but Node's HTTP parser is already
+  // attached and would still hand over whatever requests they send. Those are dropped here.
+  const refusedSockets = new WeakSet<Duplex>();
+
   const outer = http.createServer(serverOptions, (req, res) => {
+    if (refusedSockets.has(req.socket)) {
+      req.socket.destroy();
+      return;
+    }
     begin(req, res);
     void serveOuter(req, res);
   });
@@ -147,6 +155,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     track(socket);
     const refusal = admission.admitConnection(socket);
     if (refusal) {
+      refusedSockets.add(socket);
       socket.on('error', () => socket.destroy());
       writeStatus(socket, refusal.status, refusal.message);
     }
@@ -157,6 +166,10 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     // http.Server hands over the raw TCP socket of the CONNECT request.
     const socket = duplex as net.Socket;
     socket.on('error', () => socket.destroy());
+    if (refusedSockets.has(socket)) {
+      socket.destroy();
+      return;
+    }
     void dispatchConnect(req, socket, head);
   });
 

@@ -145,10 +145,30 @@ describe('destinations', () => {
 
 describe('clients', () => {
   it('refuses clients outside proxy.allowClients with 403 and one log line', async () => {
-    const proxy = await startProxy({ proxy: { allowClients: ['10.0.0.0/8'] } }, {}, loopbackOnly());
+    const origin = await startFakeRegistry();
+    const seams = loopbackOnly();
+    const opened: string[] = [];
+    const proxy = await startProxy(
+      { proxy: { allowClients: ['10.0.0.0/8'], connectPorts: [origin.port] } },
+      {},
+      {
+        ...seams,
+        connect: (options) => {
+          opened.push(options.host);
+          return seams.connect!(options);
+        },
+      },
+    );
     const socket = await rawConnection(proxy.port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
     const { head } = await readHead(socket);
     expect(head).toMatch(/^HTTP\/1\.1 403 /);
+    // A refused client's CONNECT goes nowhere, even sent at once behind the connection.
+    const eager = await rawConnection(proxy.port, `CONNECT ${origin.authority} HTTP/1.1\r\n\r\n`);
+    eager.resume();
+    await once(eager, 'close');
+    await proxy.close();
+    expect(opened).toEqual([]);
+    expect(proxy.logs.filter((l) => l.msg === 'tunnel')).toEqual([]);
     await proxy.waitForLog(
       (l) => l.msg === 'client refused: not in proxy.allowClients' && l['client'] === '127.0.0.1',
     );
