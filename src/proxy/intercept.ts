@@ -28,6 +28,11 @@ export async function intercept(
   destination: Destination,
   options: InterceptOptions,
 ): Promise<void> {
+  // The client socket is half-open (the HTTP server made it so): once it is wrapped in TLS, the
+  // inner HTTP server sees the client's end, but an end before that would go unnoticed until the
+  // handshake timeout. A client that has ended its side can never finish a handshake: close.
+  let clientEnded = client.readableEnded;
+  client.once('end', () => (clientEnded = true));
   let secureContext: tls.SecureContext;
   try {
     secureContext = await options.certificates.get(destination.host);
@@ -39,6 +44,10 @@ export async function intercept(
   if (client.destroyed) return;
 
   client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  if (clientEnded) {
+    client.end();
+    return;
+  }
   // Bytes the client sent right behind the CONNECT (an eager ClientHello) go back in front.
   if (head.length > 0) client.unshift(head);
 

@@ -52,6 +52,9 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
     });
 
     try {
+      // A path, or an http(s) URL as plain-HTTP proxy requests send it (RFC 9112 §3.2): `*`, an
+      // authority or junk names no registry endpoint and cannot be relayed. A 404, not a 502.
+      if (!/^(?:\/|https?:\/\/)/.test(req.url ?? '/')) throw registryErrors.notFound(req.url ?? '');
       if (!options.allowPush && isWrite(req.method) && route.kind !== 'other') {
         throw registryErrors.unsupported(
           `${req.method} method is not allowed: pushes are disabled (allowPush: false)`,

@@ -68,7 +68,11 @@ export async function servePassthrough(
  * quay.io/v2/auth) or on another intercepted host (auth.docker.io/token).
  */
 export function isTokenRequest(req: IncomingMessage): boolean {
-  const url = new URL(req.url ?? '/', 'https://x');
+  // An origin-form target is a path of this origin, not a relative reference (in which
+  // `//host/...` would be an authority); an absolute-form one (plain-HTTP proxying) has its own.
+  const target = req.url ?? '/';
+  const url = URL.parse(target.startsWith('/') ? `https://x${target}` : target);
+  if (url === null) return false;
   if (req.method === 'GET' && (url.searchParams.has('service') || url.searchParams.has('scope'))) return true;
   return (
     (req.method === 'GET' || req.method === 'POST') &&
