@@ -5,6 +5,7 @@
 // podman pulls private/app with the right credentials and the proxy caches it; after that no
 // anonymous client (skopeo --no-creds, a bare GET of the cached layer, a GET carrying an anonymous
 // token) and no wrong password gets it, while public/app is served to anyone, from the cache.
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { request, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
@@ -35,13 +36,20 @@ const ref = (image: TestImage): string => `${TOKEN_REGISTRY}/${image.repository}
 const blobPath = (image: TestImage, digest = image.layer.digest): string =>
   `/v2/${image.repository}/blobs/${digest}`;
 
-/** Where the proxy keeps a verified blob, and its mark for a digest it knows to be public. */
-function cachePaths(digest: string): { blob: string; publicMark: string } {
+/**
+ * Where the proxy keeps a verified blob, and its mark that upstream served this digest of
+ * `image`'s repository to an anonymous request: public/<2 hex>/<sha256 of "HOST:PORT\0REPO\0DIGEST">
+ * (src/cache/layout.ts, public-marks.ts).
+ */
+function cachePaths(image: TestImage, digest: string): { blob: string; publicMark: string } {
   const hex = digest.slice('sha256:'.length);
+  const mark = createHash('sha256')
+    .update(`${TOKEN_REGISTRY}:443\0${image.repository}\0${digest}`)
+    .digest('hex');
   const { cacheDir } = world().proxy;
   return {
     blob: join(cacheDir, 'blobs', 'sha256', hex.slice(0, 2), hex),
-    publicMark: join(cacheDir, 'public', 'sha256', hex.slice(0, 2), hex),
+    publicMark: join(cacheDir, 'public', mark.slice(0, 2), mark),
   };
 }
 
@@ -149,8 +157,8 @@ test('podman pull --creds of a private image caches it; a second pull is served 
   expect(issuedFor(image.repository, issued).map((issue) => issue.who)).toContain('e2e');
   // Cached, and not taken for public.
   for (const digest of [image.layer.digest, image.config.digest]) {
-    expect(existsSync(cachePaths(digest).blob)).toBe(true);
-    expect(existsSync(cachePaths(digest).publicMark)).toBe(false);
+    expect(existsSync(cachePaths(image, digest).blob)).toBe(true);
+    expect(existsSync(cachePaths(image, digest).publicMark)).toBe(false);
   }
 
   expectSuccess('podman rmi', await podman.run(['rmi', ref(image)], { proxy: false }));
@@ -206,7 +214,7 @@ test('the cached private layer is refused to a bare GET and to an anonymous toke
     .requests(TOKEN_REGISTRY)
     .find((line) => line.path === blobPath(image) && line['cache'] === 'miss');
   expect(filled?.status).toBe(200);
-  expect(existsSync(cachePaths(image.layer.digest).blob)).toBe(true);
+  expect(existsSync(cachePaths(image, image.layer.digest).blob)).toBe(true);
 
   await expectRefused(image, image.layer.digest);
   await expectRefused(image, image.config.digest);
@@ -269,7 +277,7 @@ test('anonymous pulls of the public image: the second comes from the cache witho
   const layer = await proxy.log.waitForRequest(TOKEN_REGISTRY, 'GET', blobPath(image), { from: first });
   expect(layer['cache']).toBe('miss');
   // Served under an anonymous token, so the proxy took it for public.
-  expect(existsSync(cachePaths(image.layer.digest).publicMark)).toBe(true);
+  expect(existsSync(cachePaths(image, image.layer.digest).publicMark)).toBe(true);
 
   const second = proxy.log.mark();
   const counts = await countDuring([tokenAuth.registry], async () => {
