@@ -1,6 +1,8 @@
 // pullthrough under test, as a child process (`node src/main.ts serve --config …`), and its log:
 // every pino JSON line from its stdout is kept so tests can prove from the proxy's own words that
-// a client went through it. Stopping sends SIGTERM; a clean shutdown must exit 0.
+// a client went through it. Stopping sends SIGTERM; a clean shutdown must exit 0. With `auth`, the
+// proxy requires `Proxy-Authorization: Basic` (config `proxy.htpasswd`, one bcrypt line written here).
+import bcrypt from 'bcryptjs';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,11 +33,19 @@ export interface TunnelLine extends LogLine {
   bytesDown: number;
 }
 
+/** A proxy user: written to the proxy's htpasswd file, and given to clients in their proxy URL. */
+export interface ProxyCredentials {
+  user: string;
+  password: string;
+}
+
 export interface ProxyOptions {
   dir: string;
   registries: readonly string[];
   upstreamCaFile: string;
   processes: Processes;
+  /** Require proxy authentication with this one user. */
+  auth?: ProxyCredentials | undefined;
 }
 
 export interface WaitOptions {
@@ -135,8 +145,12 @@ export class ProxyLog {
 export interface Pullthrough {
   daemon: Daemon;
   port: number;
-  /** `http://127.0.0.1:PORT`, for HTTPS_PROXY. */
+  /** For HTTPS_PROXY: `http://127.0.0.1:PORT`, or `http://USER:PASSWORD@127.0.0.1:PORT` with `auth`. */
   url: string;
+  /** The user the proxy requires, if it requires one. */
+  auth: ProxyCredentials | undefined;
+  /** The proxy's URL with these credentials in it (percent-encoded), or none. */
+  urlWith(credentials: ProxyCredentials | undefined): string;
   /** The proxy's own CA certificate, which clients must trust for intercepted hosts. */
   caCrt: string;
   /** A directory holding only `ca.crt` (the proxy's CA): for `--cert-dir` style flags. */
@@ -172,6 +186,13 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
   const caDir = join(options.dir, 'ca');
   const config = join(options.dir, 'config.yaml');
   const cacheDir = join(options.dir, 'cache');
+  const settings: string[] = [];
+  if (options.auth !== undefined) {
+    const htpasswd = join(options.dir, 'htpasswd');
+    const hash = await bcrypt.hash(options.auth.password, 10);
+    writeFileSync(htpasswd, `${options.auth.user}:${hash}\n`, { mode: 0o600 });
+    settings.push(`proxy: { htpasswd: ${JSON.stringify(htpasswd)} }`);
+  }
   writeFileSync(
     config,
     [
@@ -181,6 +202,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
       `cache: { dir: ${JSON.stringify(cacheDir)} }`,
       `upstream: { caFiles: [${JSON.stringify(options.upstreamCaFile)}] }`,
       'log: { level: debug }',
+      ...settings,
       '',
     ].join('\n'),
   );
@@ -228,10 +250,22 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
   const caCertDir = join(options.dir, 'trust');
   mkdirSync(caCertDir);
   copyFileSync(caCrt, join(caCertDir, 'ca.crt'));
+  const urlWith = (credentials: ProxyCredentials | undefined): string => {
+    const url = new URL(`http://127.0.0.1:${port}`);
+    if (credentials !== undefined) {
+      // Encoded here: the setters would leave a `%` as it is. Clients decode it again.
+      url.username = encodeURIComponent(credentials.user);
+      url.password = encodeURIComponent(credentials.password);
+    }
+    // Without credentials, no trailing slash: the form `docker info` shows back.
+    return url.href.replace(/\/$/, '');
+  };
   return {
     daemon,
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: urlWith(options.auth),
+    auth: options.auth,
+    urlWith,
     caCrt,
     caCertDir,
     cacheDir,

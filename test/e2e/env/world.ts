@@ -2,7 +2,8 @@
 // registry.test (127.0.0.11:443) and registry-v6.test ([::1]:443) over one storage, a tunnel-only
 // TLS origin on origin.test (127.0.0.17:443), the test images pushed, and pullthrough in front.
 // On request (`tokenAuth`), a registry with token auth on token-registry.test (127.0.0.13:443)
-// and its token server on auth.test (127.0.0.14:443), both intercepted, as Docker Hub's are.
+// and its token server on auth.test (127.0.0.14:443), both intercepted, as Docker Hub's are;
+// and (`proxyAuth`) a proxy that requires credentials, which the clients' proxy URL carries.
 // `startWorld()` builds it; `stop()` takes every piece down again, newest first.
 // Client daemons (dockerd, containerd, podman's storage) live in ./clients and register with it.
 import {
@@ -30,7 +31,7 @@ import { addImage, type ImageSpec, type TestImage } from './image.ts';
 import { startOrigin, type Origin } from './origin.ts';
 import { makeUpstreamPki, type Pki } from './pki.ts';
 import { Processes, runOk } from './processes.ts';
-import { startProxy, type Pullthrough } from './proxy.ts';
+import { startProxy, type ProxyCredentials, type Pullthrough } from './proxy.ts';
 import { startRegistry, type Registry } from './registry.ts';
 import { startTokenServer, TOKEN_PASSWORD, TOKEN_USER, type TokenServer } from './token-server.ts';
 
@@ -71,7 +72,18 @@ export interface WorldOptions {
    * and push these images there with the e2e user's credentials. Same rules as `images`.
    */
   tokenAuth?: { images: Readonly<Record<string, ImageSpec>> };
+  /**
+   * The proxy requires this user (`proxy.htpasswd`, bcrypt), and `clientEnv({ proxy: true })`
+   * (dockerd's environment too) carries it in the proxy URL: `http://USER:PASSWORD@127.0.0.1:PORT`.
+   */
+  proxyAuth?: ProxyCredentials;
 }
+
+/**
+ * A client's proxy: `true` for the world's proxy (with its credentials, if it requires some),
+ * `false` for none, or a URL of one's own (e.g. the proxy with wrong credentials).
+ */
+export type ProxySetting = boolean | string;
 
 /** TOKEN_REGISTRY, its token server and the images pushed to it. */
 export interface TokenAuthWorld {
@@ -112,8 +124,8 @@ export interface World {
    * containers/image's /var/lib/containers/cache): each one absent now is removed at stop.
    */
   claimIfAbsent(...paths: string[]): void;
-  /** Environment for a client: minimal, HOME in the world, and the proxy variables if `proxy`. */
-  clientEnv(options: { proxy: boolean }): NodeJS.ProcessEnv;
+  /** Environment for a client: minimal, HOME in the world, and the proxy variables unless `proxy` is false. */
+  clientEnv(options: { proxy: ProxySetting }): NodeJS.ProcessEnv;
   /** Runs `cleanup` at stop, before everything registered earlier. */
   defer(cleanup: () => unknown): void;
   stop(): Promise<void>;
@@ -270,6 +282,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         registries: [REGISTRY, REGISTRY_V6, ...(tokenRegistry ? [TOKEN_REGISTRY, AUTH] : [])],
         upstreamCaFile: pki.caCrt,
         processes,
+        auth: options.proxyAuth,
       });
       proxy = started;
       cleanups.push(() => started.stop());
@@ -324,7 +337,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
           for (const parent of created.reverse()) if (existsSync(parent)) rmdirSync(parent);
         };
       },
-      clientEnv({ proxy: viaProxy }) {
+      clientEnv({ proxy: setting }) {
         const env: NodeJS.ProcessEnv = {
           ...baseEnv,
           DOCKER_CONFIG: join(home, '.docker'),
@@ -332,8 +345,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
           NO_PROXY: '',
           no_proxy: '',
         };
-        if (!viaProxy) return env;
-        const url = world.proxy.url;
+        if (setting === false) return env;
+        const url = setting === true ? world.proxy.url : setting;
         return { ...env, HTTPS_PROXY: url, HTTP_PROXY: url, https_proxy: url, http_proxy: url };
       },
       claimIfAbsent(...paths) {

@@ -7,13 +7,13 @@ import { join } from 'node:path';
 import type { Daemon, RunResult } from '../processes.ts';
 import { run } from '../processes.ts';
 import { poll } from '../wait.ts';
-import type { World } from '../world.ts';
+import type { ProxySetting, World } from '../world.ts';
 
 export interface Containerd {
   daemon: Daemon;
   address: string;
   /** `ctr -a ADDRESS -n NAMESPACE ARGS…`; the namespace is `e2e` unless given (dockerd uses `moby`). */
-  ctr(args: readonly string[], options: { proxy: boolean; namespace?: string }): Promise<RunResult>;
+  ctr(args: readonly string[], options: { proxy: ProxySetting; namespace?: string }): Promise<RunResult>;
 }
 
 /** `name` names its directory and log, so dockerd can have an instance of its own. */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Daemon, RunResult } from '../processes.ts';
 import { run } from '../processes.ts';
 import { poll } from '../wait.ts';
-import type { World } from '../world.ts';
+import type { ProxySetting, World } from '../world.ts';
 import { startContainerd, type Containerd } from './containerd.ts';
 
 export const DOCKER_CERTS_D = '/etc/docker/certs.d';
@@ -40,13 +40,14 @@ function ping(socketPath: string): Promise<string> {
   });
 }
 
-export async function startDockerd(world: World, options: { proxy: boolean }): Promise<Dockerd> {
+export async function startDockerd(world: World, options: { proxy: ProxySetting }): Promise<Dockerd> {
   const dir = world.mkdir('dockerd');
   const socket = join(dir, 'docker.sock');
   const configFile = join(dir, 'daemon.json');
   // The trust key would go to /etc/docker/key.json otherwise; 20.10 has no flag for it, only this key.
   writeFileSync(configFile, JSON.stringify({ 'deprecated-key-path': join(dir, 'key.json') }));
-  // clientEnv sets HTTPS_PROXY and HTTP_PROXY to the proxy and NO_PROXY to empty.
+  // clientEnv sets HTTPS_PROXY and HTTP_PROXY to the proxy (with the world's proxy credentials, if
+  // any, or to the URL given) and NO_PROXY to empty.
   const env = world.clientEnv(options);
   const containerd = await startContainerd(world, 'dockerd-containerd');
   // dockerd makes its plugin socket directory there whatever --exec-root says.

@@ -4,10 +4,10 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, type RunResult } from '../processes.ts';
-import type { World } from '../world.ts';
+import type { ProxySetting, World } from '../world.ts';
 
 export interface Podman {
-  run(args: readonly string[], options: { proxy: boolean }): Promise<RunResult>;
+  run(args: readonly string[], options: { proxy: ProxySetting }): Promise<RunResult>;
 }
 
 export function setupPodman(world: World): Podman {
@@ -44,7 +44,7 @@ export function setupPodman(world: World): Podman {
   );
   const registriesConf = join(dir, 'registries.conf');
   writeFileSync(registriesConf, 'unqualified-search-registries = []\n');
-  const env = (proxy: boolean): NodeJS.ProcessEnv => ({
+  const env = (proxy: ProxySetting): NodeJS.ProcessEnv => ({
     ...world.clientEnv({ proxy }),
     CONTAINERS_CONF: containersConf,
     CONTAINERS_STORAGE_CONF: storageConf,

@@ -1,12 +1,12 @@
 // skopeo as a client: every run gets the world's client environment (proxy variables or not),
 // and `--policy` pointing at the world's accept-anything policy; `--no-creds` etc. are up to callers.
 import { run, type RunResult } from '../processes.ts';
-import type { World } from '../world.ts';
+import type { ProxySetting, World } from '../world.ts';
 
 export function skopeo(
   world: World,
   args: readonly string[],
-  options: { proxy: boolean },
+  options: { proxy: ProxySetting },
 ): Promise<RunResult> {
   return run('skopeo', ['--policy', world.policy, ...args], {
     env: world.clientEnv(options),
