@@ -6,7 +6,7 @@ import type http from 'node:http';
 import type net from 'node:net';
 import type { Logger } from '../log.ts';
 import type { NetworkList } from '../net/networks.ts';
-import { PROXY_AUTHENTICATE, type ProxyAuth } from './auth.ts';
+import { claimedUser, PROXY_AUTHENTICATE, type ProxyAuth } from './auth.ts';
 
 export interface AdmissionOptions {
   /** Client networks allowed; undefined: any. */
@@ -58,7 +58,10 @@ export class Admission {
     if (user !== undefined) return undefined;
     // A client without credentials is asked for them: logged only when it sent wrong ones.
     if (header !== undefined) {
-      this.#options.log.warn({ client: req.socket.remoteAddress }, 'proxy authentication failed');
+      this.#options.log.warn(
+        { client: req.socket.remoteAddress, user: claimedUser(header), target: req.url?.slice(0, 300) },
+        'proxy authentication failed',
+      );
     }
     return {
       status: 407,

@@ -76,6 +76,11 @@ export function parseHtpasswd(text: string, file: string): Map<string, string> {
   return users;
 }
 
+/** The user name a `Proxy-Authorization: Basic` header claims (for logs), or undefined. */
+export function claimedUser(header: string | undefined): string | undefined {
+  return parseBasic(header)?.user.slice(0, 100);
+}
+
 function parseBasic(header: string | undefined): { user: string; password: string } | undefined {
   const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
   if (!match?.[1]) return undefined;

@@ -196,7 +196,10 @@ describe('clients', () => {
     expect(none.head).toMatch(/\r\nProxy-Authenticate: Basic realm="pullthrough"/);
     const wrong = await connectStatus(proxy.port, upstream.authority, basic('alice', 'nope'));
     expect(wrong.head).toMatch(/^HTTP\/1\.1 407 /);
-    await proxy.waitForLog((l) => l.msg === 'proxy authentication failed');
+    expect(await proxy.waitForLog((l) => l.msg === 'proxy authentication failed')).toMatchObject({
+      user: 'alice',
+      target: upstream.authority,
+    });
     const unknown = await connectStatus(proxy.port, upstream.authority, basic('mallory', 'wonderland'));
     expect(unknown.head).toMatch(/^HTTP\/1\.1 407 /);
     const forward = await rawConnection(proxy.port, 'GET http://127.0.0.1:80/ HTTP/1.1\r\nHost: x\r\n\r\n');
