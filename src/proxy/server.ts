@@ -31,7 +31,7 @@ export interface ProxyServerOptions {
   readonly handler: InterceptHandler;
   readonly local: LocalHandler;
   readonly log: Logger;
-  /** Client networks, proxy authentication, connection/tunnel/header-count limits. */
+  /** Client networks, proxy authentication, connection and tunnel limits. */
   readonly admission: Admission;
   /** Where tunnels and forwarded requests may connect. */
   readonly guard: DestinationGuard;
