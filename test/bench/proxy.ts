@@ -1,0 +1,82 @@
+// pullthrough as a child process (`node src/main.ts serve --config FILE`), the way it runs in
+// production: its CPU is its own, not shared with the harness's event loop. Listens on port 0
+// and reports the port in its `listening` log line; its log goes to a file in the run's dir.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
+
+export interface ProxyOptions {
+  readonly dir: string;
+  /** Its name for log and config files: one directory may see several proxies in turn. */
+  readonly name: string;
+  readonly caDir: string;
+  readonly cacheDir: string;
+  /** `host:port` of the upstream registry to intercept. */
+  readonly registry: string;
+  readonly upstreamCaFile: string;
+  /** Write a V8 CPU profile (.cpuprofile) into this directory when the proxy exits. */
+  readonly cpuProfDir?: string | undefined;
+}
+
+export interface ProxyChild {
+  /** `http://127.0.0.1:<port>`, for curl's --proxy. */
+  readonly url: string;
+  readonly caFile: string;
+  stop(): Promise<void>;
+}
+
+function parseLine(line: string): { msg?: unknown; port?: unknown } | undefined {
+  try {
+    return JSON.parse(line) as { msg?: unknown; port?: unknown };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startProxyChild(options: ProxyOptions): Promise<ProxyChild> {
+  const configFile = path.join(options.dir, `${options.name}.config.json`);
+  const logFile = path.join(options.dir, `${options.name}.log`);
+  // JSON is YAML: the config loader reads it as it is.
+  const config = {
+    listen: '127.0.0.1:0',
+    registries: [options.registry],
+    ca: { dir: options.caDir },
+    cache: { dir: options.cacheDir },
+    upstream: { caFiles: [options.upstreamCaFile] },
+    log: { level: 'info' },
+    shutdownTimeout: '5s',
+  };
+  await writeFile(configFile, JSON.stringify(config, null, 2));
+  const profile = options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : [];
+  const child = spawn(process.execPath, [...profile, MAIN, 'serve', '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const log = createWriteStream(logFile);
+  child.stderr.pipe(log, { end: false });
+  const exited = once(child, 'exit');
+  const lines = createInterface({ input: child.stdout });
+  const port = await new Promise<number>((resolve, reject) => {
+    void exited.then(([code]) => reject(new Error(`pullthrough exited (${String(code)}); see ${logFile}`)));
+    lines.on('line', (line) => {
+      log.write(`${line}\n`);
+      const parsed = parseLine(line);
+      if (parsed?.msg === 'listening' && typeof parsed.port === 'number') resolve(parsed.port);
+    });
+  });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    caFile: path.join(options.caDir, 'ca.crt'),
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+      log.end();
+    },
+  };
+}

@@ -1,0 +1,97 @@
+// `npm run bench [-- --quick] [-- --cpu-prof DIR]`: sets up its references on loopback
+// (world.ts), runs every scenario after a warm-up, prints the machine and a table of medians
+// (min–max) with the ratio to the reference, and writes that table to test/bench/results.md.
+// A slow figure is reported, never a failure: the exit code is 1 only when a scenario could
+// not run or gave a wrong answer.
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import * as prettier from 'prettier';
+import { ensureDeps } from './deps.ts';
+import { markdownTable, textTable, type Counts, type Row } from './harness.ts';
+import { describeMachine } from './machine.ts';
+import { cachedBlob } from './scenarios/cached.ts';
+import { coldBlob } from './scenarios/cold.ts';
+import { stampede } from './scenarios/stampede.ts';
+import { makeWorld, type World } from './world.ts';
+
+const MiB = 2 ** 20;
+const RESULTS = path.join(import.meta.dirname, 'results.md');
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'string' },
+  },
+});
+const quick = values.quick;
+const counts: Counts = quick ? { warmup: 1, runs: 3 } : { warmup: 1, runs: 7 };
+const blobSize = (quick ? 256 : 1024) * MiB;
+// 20 bodies are hashed per round, by sha256sum on the same 2 cores: kept small enough to be quick.
+const stampedeSize = Math.min(blobSize, 256 * MiB);
+
+async function attempt(names: string[], scenario: () => Promise<Row | Row[]>): Promise<Row[]> {
+  const started = performance.now();
+  process.stderr.write(`bench: ${names.join(', ')}…\n`);
+  try {
+    const rows = await scenario();
+    process.stderr.write(`bench:   done in ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
+    return Array.isArray(rows) ? rows : [rows];
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return names.map((scenario) => ({
+      scenario,
+      pullthrough: '',
+      reference: '',
+      ratio: '',
+      target: '',
+      met: undefined,
+      error: message,
+    }));
+  }
+}
+
+async function main(): Promise<number> {
+  ensureDeps();
+  const machine = describeMachine();
+  const mode = `${quick ? 'quick' : 'full'}: ${counts.warmup} warm-up + ${counts.runs} runs per side, ${blobSize / MiB} MiB blob, client curl (HTTP/1.1)`;
+  process.stderr.write(`bench: ${mode}\n`);
+  let world: World | undefined;
+  const rows: Row[] = [];
+  try {
+    world = await makeWorld({ counts, blobSize, cpuProfDir: values['cpu-prof'] });
+    const w = world;
+    rows.push(...(await attempt(['cached blob, 1 client', 'cached blob, 8 clients'], () => cachedBlob(w))));
+    rows.push(...(await attempt(['cold blob, 1 client'], () => coldBlob(w))));
+    rows.push(...(await attempt(['cold blob, 20 clients at once'], () => stampede(w, stampedeSize))));
+  } finally {
+    await world?.close();
+  }
+
+  const width = Math.max(...machine.map(([key]) => key.length));
+  const description = machine.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n');
+  process.stdout.write(`\n${description}\n${mode}\n\n${textTable(rows)}\n`);
+
+  const markdown = [
+    '# Benchmarks',
+    '',
+    'Written by `npm run bench` (test/bench/run.ts); numbers are medians with min–max. MB = 10⁶ bytes.',
+    '',
+    ...machine.map(([key, value]) => `- ${key}: ${value}`),
+    `- mode: ${mode}`,
+    '',
+    markdownTable(rows),
+    '',
+  ].join('\n');
+  const options = (await prettier.resolveConfig(RESULTS)) ?? {};
+  await writeFile(RESULTS, await prettier.format(markdown, { ...options, filepath: RESULTS }));
+  process.stdout.write(`\nwritten to ${path.relative(process.cwd(), RESULTS)}\n`);
+  return rows.some((row) => row.error !== undefined) ? 1 : 0;
+}
+
+process.exitCode = await main().catch((error: unknown) => {
+  process.stderr.write(
+    `bench: could not set up: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  return 1;
+});
