@@ -11,6 +11,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { withChildren } from './cpu.ts';
 
 export interface Nginx {
   /** `127.0.0.1:<port>` of the reference server. */
@@ -21,6 +22,8 @@ export interface Nginx {
   upstreamLogMark(): Promise<number>;
   /** Body bytes the upstream sent for GETs of `digest` since `mark`. */
   upstreamBytes(mark: number, digest: string): Promise<number>;
+  /** The master and its workers, for CPU accounting. */
+  pids(): number[];
   stop(): Promise<void>;
 }
 
@@ -128,6 +131,7 @@ http {
       }
       return bytes;
     },
+    pids: () => withChildren(child.pid!),
     async stop() {
       if (child.exitCode !== null) return;
       child.kill('SIGQUIT'); // graceful: the master stops its workers

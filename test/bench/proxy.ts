@@ -24,6 +24,7 @@ export interface ProxyOptions {
 }
 
 export interface ProxyChild {
+  readonly pid: number;
   /** `http://127.0.0.1:<port>`, for curl's --proxy. */
   readonly url: string;
   readonly caFile: string;
@@ -69,6 +70,7 @@ export async function startProxyChild(options: ProxyOptions): Promise<ProxyChild
     });
   });
   return {
+    pid: child.pid!,
     url: `http://127.0.0.1:${port}`,
     caFile: path.join(options.caDir, 'ca.crt'),
     async stop() {
