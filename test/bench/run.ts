@@ -4,6 +4,7 @@
 // A slow figure is reported, never a failure: the exit code is 1 only when a scenario could
 // not run or gave a wrong answer.
 import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as prettier from 'prettier';
@@ -55,6 +56,7 @@ async function attempt(names: string[], scenario: () => Promise<Row | Row[]>): P
 async function main(): Promise<number> {
   ensureDeps();
   const machine = describeMachine();
+  const loadBefore = os.loadavg()[0] ?? 0;
   const mode = `${quick ? 'quick' : 'full'}: ${counts.warmup} warm-up + ${counts.runs} runs per side, ${blobSize / MiB} MiB blob, client curl (HTTP/1.1)`;
   process.stderr.write(`bench: ${mode}\n`);
   let world: World | undefined;
@@ -69,6 +71,11 @@ async function main(): Promise<number> {
     await world?.close();
   }
 
+  // Other work on the machine shows here first: the figures are only as quiet as the machine was.
+  machine.push([
+    'load',
+    `1-min load average ${loadBefore.toFixed(2)} before, ${(os.loadavg()[0] ?? 0).toFixed(2)} after`,
+  ]);
   const width = Math.max(...machine.map(([key]) => key.length));
   const description = machine.map(([key, value]) => `${key.padEnd(width)}  ${value}`).join('\n');
   process.stdout.write(`\n${description}\n${mode}\n\n${textTable(rows)}\n`);
