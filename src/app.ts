@@ -7,8 +7,6 @@ import { createLocalHandler } from './local.ts';
 import type { Logger } from './log.ts';
 import { InterceptList } from './proxy/intercept-list.ts';
 import { HostRules } from './http/host-rules.ts';
-import type { Destination } from './http/destination.ts';
-import type { Freshness } from './registry/manifests.ts';
 import { createProxyServer } from './proxy/server.ts';
 import { createRegistryHandler } from './registry/handler.ts';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
@@ -25,8 +23,8 @@ import { Admission } from './proxy/admission.ts';
 import { ProxyAuth } from './proxy/auth.ts';
 import type { Connector } from './proxy/tunnel.ts';
 import type { UpstreamOptions } from './upstream/client.ts';
-import { SharedLogin, type CredentialSettings } from './upstream/login.ts';
-import type { Policy, PolicyOf } from './registry/policy.ts';
+import { SharedLogin } from './upstream/login.ts';
+import type { PolicyOf } from './registry/policy.ts';
 
 export interface App {
   readonly address: AddressInfo;
@@ -87,7 +85,13 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
   });
   const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
   if (auth) log.info({ file: config.proxy.htpasswd, users: auth.users }, 'proxy authentication on');
-  const policy = policyRules(config);
+  // Each registry's own settings (policy, tag freshness), found by destination.
+  const registries = new HostRules(
+    config.registries.map((registry) => ({ pattern: registry.host, value: registry })),
+  );
+  const registryOf = (host: string, port: number) => registries.match(host, port);
+  const policy: PolicyOf = (destination) =>
+    registryOf(destination.host, destination.port)?.policy ?? 'verify';
   for (const registry of config.registries) {
     if (registry.policy === 'share' || registry.policy === 'no-cache') {
       log.info({ host: registry.host, policy: registry.policy }, 'registry policy');
@@ -104,7 +108,11 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
   }
   const upstream = new Upstream({
     guard,
-    login: new SharedLogin(sharedCredentials(config)),
+    login: new SharedLogin((host, port) => {
+      const registry = registryOf(host, port);
+      if (registry?.policy !== 'share') return undefined;
+      return config.upstream.credentials.find((credential) => credential.host === registry.host);
+    }),
     ...(seams.wrapUpstreamConnector ? { wrapConnector: seams.wrapUpstreamConnector } : {}),
     verifyTls: config.upstream.verifyTls,
     extraCas: await readCaFiles(config.upstream.caFiles),
@@ -133,7 +141,13 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
         now: Date.now,
         marks: new PublicMarks(store.layout),
       }),
-      freshness: freshnessRules(config),
+      freshness: (destination) => {
+        const registry = registryOf(destination.host, destination.port);
+        return {
+          tagTtlMs: registry?.tagTtl ?? config.cache.tagTtl,
+          maxStaleMs: registry?.maxStale ?? config.cache.maxStale,
+        };
+      },
       policy,
       maxManifestSize: config.cache.maxManifestSize,
       now: Date.now,
@@ -200,39 +214,5 @@ function onceByCode(log: Logger, message: string): (error: unknown) => void {
     if (seen.has(code)) return;
     seen.add(code);
     log.warn({ code, err: err.message }, message);
-  };
-}
-
-/** The policy of a destination's registry (verify when it sets none). */
-function policyRules(config: Config): PolicyOf {
-  const rules = new HostRules(
-    config.registries.map((registry) => ({ pattern: registry.host, value: registry.policy ?? 'verify' })),
-  );
-  return (destination) => rules.match(destination.host, destination.port) ?? ('verify' satisfies Policy);
-}
-
-/** Registries whose policy is share, with their credentials (null: none, fetched anonymously). */
-function sharedCredentials(config: Config): HostRules<CredentialSettings | null> {
-  return new HostRules(
-    config.registries
-      .filter((registry) => registry.policy === 'share')
-      .map((registry) => ({
-        pattern: registry.host,
-        value: config.upstream.credentials.find((c) => c.host === registry.host) ?? null,
-      })),
-  );
-}
-
-/** Tag freshness for a destination: its registry's own settings, else the cache-wide ones. */
-function freshnessRules(config: Config): (destination: Destination) => Freshness {
-  const rules = new HostRules(
-    config.registries.map((registry) => ({ pattern: registry.host, value: registry })),
-  );
-  return (destination) => {
-    const registry = rules.match(destination.host, destination.port);
-    return {
-      tagTtlMs: registry?.tagTtl ?? config.cache.tagTtl,
-      maxStaleMs: registry?.maxStale ?? config.cache.maxStale,
-    };
   };
 }

@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import { RegistryError } from '../oci/errors.ts';
 import type { Upstream } from '../upstream/client.ts';
 import { readCapped } from '../upstream/body.ts';
+import { MAX_TOKEN_RESPONSE, parseTokenResponse } from '../upstream/token-response.ts';
 import { UpstreamUnavailableError } from '../upstream/errors.ts';
 import type { Access } from './access.ts';
 import type { Outcome } from './outcome.ts';
@@ -22,8 +23,6 @@ export interface PassthroughDeps {
   readonly log: Logger;
 }
 
-/** Token responses are small JSON; anything bigger is not one. */
-const MAX_TOKEN_RESPONSE = 1024 * 1024;
 const OFFLINE_TOKEN = 'pullthrough-offline';
 
 export async function servePassthrough(
@@ -99,19 +98,10 @@ async function relayToken(
   if (body === undefined) throw new RegistryError(502, 'UNKNOWN', 'upstream token response is too large');
   // Only a GET with no Authorization is anonymous: `docker login` POSTs credentials in its body.
   if (response.statusCode === 200 && req.method === 'GET' && !req.headers.authorization) {
-    for (const token of tokensIn(body)) deps.access.markAnonymous(`Bearer ${token}`);
+    for (const token of parseTokenResponse(body)?.tokens ?? []) deps.access.markAnonymous(`Bearer ${token}`);
   }
   res.writeHead(response.statusCode, withoutHopByHop(response.headers));
   sendBuffer(req, res, body, outcome);
-}
-
-function tokensIn(body: Buffer): string[] {
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as { token?: unknown; access_token?: unknown };
-    return [parsed.token, parsed.access_token].filter((t): t is string => typeof t === 'string' && t !== '');
-  } catch {
-    return [];
-  }
 }
 
 function offlineToken(): string {

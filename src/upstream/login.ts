@@ -8,9 +8,10 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
-import type { HostRules } from '../http/host-rules.ts';
+import { readCapped } from './body.ts';
 import type { UpstreamRequest, UpstreamResponse } from './client.ts';
 import { LoginError } from './errors.ts';
+import { MAX_TOKEN_RESPONSE, parseTokenResponse } from './token-response.ts';
 
 /** Where a registry's credentials come from (config `upstream.credentials`, validated there). */
 export interface CredentialSettings {
@@ -25,20 +26,17 @@ export interface Credentials {
   readonly password: string;
 }
 
+/** The credentials the proxy logs in with for a registry host and port; undefined: it does not. */
+export type CredentialsOf = (host: string, port: number) => CredentialSettings | undefined;
+
 export type Send = (request: UpstreamRequest) => Promise<UpstreamResponse>;
 
-/** A token response bigger than this is not one. */
-const MAX_TOKEN_BODY = 1024 * 1024;
-/** distribution's token spec: a token without expires_in lives 60 s. */
-const DEFAULT_TOKEN_SECONDS = 60;
-
 export class SharedLogin {
-  readonly #credentials: HostRules<CredentialSettings | null>;
+  readonly #credentialsOf: CredentialsOf;
   readonly #tokens = new LRUCache<string, string>({ max: 10_000, ttl: 60_000 });
 
-  /** `credentials` maps a share-policy registry to its credentials (null: share, anonymous). */
-  constructor(credentials: HostRules<CredentialSettings | null>) {
-    this.#credentials = credentials;
+  constructor(credentialsOf: CredentialsOf) {
+    this.#credentialsOf = credentialsOf;
   }
 
   /** Sends `request`, logging in for it first or after a challenge when its registry shares. */
@@ -69,7 +67,7 @@ export class SharedLogin {
     if (request.headers['authorization'] !== undefined || request.body) return undefined;
     const url = new URL(request.origin);
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
-    return this.#credentials.match(url.hostname.replace(/^\[|\]$/g, ''), port) ?? undefined;
+    return this.#credentialsOf(url.hostname.replace(/^\[|\]$/g, ''), port);
   }
 
   async #credentialsFor(request: UpstreamRequest, settings: CredentialSettings): Promise<Credentials> {
@@ -107,13 +105,13 @@ export class SharedLogin {
       path: `${realm.pathname}${realm.search}`,
       headers: { authorization: basic, accept: 'application/json' },
     });
-    const body = await readSmall(response);
-    if (response.statusCode !== 200 || body === undefined) return undefined;
-    const token = tokenFrom(body);
-    if (!token) return undefined;
-    const authorization = `Bearer ${token.value}`;
+    const body = await readCapped(response, MAX_TOKEN_RESPONSE);
+    const token = response.statusCode === 200 && body ? parseTokenResponse(body) : undefined;
+    const value = token?.tokens[0];
+    if (!token || value === undefined) return undefined;
+    const authorization = `Bearer ${value}`;
     // Renewed a little early so a request never goes out with a token about to lapse.
-    this.#tokens.set(key, authorization, { ttl: Math.max(1, token.seconds - 10) * 1000 });
+    this.#tokens.set(key, authorization, { ttl: Math.max(1, token.expiresIn - 10) * 1000 });
     return authorization;
   }
 }
@@ -153,34 +151,6 @@ function tokenKey(origin: string, scope: string): string {
 
 function withAuthorization(request: UpstreamRequest, authorization: string): UpstreamRequest {
   return { ...request, headers: { ...request.headers, authorization } };
-}
-
-async function readSmall(response: UpstreamResponse): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of response.body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_TOKEN_BODY) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function tokenFrom(body: string): { value: string; seconds: number } | undefined {
-  try {
-    const parsed = JSON.parse(body) as { token?: unknown; access_token?: unknown; expires_in?: unknown };
-    const value = [parsed.token, parsed.access_token].find(
-      (t): t is string => typeof t === 'string' && t !== '',
-    );
-    if (!value) return undefined;
-    const seconds =
-      typeof parsed.expires_in === 'number' && parsed.expires_in > 0
-        ? parsed.expires_in
-        : DEFAULT_TOKEN_SECONDS;
-    return { value, seconds };
-  } catch {
-    return undefined;
-  }
 }
 
 /** Reads the configured credentials now: a password, a password file, or a credential helper. */
