@@ -3,7 +3,7 @@
 // `hit`; the registry's own log counts the upstream GETs.
 import { expect, test } from 'vitest';
 import { setupPodman } from './env/clients/podman.ts';
-import { skopeo } from './env/clients/skopeo.ts';
+import { skopeoCopy } from './env/clients/skopeo.ts';
 import { expectPullLogged } from './env/expect-pull.ts';
 import { servedRequests } from './env/registry.ts';
 import { expectSuccess, useWorld } from './env/vitest.ts';
@@ -25,19 +25,10 @@ test('a layer pulled by skopeo and then podman is fetched upstream once', async 
   const first = proxy.log.mark();
   expectSuccess(
     'skopeo copy (cold cache)',
-    await skopeo(
-      world(),
-      [
-        'copy',
-        '--quiet',
-        '--src-no-creds',
-        '--src-cert-dir',
-        proxy.caCertDir,
-        `docker://${ref}`,
-        `dir:${world().mkdir('cold')}`,
-      ],
-      { proxy: true },
-    ),
+    await skopeoCopy(world(), `docker://${ref}`, world().mkdir('cold'), {
+      certDir: proxy.caCertDir,
+      proxy: true,
+    }),
   );
   await expectPullLogged(proxy.log, REGISTRY, image, first);
   expect((await proxy.log.waitForRequest(REGISTRY, 'GET', blobPath, { from: first }))['cache']).toBe('miss');

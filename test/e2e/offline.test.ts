@@ -9,7 +9,7 @@ import { expect, test } from 'vitest';
 import { startContainerd } from './env/clients/containerd.ts';
 import { DOCKER_CERTS_D, startDockerd } from './env/clients/dockerd.ts';
 import { setupPodman } from './env/clients/podman.ts';
-import { skopeo } from './env/clients/skopeo.ts';
+import { skopeoCopy } from './env/clients/skopeo.ts';
 import { expectBlobsFromCache, expectPullLogged } from './env/expect-pull.ts';
 import type { RunResult } from './env/processes.ts';
 import { probeV2 } from './env/registry.ts';
@@ -19,21 +19,12 @@ import { REGISTRY, REGISTRY_V6 } from './env/world.ts';
 
 const world = useWorld();
 
-function skopeoCopy(host: string, reference: string, dest: string): Promise<RunResult> {
+function copyThroughProxy(host: string, reference: string, dest: string): Promise<RunResult> {
   const { proxy, images } = world();
-  return skopeo(
-    world(),
-    [
-      'copy',
-      '--quiet',
-      '--src-no-creds',
-      '--src-cert-dir',
-      proxy.caCertDir,
-      `docker://${host}/${images.small.repository}${reference}`,
-      `dir:${world().mkdir(dest)}`,
-    ],
-    { proxy: true },
-  );
+  return skopeoCopy(world(), `docker://${host}/${images.small.repository}${reference}`, world().mkdir(dest), {
+    certDir: proxy.caCertDir,
+    proxy: true,
+  });
 }
 
 /**
@@ -71,7 +62,7 @@ test('warm the cache on both names, then stop both registries', async () => {
     const from = proxy.log.mark();
     expectSuccess(
       `skopeo copy from ${host} (warming)`,
-      await skopeoCopy(host, `:${images.small.tag}`, `warm-${host}`),
+      await copyThroughProxy(host, `:${images.small.tag}`, `warm-${host}`),
     );
     await expectPullLogged(proxy.log, host, images.small, from);
   }
@@ -85,7 +76,9 @@ test('warm the cache on both names, then stop both registries', async () => {
 
 test('skopeo copy by tag with the upstream down', async () => {
   const { images } = world();
-  await offlinePull('skopeo', REGISTRY, () => skopeoCopy(REGISTRY, `:${images.small.tag}`, 'offline-skopeo'));
+  await offlinePull('skopeo', REGISTRY, () =>
+    copyThroughProxy(REGISTRY, `:${images.small.tag}`, 'offline-skopeo'),
+  );
 });
 
 test('podman pull by tag with the upstream down', async () => {
@@ -126,7 +119,7 @@ test('skopeo copy by digest with the upstream down', async () => {
   const from = proxy.log.mark();
   expectSuccess(
     'skopeo copy by digest (upstream down)',
-    await skopeoCopy(REGISTRY, `@${image.manifest.digest}`, 'offline-by-digest'),
+    await copyThroughProxy(REGISTRY, `@${image.manifest.digest}`, 'offline-by-digest'),
   );
   const lines = await expectPullLogged(proxy.log, REGISTRY, image, from);
   const manifest = lines.find(
@@ -144,7 +137,7 @@ test('registries back: the tag is revalidated upstream, the blobs still come fro
   report('registries start', performance.now() - started);
   const from = proxy.log.mark();
   const counts = await countDuring(registries, async () => {
-    expectSuccess('skopeo copy (upstream back)', await skopeoCopy(REGISTRY, `:${image.tag}`, 'back'));
+    expectSuccess('skopeo copy (upstream back)', await copyThroughProxy(REGISTRY, `:${image.tag}`, 'back'));
     await expectPullLogged(proxy.log, REGISTRY, image, from);
   });
   reportCounts('skopeo (upstream back)', [counts]);

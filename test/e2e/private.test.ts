@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { expect, test } from 'vitest';
 import { setupPodman } from './env/clients/podman.ts';
-import { skopeo } from './env/clients/skopeo.ts';
+import { skopeo, skopeoCopy } from './env/clients/skopeo.ts';
 import { expectBlobsFromCache, expectPullLogged } from './env/expect-pull.ts';
 import type { TestImage } from './env/image.ts';
 import { isRequest, sameHost, type RequestLine } from './env/proxy.ts';
@@ -258,19 +258,10 @@ test('anonymous pulls of the public image: the second comes from the cache witho
   const { proxy, tokenAuth } = world();
   const image = tokenAuth.image('public');
   const copy = (dest: string) =>
-    skopeo(
-      world(),
-      [
-        'copy',
-        '--quiet',
-        '--src-no-creds',
-        '--src-cert-dir',
-        proxy.caCertDir,
-        `docker://${ref(image)}`,
-        `dir:${world().mkdir(dest)}`,
-      ],
-      { proxy: true },
-    );
+    skopeoCopy(world(), `docker://${ref(image)}`, world().mkdir(dest), {
+      certDir: proxy.caCertDir,
+      proxy: true,
+    });
   const first = proxy.log.mark();
   expectSuccess('skopeo copy --src-no-creds (public, cold)', await copy('public-1'));
   await expectPullLogged(proxy.log, TOKEN_REGISTRY, image, first);

@@ -10,7 +10,7 @@ import { expect, test } from 'vitest';
 import { startContainerd } from './env/clients/containerd.ts';
 import { DOCKER_CERTS_D, startDockerd } from './env/clients/dockerd.ts';
 import { setupPodman } from './env/clients/podman.ts';
-import { skopeo } from './env/clients/skopeo.ts';
+import { skopeoCopy } from './env/clients/skopeo.ts';
 import { expectBlobsFromCache, expectPullLogged } from './env/expect-pull.ts';
 import type { ImageSpec, TestImage } from './env/image.ts';
 import { countDuring, reportCounts, type UpstreamCounts } from './env/upstream-counts.ts';
@@ -98,19 +98,7 @@ test('skopeo copy twice: the second copy fetches nothing upstream', async () => 
     async pull(n) {
       expectSuccess(
         `skopeo copy #${n}`,
-        await skopeo(
-          w,
-          [
-            'copy',
-            '--quiet',
-            '--src-no-creds',
-            '--src-cert-dir',
-            w.proxy.caCertDir,
-            ref,
-            `dir:${w.mkdir(`twice-skopeo-${n}`)}`,
-          ],
-          { proxy: true },
-        ),
+        await skopeoCopy(w, ref, w.mkdir(`twice-skopeo-${n}`), { certDir: w.proxy.caCertDir, proxy: true }),
       );
     },
     // A new dir: destination for each copy.

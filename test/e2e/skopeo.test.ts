@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, test } from 'vitest';
-import { skopeo } from './env/clients/skopeo.ts';
+import { skopeo, skopeoCopy } from './env/clients/skopeo.ts';
 import { expectPullLogged } from './env/expect-pull.ts';
 import { expectFailure, expectSuccess, useWorld } from './env/vitest.ts';
 import { REGISTRY } from './env/world.ts';
@@ -39,13 +39,7 @@ test('skopeo copy through the proxy: the layer arrives intact', async () => {
   const ref = `docker://${REGISTRY}/${images.small.repository}:${images.small.tag}`;
   expectSuccess(
     'skopeo copy',
-    await skopeo(
-      world(),
-      ['copy', '--quiet', '--src-no-creds', '--src-cert-dir', proxy.caCertDir, ref, `dir:${dest}`],
-      {
-        proxy: true,
-      },
-    ),
+    await skopeoCopy(world(), ref, dest, { certDir: proxy.caCertDir, proxy: true }),
   );
   // The dir: transport names each blob by its hex digest.
   const layer = readFileSync(join(dest, images.small.layer.digest.slice('sha256:'.length)));
@@ -61,19 +55,10 @@ test('skopeo copy through the proxy fails with x509 when only the upstream CA is
   // pki.caCertDir holds the upstream CA alone: a direct pull would succeed with it.
   const output = expectFailure(
     'skopeo copy (proxy CA not trusted)',
-    await skopeo(
-      world(),
-      [
-        'copy',
-        '--quiet',
-        '--src-no-creds',
-        '--src-cert-dir',
-        pki.caCertDir,
-        ref,
-        `dir:${world().mkdir('skopeo-untrusted')}`,
-      ],
-      { proxy: true },
-    ),
+    await skopeoCopy(world(), ref, world().mkdir('skopeo-untrusted'), {
+      certDir: pki.caCertDir,
+      proxy: true,
+    }),
   );
   expect(output).toMatch(/x509: certificate signed by unknown authority/);
   // And the handshake it refused was the proxy's.

@@ -13,3 +13,20 @@ export function skopeo(
     timeoutMs: 120_000,
   });
 }
+
+/**
+ * `skopeo copy --quiet --src-no-creds` of `source` (a `docker://` reference) into the directory
+ * `dest` (the `dir:` transport names each blob by its hex digest), trusting the CAs in `certDir`.
+ */
+export function skopeoCopy(
+  world: World,
+  source: string,
+  dest: string,
+  options: { certDir: string; proxy: ProxySetting },
+): Promise<RunResult> {
+  return skopeo(
+    world,
+    ['copy', '--quiet', '--src-no-creds', '--src-cert-dir', options.certDir, source, `dir:${dest}`],
+    { proxy: options.proxy },
+  );
+}
