@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'cache/**', 'ca/**', 'bench/tmp/**'] },
+  { ignores: ['dist/**', 'cache/**', 'ca/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
