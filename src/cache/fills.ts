@@ -1,13 +1,15 @@
 // Fills in progress: one upstream fetch per digest at a time, shared by every client that asks
 // while it runs. The fill writes the upstream body into the store's temp file at upstream speed
-// (hashing on the way); each client reads that file from its own offset at its own pace, so
-// every waiter has its response headers at once, a slow client never slows the fill, and a
-// client that leaves does not stop it. On a digest or size mismatch, or an upstream fault, every
-// reader is destroyed (never a short body that looks complete) and nothing is published.
+// (hashing on the way, in batches: write-behind.ts); each client reads from its own offset at its
+// own pace, from memory while it keeps up and from the file when it falls behind, so every waiter
+// has its response headers at once, a slow client never slows the fill, and a client that leaves
+// does not stop it.
+// On a digest or size mismatch, or an upstream fault, every reader fails (never a short body that
+// looks complete) and nothing is published.
 import { EventEmitter, once } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
-import { Readable } from 'node:stream';
-import type { BlobStore, ByteRange } from './blobs.ts';
+import type { BlobStore, BlobWriter, ByteRange, ByteSource } from './blobs.ts';
+import { WriteBehind } from './write-behind.ts';
 
 export interface FillSource {
   /**
@@ -21,8 +23,6 @@ export interface FillSource {
 
 type FillState = 'running' | 'done' | 'failed';
 
-const READ_CHUNK = 1024 * 1024;
-
 export class Fill extends EventEmitter {
   readonly digest: string;
   readonly size: number | undefined;
@@ -30,25 +30,22 @@ export class Fill extends EventEmitter {
   readonly settled: Promise<void>;
   #state: FillState = 'running';
   #error: Error | undefined;
-  #written = 0;
   #readers = 0;
+  #notifying = false;
+  readonly #behind: WriteBehind;
   readonly #file: FileHandle;
   readonly #onIdle: () => void;
 
-  constructor(
-    digest: string,
-    size: number | undefined,
-    file: FileHandle,
-    run: (fill: Fill) => Promise<void>,
-    onIdle: () => void,
-  ) {
+  /** Starts consuming `source` into `writer`; `file` is the temp file opened for reading. */
+  constructor(digest: string, source: FillSource, writer: BlobWriter, file: FileHandle, onIdle: () => void) {
     super();
     this.setMaxListeners(0);
     this.digest = digest;
-    this.size = size;
+    this.size = source.size;
     this.#file = file;
     this.#onIdle = onIdle;
-    this.settled = run(this).then(
+    this.#behind = new WriteBehind(writer, () => this.#notify());
+    this.settled = this.#run(source, writer).then(
       () => this.#settle('done'),
       (error: unknown) => {
         this.#settle('failed', error instanceof Error ? error : new Error(String(error)));
@@ -66,29 +63,49 @@ export class Fill extends EventEmitter {
     return this.#error;
   }
 
-  /** Bytes safely in the temp file so far. */
-  get written(): number {
-    return this.#written;
-  }
-
-  /** Called by the pump after each chunk reached the file. */
-  progress(written: number): void {
-    this.#written = written;
-    this.emit('progress');
-  }
-
-  /** A stream of the blob (or of `range`) that follows the fill as it grows. */
-  reader(range?: ByteRange): Readable {
+  /** The blob (or `range` of it), read as the fill grows; close it when done. */
+  open(range?: ByteRange): ByteSource {
     this.#readers += 1;
-    return new FillReader(this, this.#file, range?.start ?? 0, range?.end ?? Number.POSITIVE_INFINITY, () => {
+    let released = false;
+    const start = range?.start ?? 0;
+    const end = range ? range.end + 1 : Infinity;
+    return new FillCursor(this, this.#behind, this.#file, start, end, () => {
+      if (released) return;
+      released = true;
       this.#readers -= 1;
       this.#maybeClose();
+    });
+  }
+
+  async #run(source: FillSource, writer: BlobWriter): Promise<void> {
+    try {
+      for await (const chunk of source.body) await this.#behind.push(chunk);
+      await this.#behind.flush();
+      await writer.commit(source.size);
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+  }
+
+  /**
+   * Wakes the readers once per turn of the event loop, not once per upstream chunk: TLS hands
+   * over 16 KiB records, several per socket read, and a reader woken for each would send each
+   * on its own (a write to the client per 16 KiB).
+   */
+  #notify(): void {
+    if (this.#notifying) return;
+    this.#notifying = true;
+    setImmediate(() => {
+      this.#notifying = false;
+      this.emit('progress');
     });
   }
 
   #settle(state: FillState, error?: Error): void {
     this.#state = state;
     this.#error = error;
+    this.#behind.release();
     this.emit('progress');
     this.#onIdle();
     this.#maybeClose();
@@ -99,68 +116,68 @@ export class Fill extends EventEmitter {
   }
 }
 
-class FillReader extends Readable {
+class FillCursor implements ByteSource {
   readonly #fill: Fill;
+  readonly #behind: WriteBehind;
   readonly #file: FileHandle;
+  /** Exclusive. */
   readonly #end: number;
   readonly #release: () => void;
   #position: number;
-  #reading = false;
 
-  constructor(fill: Fill, file: FileHandle, start: number, end: number, release: () => void) {
-    super({ highWaterMark: READ_CHUNK });
+  constructor(
+    fill: Fill,
+    behind: WriteBehind,
+    file: FileHandle,
+    start: number,
+    end: number,
+    release: () => void,
+  ) {
     this.#fill = fill;
+    this.#behind = behind;
     this.#file = file;
     this.#position = start;
     this.#end = end;
     this.#release = release;
   }
 
-  override _read(): void {
-    if (this.#reading) return;
-    this.#reading = true;
-    this.#next().then(
-      () => (this.#reading = false),
-      (error: unknown) => this.destroy(error instanceof Error ? error : new Error(String(error))),
-    );
-  }
-
-  async #next(): Promise<void> {
+  async read(buffer: Buffer): Promise<number> {
     for (;;) {
-      if (this.destroyed) return;
-      if (this.#position > this.#end) {
-        this.push(null);
-        return;
-      }
+      if (this.#position >= this.#end) return 0;
       const fill = this.#fill;
+      const behind = this.#behind;
       if (fill.state === 'failed') throw fill.error ?? new Error('fill failed');
       // The last byte of a sized blob is held back until the digest is verified: with a
       // Content-Length, the final byte is what makes the client take the response as complete.
       const ceiling =
         fill.state === 'done' || fill.size === undefined
-          ? fill.written
-          : Math.min(fill.written, fill.size - 1);
-      const available = ceiling - this.#position;
-      if (available > 0) {
-        const length = Math.min(available, this.#end + 1 - this.#position, READ_CHUNK);
-        const buffer = Buffer.allocUnsafe(length);
-        const { bytesRead } = await this.#file.read(buffer, 0, length, this.#position);
-        if (bytesRead === 0) throw new Error('temp file shorter than written');
-        this.#position += bytesRead;
-        this.push(bytesRead === length ? buffer : buffer.subarray(0, bytesRead));
-        return;
+          ? behind.received
+          : Math.min(behind.received, fill.size - 1);
+      const limit = Math.min(ceiling, this.#end);
+      if (limit > this.#position) {
+        let count = behind.copy(this.#position, buffer, limit);
+        if (count === 0) {
+          // Gone from memory, so in the file (written chunks leave memory first).
+          const length = Math.min(limit, behind.written) - this.#position;
+          ({ bytesRead: count } = await this.#file.read(
+            buffer,
+            0,
+            Math.min(length, buffer.length),
+            this.#position,
+          ));
+          if (count === 0) throw new Error('temp file shorter than written');
+        }
+        this.#position += count;
+        return count;
       }
-      if (fill.state === 'done') {
-        this.push(null);
-        return;
-      }
+      if (fill.state === 'done') return 0;
       await once(fill, 'progress');
     }
   }
 
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+  close(): Promise<void> {
     this.#release();
-    callback(error);
+    return Promise.resolve();
   }
 }
 
@@ -236,27 +253,10 @@ export class Fills {
       await writer.abort();
       throw error;
     }
-    const fill = new Fill(
-      digest,
-      source.size,
-      file,
-      async (self) => {
-        try {
-          for await (const chunk of source.body) {
-            await writer.write(chunk);
-            self.progress(writer.bytesWritten);
-          }
-          await writer.commit(source.size);
-        } catch (error) {
-          await writer.abort();
-          throw error;
-        }
-      },
-      () => {
-        if (this.#active.get(digest) === fill) this.#active.delete(digest);
-        if (this.#active.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
-      },
-    );
+    const fill = new Fill(digest, source, writer, file, () => {
+      if (this.#active.get(digest) === fill) this.#active.delete(digest);
+      if (this.#active.size === 0) for (const resolve of this.#idle.splice(0)) resolve();
+    });
     this.#active.set(digest, fill);
     return fill;
   }

@@ -5,7 +5,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { buffer } from 'node:stream/consumers';
 import { parseDigest } from '../oci/digest.ts';
 import type { BlobStore } from './blobs.ts';
 import type { CacheLayout } from './layout.ts';
@@ -38,7 +37,7 @@ export class ManifestStore {
     if (!parsed) return undefined;
     const meta = await readJson<{ mediaType: string }>(this.#layout.manifestMetaPath(parsed));
     if (!meta || (await this.#blobs.stat(digest)) === undefined) return undefined;
-    return { digest, mediaType: meta.mediaType, content: await buffer(this.#blobs.read(digest)) };
+    return { digest, mediaType: meta.mediaType, content: await this.#blobs.readAll(digest) };
   }
 
   /** Stores `content` under `digest`; throws (storing nothing) if it does not hash to it. */

@@ -3,8 +3,7 @@
 // the client and into the cache at once. Other clients may join that fill only once upstream
 // has said they may read the repository (authorize.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
-import type { BlobStore, ByteRange } from '../cache/blobs.ts';
+import type { BlobStore, ByteRange, ByteSource } from '../cache/blobs.ts';
 import type { Fill, Fills } from '../cache/fills.ts';
 import { originOf, formatAuthority, type Destination } from '../http/destination.ts';
 import { withoutHopByHop } from '../http/headers.ts';
@@ -15,6 +14,7 @@ import type { Access } from './access.ts';
 import type { PolicyOf } from './policy.ts';
 import { ensureAccess, recordAccess } from './authorize.ts';
 import type { Outcome } from './outcome.ts';
+import { pump } from './pump.ts';
 import { parseRange } from './range.ts';
 import { sendResponse, streamBody, wholeObjectHeaders } from './relay.ts';
 
@@ -43,7 +43,7 @@ export async function serveBlob(
   if (stored) {
     await ensureAccess(req, destination, content, deps);
     outcome.cache = 'hit';
-    return sendSized(req, res, digest, stored.size, (range) => deps.store.read(digest, range), outcome);
+    return sendSized(req, res, digest, stored.size, (range) => deps.store.open(digest, range), outcome);
   }
 
   const running = deps.fills.lookup(digest);
@@ -116,7 +116,7 @@ async function sendSized(
   res: ServerResponse,
   digest: string,
   size: number,
-  open: (range?: ByteRange) => Readable,
+  open: (range?: ByteRange) => ByteSource | Promise<ByteSource>,
   outcome: Outcome,
 ): Promise<void> {
   const headers = blobHeaders(digest, outcome.cache);
@@ -125,21 +125,21 @@ async function sendSized(
     res.writeHead(416, { ...headers, 'content-range': `bytes */${size}`, 'content-length': 0 }).end();
     return;
   }
-  if (range.kind === 'range') {
-    const { start, end } = range.range;
+  const selected = range.kind === 'range' ? range.range : undefined;
+  const length = selected ? selected.end - selected.start + 1 : size;
+  // Opened before the headers go out: a blob that vanished since stat() is still an OCI error.
+  const source = req.method === 'HEAD' || length === 0 ? undefined : await open(selected);
+  if (selected) {
     res.writeHead(206, {
       ...headers,
-      'content-range': `bytes ${start}-${end}/${size}`,
-      'content-length': end - start + 1,
+      'content-range': `bytes ${selected.start}-${selected.end}/${size}`,
+      'content-length': length,
     });
   } else {
     res.writeHead(200, { ...headers, 'content-length': size });
   }
-  if (req.method === 'HEAD' || size === 0) {
-    res.end();
-    return;
-  }
-  await streamBody(open(range.kind === 'range' ? range.range : undefined), res, outcome);
+  if (source) await pump(source, res, outcome, { length });
+  else res.end();
 }
 
 async function sendFill(
@@ -149,11 +149,11 @@ async function sendFill(
   outcome: Outcome,
 ): Promise<void> {
   if (fill.size !== undefined)
-    return sendSized(req, res, fill.digest, fill.size, (range) => fill.reader(range), outcome);
+    return sendSized(req, res, fill.digest, fill.size, (range) => fill.open(range), outcome);
   // Upstream sent no length: the whole blob, chunked, ended only once verified.
   res.writeHead(200, blobHeaders(fill.digest, outcome.cache));
   if (req.method === 'HEAD') res.end();
-  else await streamBody(fill.reader(), res, outcome);
+  else await pump(fill.open(), res, outcome);
 }
 
 async function relayHead(

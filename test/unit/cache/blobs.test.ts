@@ -1,11 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { text } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import { DiskBlobStore } from '../../../src/cache/blobs.ts';
+import { DiskBlobStore, type ByteSource } from '../../../src/cache/blobs.ts';
 import { DigestMismatchError, digestOf } from '../../../src/oci/digest.ts';
 import { tempDir } from '../../helpers/tmp.ts';
+
+/** Everything `source` gives, read through a 4-byte buffer so that it takes several reads. */
+async function drain(source: ByteSource): Promise<string> {
+  const buffer = Buffer.alloc(4);
+  let out = '';
+  for (let count; (count = await source.read(buffer)) > 0;) out += buffer.toString('latin1', 0, count);
+  await source.close();
+  return out;
+}
 
 describe('DiskBlobStore', () => {
   it('publishes a verified blob by rename under blobs/<alg>/<2 hex>/<hex>', async () => {
@@ -15,14 +23,17 @@ describe('DiskBlobStore', () => {
     const digest = digestOf(content);
     const writer = await store.begin(digest);
     await writer.write(content.subarray(0, 3));
-    await writer.write(content.subarray(3));
+    await writer.write([content.subarray(3, 5), content.subarray(5, 5), content.subarray(5)]);
+    expect(writer.bytesWritten).toBe(content.length);
     expect(await store.stat(digest)).toBeUndefined();
     await writer.commit(content.length);
     expect(await store.stat(digest)).toEqual({ size: content.length });
     const hex = digest.slice('sha256:'.length);
     expect(await readdir(path.join(store.layout.blobsDir, 'sha256', hex.slice(0, 2)))).toEqual([hex]);
-    expect(await text(store.read(digest))).toBe('layer bytes');
-    expect(await text(store.read(digest, { start: 6, end: 10 }))).toBe('bytes');
+    expect(await drain(await store.open(digest))).toBe('layer bytes');
+    expect(await drain(await store.open(digest, { start: 6, end: 10 }))).toBe('bytes');
+    expect(await drain(await store.open(digest, { start: 6, end: 6 }))).toBe('b');
+    expect((await store.readAll(digest)).toString()).toBe('layer bytes');
     expect(await readdir(store.layout.tmpDir)).toEqual([]);
     const listed = [];
     for await (const entry of store.list()) listed.push(entry);
@@ -55,7 +66,7 @@ describe('DiskBlobStore', () => {
     const store = new DiskBlobStore(await tempDir());
     await store.init();
     await expect(store.stat('sha256:../../etc/passwd')).rejects.toThrow(TypeError);
-    expect(() => store.read('../x')).toThrow(TypeError);
+    await expect(store.open('../x')).rejects.toThrow(TypeError);
     await expect(store.begin('sha256:zz')).rejects.toThrow(TypeError);
   });
 });

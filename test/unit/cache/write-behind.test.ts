@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { DiskBlobStore, type BlobWriter } from '../../../src/cache/blobs.ts';
+import { WriteBehind } from '../../../src/cache/write-behind.ts';
+import { digestOf } from '../../../src/oci/digest.ts';
+import { tempDir } from '../../helpers/tmp.ts';
+
+const KiB = 1024;
+
+/** `count` chunks of `size` bytes, each filled with its own index, so any misplaced byte shows. */
+function chunks(count: number, size: number): Buffer[] {
+  return Array.from({ length: count }, (_, index) => Buffer.alloc(size, index % 251));
+}
+
+async function writerFor(content: Buffer): Promise<BlobWriter> {
+  const store = new DiskBlobStore(await tempDir());
+  await store.init();
+  return store.begin(digestOf(content));
+}
+
+describe('WriteBehind', () => {
+  it('writes every chunk in order in batches, and serves the recent ones from memory', async () => {
+    const parts = chunks(400, 16 * KiB); // 6.25 MiB: several batches, some dropped from memory
+    const content = Buffer.concat(parts);
+    const writer = await writerFor(content);
+    const writes: number[] = [];
+    const write = writer.write.bind(writer);
+    writer.write = (batch) => {
+      writes.push(Buffer.isBuffer(batch) ? 1 : batch.length);
+      return write(batch);
+    };
+    let progress = 0;
+    const behind = new WriteBehind(writer, () => progress++);
+    for (const part of parts) await behind.push(part);
+    expect(behind.received).toBe(content.length);
+    // The newest bytes are in memory whether or not they reached the file yet.
+    const buffer = Buffer.alloc(40 * KiB);
+    const position = content.length - 40 * KiB - 5;
+    expect(behind.copy(position, buffer, content.length)).toBe(40 * KiB);
+    expect(buffer.equals(content.subarray(position, position + 40 * KiB))).toBe(true);
+    // A copy stops at `limit`.
+    expect(behind.copy(position, buffer, position + 7)).toBe(7);
+    await behind.flush();
+    expect(behind.written).toBe(content.length);
+    // The oldest bytes left memory once written: the caller reads them from the file.
+    expect(behind.copy(0, buffer, content.length)).toBe(0);
+    expect(writes.length).toBeLessThan(parts.length / 8);
+    expect(writes.reduce((sum, count) => sum + count, 0)).toBe(parts.length);
+    expect(progress).toBeGreaterThanOrEqual(parts.length);
+    await writer.commit(content.length);
+  });
+
+  it('stops taking chunks once a write failed, and flush reports it', async () => {
+    const parts = chunks(600, 16 * KiB);
+    const writer = await writerFor(Buffer.concat(parts));
+    writer.write = () => Promise.reject(new Error('disk full'));
+    const behind = new WriteBehind(writer, () => undefined);
+    const pushAll = async () => {
+      for (const part of parts) await behind.push(part);
+    };
+    await expect(pushAll()).rejects.toThrow('disk full');
+    await expect(behind.flush()).rejects.toThrow('disk full');
+    await writer.abort();
+  });
+
+  it('makes upstream wait while the disk is behind by the queue limit', async () => {
+    const parts = chunks(512, 16 * KiB); // 8 MiB
+    const content = Buffer.concat(parts);
+    const writer = await writerFor(content);
+    const write = writer.write.bind(writer);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    writer.write = async (batch) => {
+      await gate;
+      return write(batch);
+    };
+    const behind = new WriteBehind(writer, () => undefined);
+    let pushed = 0;
+    const pushing = (async () => {
+      for (const part of parts) {
+        await behind.push(part);
+        pushed++;
+      }
+    })();
+    await new Promise((resolve) => setImmediate(resolve));
+    // Blocked on the disk: no more than the queue limit (4 MiB) taken in.
+    expect(pushed * 16 * KiB).toBeLessThanOrEqual(4 * 1024 * KiB);
+    release();
+    await pushing;
+    await behind.flush();
+    await writer.commit(content.length);
+    expect(pushed).toBe(parts.length);
+  });
+});
