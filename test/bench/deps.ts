@@ -1,6 +1,7 @@
 // The programs the benchmarks drive (nginx as the reference server and upstream, curl as the
-// client), installed from Debian when missing and we are root. Starts nothing: a temporary
-// policy-rc.d keeps the nginx package from starting its own service.
+// client; distribution's registry as upstream and reference mirror, skopeo as the image client),
+// installed from Debian when missing and we are root. Starts nothing: a temporary
+// policy-rc.d keeps the nginx and docker-registry packages from starting their services.
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 
@@ -8,6 +9,8 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 const NEEDED: Readonly<Record<string, string>> = {
   '/usr/sbin/nginx': 'nginx-light',
   '/usr/bin/curl': 'curl',
+  '/usr/bin/docker-registry': 'docker-registry',
+  '/usr/bin/skopeo': 'skopeo',
 };
 const POLICY_RC_D = '/usr/sbin/policy-rc.d';
 

@@ -13,7 +13,9 @@ import { markdownTable, textTable, type Counts, type Row } from './harness.ts';
 import { describeMachine } from './machine.ts';
 import { cachedBlob } from './scenarios/cached.ts';
 import { coldBlob } from './scenarios/cold.ts';
+import { skopeoPull, skopeoStampede } from './scenarios/skopeo.ts';
 import { stampede } from './scenarios/stampede.ts';
+import { startRegistries, type Registries } from './registries.ts';
 import { makeWorld, type World } from './world.ts';
 
 const MiB = 2 ** 20;
@@ -31,6 +33,11 @@ const blobSize = (quick ? 256 : 1024) * MiB;
 // Scenario 4 checks correctness (one upstream fetch, 20 right bodies), not speed; its 20 bodies
 // go through the cold path and sha256sum on the same 2 cores, ~20 s a round at 256 MiB.
 const stampedeSize = (quick ? 64 : 256) * MiB;
+// The skopeo scenarios: one image pulled whole (4 layers), and one that 20 skopeo copies pull at
+// once into 20 directories on disk (20 × 64 MiB written per side and round in full mode).
+const IMAGE = 'bench/image';
+const STAMPEDE_IMAGE = 'bench/stampede';
+const imageSizes = { [IMAGE]: (quick ? 64 : 256) * MiB, [STAMPEDE_IMAGE]: (quick ? 32 : 64) * MiB };
 
 async function attempt(names: string[], scenario: () => Promise<Row | Row[]>): Promise<Row[]> {
   const started = performance.now();
@@ -57,9 +64,13 @@ async function main(): Promise<number> {
   ensureDeps();
   const machine = describeMachine();
   const loadBefore = os.loadavg()[0] ?? 0;
-  const mode = `${quick ? 'quick' : 'full'}: ${counts.warmup} warm-up + ${counts.runs} runs per side, ${blobSize / MiB} MiB blob, client curl (HTTP/1.1)`;
+  const mode = `${quick ? 'quick' : 'full'}: ${counts.warmup} warm-up + ${counts.runs} runs per side, ${blobSize / MiB} MiB blob, client curl (HTTP/1.1); skopeo images ${imageSizes[IMAGE] / MiB} MiB and ${imageSizes[STAMPEDE_IMAGE] / MiB} MiB (20 at once)`;
   process.stderr.write(`bench: ${mode}\n`);
   let world: World | undefined;
+  let registries: Registries | undefined;
+  // Started by whichever skopeo scenario comes first, so that a failed start fails only those rows.
+  const withRegistries = async <T>(use: (registries: Registries) => Promise<T>) =>
+    use((registries ??= await startRegistries(imageSizes)));
   const rows: Row[] = [];
   try {
     world = await makeWorld({ counts, blobSize, cpuProfDir: values['cpu-prof'] });
@@ -67,7 +78,18 @@ async function main(): Promise<number> {
     rows.push(...(await attempt(['cached blob, 1 client', 'cached blob, 8 clients'], () => cachedBlob(w))));
     rows.push(...(await attempt(['cold blob, 1 client'], () => coldBlob(w))));
     rows.push(...(await attempt(['cold blob, 20 clients at once'], () => stampede(w, stampedeSize))));
+    rows.push(
+      ...(await attempt(['skopeo pull, cold', 'skopeo pull, cached'], () =>
+        withRegistries((r) => skopeoPull(r, r.image(IMAGE), counts)),
+      )),
+    );
+    rows.push(
+      ...(await attempt(['skopeo pull, 20 at once, cold'], () =>
+        withRegistries((r) => skopeoStampede(r, r.image(STAMPEDE_IMAGE), counts)),
+      )),
+    );
   } finally {
+    await registries?.close();
     await world?.close();
   }
 
