@@ -1,6 +1,6 @@
-// The programs the benchmarks drive (nginx as the reference server and upstream, curl as the
-// client), installed from Debian when missing and we are root. Starts nothing: a temporary
-// policy-rc.d keeps the nginx package from starting its own service.
+// The programs the benchmarks drive (nginx as the reference server and upstream, squid as the
+// reference tunnelling proxy, curl as the client), installed from Debian when missing and we
+// are root. Starts nothing: a temporary policy-rc.d keeps the packages from starting services.
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 
@@ -8,6 +8,7 @@ import { existsSync, rmSync, writeFileSync } from 'node:fs';
 const NEEDED: Readonly<Record<string, string>> = {
   '/usr/sbin/nginx': 'nginx-light',
   '/usr/bin/curl': 'curl',
+  '/usr/sbin/squid': 'squid',
 };
 const POLICY_RC_D = '/usr/sbin/policy-rc.d';
 
