@@ -81,7 +81,7 @@ function describe(rounds: readonly Round[]): { text: string; perSecond: Summary;
  */
 export async function cachedManifests(world: World, total: number): Promise<Row> {
   const { warmup, runs } = world.counts;
-  const perRound = Math.ceil(total / runs);
+  const perRound = Math.round(total / runs);
   const { nginx } = world;
   const manifest = await world.newManifest([world.blob]);
   const proxy = await world.startProxy('manifests');
@@ -131,7 +131,7 @@ export async function cachedManifests(world: World, total: number): Promise<Row>
     const ours = describe(rounds.pullthrough);
     const theirs = describe(rounds.reference);
     return {
-      scenario: `cached manifest HEAD/GET by digest, ${CONNECTIONS} kept-alive connections, ${(perRound * runs).toLocaleString('en-US')} requests`,
+      scenario: `cached manifest HEAD/GET by digest, ${CONNECTIONS} kept-alive connections, ${runs} × ${perRound.toLocaleString('en-US')} requests`,
       pullthrough: ours.text,
       reference: `nginx ${theirs.text}`,
       ratio: `${(ours.perSecond.median / theirs.perSecond.median).toFixed(2)}× req/s`,
