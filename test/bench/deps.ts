@@ -1,7 +1,7 @@
-// The programs the benchmarks drive (nginx as the reference server and upstream, curl as the
-// client; distribution's registry as upstream and reference mirror, skopeo as the image client),
-// installed from Debian when missing and we are root. Starts nothing: a temporary
-// policy-rc.d keeps the nginx and docker-registry packages from starting their services.
+// The programs the benchmarks drive (nginx as the reference server and upstream, squid as the
+// reference tunnelling proxy, curl as the client; distribution's registry as upstream and
+// reference mirror, skopeo as the image client), installed from Debian when missing and we are
+// root. Starts nothing: a temporary policy-rc.d keeps the packages from starting services.
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 
@@ -11,6 +11,7 @@ const NEEDED: Readonly<Record<string, string>> = {
   '/usr/bin/curl': 'curl',
   '/usr/bin/docker-registry': 'docker-registry',
   '/usr/bin/skopeo': 'skopeo',
+  '/usr/sbin/squid': 'squid',
 };
 const POLICY_RC_D = '/usr/sbin/policy-rc.d';
 

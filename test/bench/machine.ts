@@ -27,5 +27,6 @@ export function describeMachine(): Array<[string, string]> {
     ['Node', `${process.version} (OpenSSL ${process.versions.openssl})`],
     ['nginx', firstLine('/usr/sbin/nginx', ['-v']).replace(/^nginx version: /, '')],
     ['curl', firstLine('curl', ['--version']).split(' ').slice(0, 2).join(' ')],
+    ['squid', firstLine('/usr/sbin/squid', ['-v']).replace(/^Squid Cache: Version /, '')],
   ];
 }

@@ -16,8 +16,10 @@ export interface ProxyOptions {
   readonly name: string;
   readonly caDir: string;
   readonly cacheDir: string;
-  /** `host:port` of the upstream registry to intercept. */
-  readonly registry: string;
+  /** `host:port` of the upstream registries to intercept. */
+  readonly registries: readonly string[];
+  /** Ports a CONNECT may tunnel to (proxy.connectPorts); pullthrough's default when absent. */
+  readonly connectPorts?: readonly number[] | undefined;
   readonly upstreamCaFile: string;
   /** Write a V8 CPU profile (.cpuprofile) into this directory when the proxy exits. */
   readonly cpuProfDir?: string | undefined;
@@ -28,6 +30,8 @@ export interface ProxyChild {
   /** `http://127.0.0.1:<port>`, for curl's --proxy. */
   readonly url: string;
   readonly caFile: string;
+  /** From spawn to the `listening` log line, ms. */
+  readonly startupMs: number;
   stop(): Promise<void>;
 }
 
@@ -45,15 +49,17 @@ export async function startProxyChild(options: ProxyOptions): Promise<ProxyChild
   // JSON is YAML: the config loader reads it as it is.
   const config = {
     listen: '127.0.0.1:0',
-    registries: [options.registry],
+    registries: options.registries,
     ca: { dir: options.caDir },
     cache: { dir: options.cacheDir },
     upstream: { caFiles: [options.upstreamCaFile] },
+    ...(options.connectPorts ? { proxy: { connectPorts: options.connectPorts } } : {}),
     log: { level: 'info' },
     shutdownTimeout: '5s',
   };
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const profile = options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : [];
+  const spawned = performance.now();
   const child = spawn(process.execPath, [...profile, MAIN, 'serve', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -69,8 +75,10 @@ export async function startProxyChild(options: ProxyOptions): Promise<ProxyChild
       if (parsed?.msg === 'listening' && typeof parsed.port === 'number') resolve(parsed.port);
     });
   });
+  const startupMs = performance.now() - spawned;
   return {
     pid: child.pid!,
+    startupMs,
     url: `http://127.0.0.1:${port}`,
     caFile: path.join(options.caDir, 'ca.crt'),
     async stop() {

@@ -131,7 +131,7 @@ export async function startRegistries(images: Readonly<Record<string, number>>):
           name: `${name}-${proxies}`,
           caDir: proxyCaDir,
           cacheDir,
-          registry: upstream.authority,
+          registries: [upstream.authority],
           upstreamCaFile: caFile,
         });
         // Not the CA directory itself: containers/image would take its ca.key for a client key.

@@ -1,5 +1,6 @@
 // `npm run bench [-- --quick] [-- --cpu-prof DIR]`: sets up its references on loopback
-// (world.ts), runs every scenario after a warm-up, prints the machine and a table of medians
+// (world.ts; squid.ts for tunnels), runs every scenario after a warm-up (throughput, tunnels,
+// request rate, first request, memory, start-up), prints the machine and a table of medians
 // (min–max) with the ratio to the reference, and writes that table to test/bench/results.md.
 // A slow figure is reported, never a failure: the exit code is 1 only when a scenario could
 // not run or gave a wrong answer.
@@ -13,9 +14,14 @@ import { markdownTable, textTable, type Counts, type Row } from './harness.ts';
 import { describeMachine } from './machine.ts';
 import { cachedBlob } from './scenarios/cached.ts';
 import { coldBlob } from './scenarios/cold.ts';
+import { cachedManifests } from './scenarios/manifests.ts';
+import { firstRequestToNewHost } from './scenarios/first-request.ts';
+import { memoryPeak } from './scenarios/memory.ts';
 import { skopeoPull, skopeoStampede } from './scenarios/skopeo.ts';
 import { stampede } from './scenarios/stampede.ts';
 import { startRegistries, type Registries } from './registries.ts';
+import { startup } from './scenarios/startup.ts';
+import { tunnel } from './scenarios/tunnel.ts';
 import { makeWorld, type World } from './world.ts';
 
 const MiB = 2 ** 20;
@@ -38,6 +44,11 @@ const stampedeSize = (quick ? 64 : 256) * MiB;
 const IMAGE = 'bench/image';
 const STAMPEDE_IMAGE = 'bench/stampede';
 const imageSizes = { [IMAGE]: (quick ? 64 : 256) * MiB, [STAMPEDE_IMAGE]: (quick ? 32 : 64) * MiB };
+// Split over the measured rounds; pullthrough answers some hundreds to thousands a second here.
+const manifestRequests = quick ? 20_000 : 100_000;
+// 10 cold + 10 cached blobs of each size at once, in fresh proxies: 20 GiB a round at 1 GiB.
+const memorySizes: [number, number] = quick ? [16 * MiB, 64 * MiB] : [256 * MiB, 1024 * MiB];
+const memoryRounds = quick ? 1 : 3;
 
 async function attempt(names: string[], scenario: () => Promise<Row | Row[]>): Promise<Row[]> {
   const started = performance.now();
@@ -88,6 +99,11 @@ async function main(): Promise<number> {
         withRegistries((r) => skopeoStampede(r, r.image(STAMPEDE_IMAGE), counts)),
       )),
     );
+    rows.push(...(await attempt(['tunnelled blob (not intercepted)'], () => tunnel(w))));
+    rows.push(...(await attempt(['cached manifests'], () => cachedManifests(w, manifestRequests))));
+    rows.push(...(await attempt(['first request to a new host'], () => firstRequestToNewHost(w))));
+    rows.push(...(await attempt(['peak RSS'], () => memoryPeak(w, memorySizes, memoryRounds))));
+    rows.push(...(await attempt(['start-up with a full cache'], () => startup(w))));
   } finally {
     await registries?.close();
     await world?.close();

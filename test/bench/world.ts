@@ -1,7 +1,9 @@
 // Everything the scenarios run against, made on loopback in one temp directory and torn down at
-// the end: an upstream PKI (its own CA, one leaf for 127.0.0.1), the blob files, nginx in its two
-// roles (nginx.ts) and pullthrough children that intercept nginx's upstream port.
+// the end: an upstream PKI (its own CA, leaves for 127.0.0.1 and the alias addresses), the blob
+// and manifest files, nginx in its two roles (nginx.ts) and pullthrough children that intercept
+// nginx's upstream port (or what a scenario asks for).
 import 'reflect-metadata';
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +14,25 @@ import type { Counts } from './harness.ts';
 import { startNginx, type Nginx } from './nginx.ts';
 import { startProxyChild, type ProxyChild } from './proxy.ts';
 
+/** Loopback addresses besides 127.0.0.1 where the upstream also listens: never-seen hosts. */
+const ALIASES = 40;
+
+export interface Manifest {
+  readonly digest: string;
+  readonly content: Buffer;
+}
+
+export interface ProxyExtras {
+  /** Intercepted `host:port`s; default: the upstream's. */
+  readonly registries?: readonly string[];
+  readonly connectPorts?: readonly number[];
+  /** A cache directory the caller made and removes; default: a new empty one, removed at stop. */
+  readonly cacheDir?: string;
+}
+
 export interface World {
+  /** The run's temp directory, removed by `close`: scenarios may keep their own files here. */
+  readonly dir: string;
   readonly counts: Counts;
   /** The blob of the throughput scenarios (1 GiB, quick 256 MiB). */
   readonly blob: Blob;
@@ -22,8 +42,12 @@ export interface World {
   blobUrl(authority: string, blob: Blob): string;
   /** Another blob of `size` bytes (each call a new digest, so never in any cache). */
   newBlob(size: number): Promise<Blob>;
-  /** A pullthrough child with its own empty cache; stopped by `close` if not before. */
-  startProxy(name: string): Promise<ProxyChild & { readonly cacheDir: string }>;
+  /** `https://<authority>/v2/bench/manifests/<digest>`. */
+  manifestUrl(authority: string, manifest: Manifest): string;
+  /** An OCI image manifest naming `layers` blobs, served by the upstream by its digest. */
+  newManifest(layers: readonly Blob[]): Promise<Manifest>;
+  /** A pullthrough child, by default with its own empty cache; stopped by `close` if not before. */
+  startProxy(name: string, extras?: ProxyExtras): Promise<ProxyChild & { readonly cacheDir: string }>;
   close(): Promise<void>;
 }
 
@@ -39,39 +63,85 @@ export async function makeWorld(options: {
   };
   try {
     const ca = await loadOrCreateCa({ dir: path.join(dir, 'upstream-ca'), hostname: 'bench-upstream' });
-    const leaf = await issueLeaf(ca, '127.0.0.1');
-    const cert = path.join(dir, 'upstream.crt');
-    const key = path.join(dir, 'upstream.key');
-    await writeFile(cert, leaf.certPem);
-    await writeFile(key, leaf.keyPem, { mode: 0o600 });
+    const tlsFiles = async (address: string) => {
+      const leaf = await issueLeaf(ca, address);
+      const cert = path.join(dir, `upstream-${address}.crt`);
+      const key = path.join(dir, `upstream-${address}.key`);
+      await writeFile(cert, leaf.certPem);
+      await writeFile(key, leaf.keyPem, { mode: 0o600 });
+      return { cert, key };
+    };
+    const aliases = [];
+    for (let i = 2; i < 2 + ALIASES; i++) {
+      const address = `127.0.0.${i}`;
+      aliases.push({ address, ...(await tlsFiles(address)) });
+    }
     const blobDir = path.join(dir, 'blobs');
+    const manifestDir = path.join(dir, 'manifests');
     await mkdir(blobDir);
+    await mkdir(manifestDir);
     const blob = await writeBlob(blobDir, options.blobSize);
-    const nginx = await startNginx({ dir, blobDir, cert, key });
+    const nginx = await startNginx({
+      dir,
+      blobDir,
+      manifestDir,
+      ...(await tlsFiles('127.0.0.1')),
+      aliases,
+    });
     closers.push(() => nginx.stop());
     const upstreamCaFile = path.join(dir, 'upstream-ca', 'ca.crt');
     let proxies = 0;
     return {
+      dir,
       counts: options.counts,
       blob,
       nginx,
       upstreamCaFile,
       blobUrl: (authority, { digest }) => `https://${authority}/v2/bench/blobs/${digest}`,
       newBlob: (size) => writeBlob(blobDir, size),
-      async startProxy(name) {
-        const cacheDir = path.join(dir, `cache-${++proxies}`);
+      manifestUrl: (authority, { digest }) => `https://${authority}/v2/bench/manifests/${digest}`,
+      async newManifest(layers) {
+        const descriptor = (mediaType: string, { digest, size }: { digest: string; size: number }) => ({
+          mediaType,
+          digest,
+          size,
+        });
+        const config = Buffer.from(
+          JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: Math.random() }),
+        );
+        const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+        const content = Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            config: descriptor('application/vnd.oci.image.config.v1+json', {
+              digest: configDigest,
+              size: config.length,
+            }),
+            layers: layers.map((layer) => descriptor('application/vnd.oci.image.layer.v1.tar+gzip', layer)),
+          }),
+        );
+        const digest = `sha256:${createHash('sha256').update(content).digest('hex')}`;
+        await writeFile(path.join(manifestDir, digest), content);
+        return { digest, content };
+      },
+      async startProxy(name, extras = {}) {
+        const n = ++proxies;
+        const ownCache = extras.cacheDir === undefined;
+        const cacheDir = extras.cacheDir ?? path.join(dir, `cache-${n}`);
         const proxy = await startProxyChild({
           dir,
-          name: `${name}-${proxies}`,
+          name: `${name}-${n}`,
           caDir: path.join(dir, 'proxy-ca'),
           cacheDir,
-          registry: nginx.upstream,
+          registries: extras.registries ?? [nginx.upstream],
+          connectPorts: extras.connectPorts,
           upstreamCaFile,
           cpuProfDir: options.cpuProfDir,
         });
         const stop = async () => {
           await proxy.stop();
-          await rm(cacheDir, { recursive: true, force: true });
+          if (ownCache) await rm(cacheDir, { recursive: true, force: true });
         };
         closers.push(stop);
         return { ...proxy, cacheDir, stop };
