@@ -1,10 +1,12 @@
 // Manifests in the cache: their bytes live in the blob store under their digest (verified like
 // any blob); beside them, the media type upstream served them with; and per registry,
 // repository and tag, the record of what the tag last resolved to. Small JSON files are written
-// to tmp/ and renamed into place, so a crash never leaves half a record.
+// to tmp/ and renamed into place, so a crash never leaves half a record. Recently used manifests
+// are also kept in memory (they are small, immutable by digest, and asked for on every pull).
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { LRUCache } from 'lru-cache';
 import { parseDigest } from '../oci/digest.ts';
 import type { BlobStore } from './blobs.ts';
 import type { CacheLayout } from './layout.ts';
@@ -23,9 +25,16 @@ export interface TagRecord {
   readonly checkedAt: number;
 }
 
+/** Bytes of manifests kept in memory: thousands of typical ones (1–10 KiB; indexes up to ~100 KiB). */
+const MEMORY_BYTES = 16 * 1024 * 1024;
+
 export class ManifestStore {
   readonly #layout: CacheLayout;
   readonly #blobs: BlobStore;
+  readonly #memory = new LRUCache<string, StoredManifest>({
+    maxSize: MEMORY_BYTES,
+    sizeCalculation: (manifest) => manifest.content.length + manifest.mediaType.length + 200,
+  });
 
   constructor(layout: CacheLayout, blobs: BlobStore) {
     this.#layout = layout;
@@ -33,11 +42,15 @@ export class ManifestStore {
   }
 
   async get(digest: string): Promise<StoredManifest | undefined> {
+    const remembered = this.#memory.get(digest);
+    if (remembered) return remembered;
     const parsed = parseDigest(digest);
     if (!parsed) return undefined;
     const meta = await readJson<{ mediaType: string }>(this.#layout.manifestMetaPath(parsed));
     if (!meta || (await this.#blobs.stat(digest)) === undefined) return undefined;
-    return { digest, mediaType: meta.mediaType, content: await this.#blobs.readAll(digest) };
+    const manifest = { digest, mediaType: meta.mediaType, content: await this.#blobs.readAll(digest) };
+    this.#memory.set(digest, manifest);
+    return manifest;
   }
 
   /** Stores `content` under `digest`; throws (storing nothing) if it does not hash to it. */
@@ -53,6 +66,7 @@ export class ManifestStore {
     }
     await writer.commit(content.length);
     await this.#writeJson(this.#layout.manifestMetaPath(parsed), { mediaType });
+    this.#memory.set(digest, { digest, mediaType, content });
   }
 
   async getTag(host: string, name: string, tag: string): Promise<TagRecord | undefined> {

@@ -32,6 +32,27 @@ describe('ManifestStore', () => {
     expect(await store.getTag('registry.example:443', 'lib/app', 'v9')).toBeUndefined();
   });
 
+  it('answers repeated reads from memory, and reads the disk after a restart', async () => {
+    const blobs = new DiskBlobStore(await tempDir());
+    await blobs.init();
+    const content = Buffer.from('{"schemaVersion":2,"layers":[]}');
+    const digest = digestOf(content);
+    await new ManifestStore(blobs.layout, blobs).put(
+      digest,
+      'application/vnd.oci.image.index.v1+json',
+      content,
+    );
+    const store = new ManifestStore(blobs.layout, blobs); // a restart: nothing in memory
+    const readAll = blobs.readAll.bind(blobs);
+    let reads = 0;
+    blobs.readAll = (d) => {
+      reads++;
+      return readAll(d);
+    };
+    for (let i = 0; i < 3; i++) expect((await store.get(digest))?.content).toEqual(content);
+    expect(reads).toBe(1);
+  });
+
   it('never builds a tag path from a name, tag or host outside the grammar', async () => {
     const blobs = new DiskBlobStore(await tempDir());
     await blobs.init();
