@@ -20,6 +20,11 @@ export interface Nginx {
   readonly reference: string;
   /** `127.0.0.1:<port>` of the upstream registry. */
   readonly upstream: string;
+  /**
+   * The upstream registry again, sending each response at PACED_RATE at most: an upstream slower
+   * than the proxy, as a registry across the internet is.
+   */
+  readonly paced: string;
   /** The upstream registry again at `<alias address>:<same port>`, one per alias given. */
   readonly aliases: readonly string[];
   /** Where the upstream access log ends now; pass it to `upstreamBytes` later. */
@@ -30,6 +35,9 @@ export interface Nginx {
   pids(): number[];
   stop(): Promise<void>;
 }
+
+/** Bytes/s per connection of the paced upstream (nginx `limit_rate`). */
+export const PACED_RATE = 100 * 2 ** 20;
 
 export interface TlsFiles {
   readonly cert: string;
@@ -46,7 +54,7 @@ export async function startNginx(options: {
   aliases: ReadonlyArray<TlsFiles & { readonly address: string }>;
 }): Promise<Nginx> {
   const { dir } = options;
-  const [referencePort, upstreamPort] = [await freePort(), await freePort()];
+  const [referencePort, upstreamPort, pacedPort] = [await freePort(), await freePort(), await freePort()];
   const accessLog = path.join(dir, 'nginx-upstream-access.log');
   const errorLog = path.join(dir, 'nginx-error.log');
   const server = (address: string, port: number, log: string, tls?: TlsFiles) => `
@@ -94,6 +102,7 @@ http {
   log_format bytes '$request_method $uri $status $body_bytes_sent';
   ${server('127.0.0.1', referencePort, 'access_log off;')}
   ${server('127.0.0.1', upstreamPort, upstreamLog)}
+  ${server('127.0.0.1', pacedPort, `access_log off; limit_rate ${PACED_RATE};`)}
   ${options.aliases.map((alias) => server(alias.address, upstreamPort, upstreamLog, alias)).join('\n')}
 }
 `;
@@ -110,6 +119,7 @@ http {
   try {
     await listening(referencePort, child, why);
     await listening(upstreamPort, child, why);
+    await listening(pacedPort, child, why);
     for (const alias of options.aliases) await listening(upstreamPort, child, why, alias.address);
   } catch (error) {
     child.kill('SIGKILL');
@@ -118,6 +128,7 @@ http {
   return {
     reference: `127.0.0.1:${referencePort}`,
     upstream: `127.0.0.1:${upstreamPort}`,
+    paced: `127.0.0.1:${pacedPort}`,
     aliases: options.aliases.map((alias) => `${alias.address}:${upstreamPort}`),
     upstreamLogMark: async () => (await stat(accessLog)).size,
     async upstreamBytes(mark, digest) {

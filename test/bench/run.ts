@@ -87,7 +87,9 @@ async function main(): Promise<number> {
     world = await makeWorld({ counts, blobSize, cpuProfDir: values['cpu-prof'] });
     const w = world;
     rows.push(...(await attempt(['cached blob, 1 client', 'cached blob, 8 clients'], () => cachedBlob(w))));
-    rows.push(...(await attempt(['cold blob, 1 client'], () => coldBlob(w))));
+    rows.push(
+      ...(await attempt(['cold blob, 1 client', 'cold blob, 1 client, paced upstream'], () => coldBlob(w))),
+    );
     rows.push(...(await attempt(['cold blob, 20 clients at once'], () => stampede(w, stampedeSize))));
     rows.push(
       ...(await attempt(['skopeo pull, cold', 'skopeo pull, cached'], () =>
