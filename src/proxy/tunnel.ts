@@ -6,12 +6,21 @@ import type { Logger } from '../log.ts';
 import { formatAuthority, type Destination } from '../http/destination.ts';
 import { DestinationRefusedError, type DestinationGuard } from '../net/guard.ts';
 import { isLoopback } from '../net/networks.ts';
+import { Relay } from './relay.ts';
 import { writeStatus } from './status.ts';
 
-/** Opens a TCP connection to an address the guard allowed. Tests inject one. */
-export type Connector = (options: { host: string; port: number; family: 4 | 6 }) => net.Socket;
+/**
+ * Opens a TCP connection to an address the guard allowed. Tests inject one. `onread`, when given,
+ * is for `net.connect` (reads into the caller's buffers); one that drops it still works, slower.
+ */
+export type Connector = (options: {
+  host: string;
+  port: number;
+  family: 4 | 6;
+  onread?: net.OnReadOpts;
+}) => net.Socket;
 
-export const netConnector: Connector = ({ host, port }) => net.connect({ host, port });
+export const netConnector: Connector = ({ host, port, onread }) => net.connect({ host, port, onread });
 
 export interface TunnelOptions {
   readonly connectTimeoutMs: number;
@@ -61,7 +70,14 @@ export async function openTunnel(
     options.release();
     return;
   }
-  const upstream = options.connect({ host: address.address, port: destination.port, family: address.family });
+  // Downloads are the heavy direction: upstream's reads go to the client through reused buffers.
+  const down = new Relay(client);
+  const upstream = options.connect({
+    host: address.address,
+    port: destination.port,
+    family: address.family,
+    onread: down.onread,
+  });
   options.track(upstream);
   upstream.once('close', options.release);
   upstream.setNoDelay(true);
@@ -78,7 +94,7 @@ export async function openTunnel(
     established = true;
     client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) upstream.write(head);
-    upstream.pipe(client);
+    down.from(upstream);
     client.pipe(upstream);
     // The upstream socket sees both directions (it writes what the client sends): idle means both.
     upstream.setTimeout(options.idleTimeoutMs, () => upstream.destroy());
