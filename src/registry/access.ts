@@ -30,17 +30,26 @@ export interface AccessOptions {
 /** `fresh`: trusted now. `stale`: too old to trust while upstream can be asked, still good offline. */
 export type AnswerAge = 'fresh' | 'stale' | undefined;
 
+/**
+ * At most `entries` entries, with room made as they come: lru-cache's `max` allocates arrays for
+ * all of them at once (26 MB of the heap for these three, which every major GC walks; found by
+ * npm run bench's memory scenario), `maxSize` counting 1 an entry does not.
+ */
+function bounded(entries: number): { maxSize: number; sizeCalculation: () => number } {
+  return { maxSize: entries, sizeCalculation: () => 1 };
+}
+
 export class Access {
   readonly #options: AccessOptions;
-  readonly #public = new LRUCache<string, number>({ max: 1_000_000 });
+  readonly #public = new LRUCache<string, number>(bounded(1_000_000));
   readonly #grants: LRUCache<string, number>;
   // Token servers' anonymous tokens live minutes (Docker Hub: 5); an hour covers any of them.
-  readonly #anonymous = new LRUCache<string, true>({ max: 100_000, ttl: 3_600_000 });
+  readonly #anonymous = new LRUCache<string, true>({ ...bounded(100_000), ttl: 3_600_000 });
 
   constructor(options: AccessOptions) {
     this.#options = options;
     this.#grants = new LRUCache<string, number>({
-      max: 100_000,
+      ...bounded(100_000),
       ttl: Math.max(options.grantTtlMs, options.offlineGraceMs, 1),
     });
   }
