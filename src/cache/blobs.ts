@@ -137,28 +137,14 @@ class DiskBlobWriter implements BlobWriter {
   }
 
   async write(chunks: Buffer | readonly Buffer[]): Promise<void> {
-    const list = Buffer.isBuffer(chunks) ? [chunks] : chunks;
-    for (const chunk of list) this.#verifier.update(chunk);
-    const total = list.reduce((sum, chunk) => sum + chunk.length, 0);
-    const end = this.#written + total;
-    const { bytesWritten } = await this.#handle.writev(list, this.#written);
-    this.#written += bytesWritten;
-    // A short writev (rare on files: a signal, a full disk about to fail) goes on chunk by chunk.
-    let skip = bytesWritten;
-    for (const chunk of list) {
-      if (skip >= chunk.length) {
-        skip -= chunk.length;
-        continue;
-      }
-      let offset = skip;
-      skip = 0;
-      while (offset < chunk.length) {
-        const written = await this.#handle.write(chunk, offset, chunk.length - offset, this.#written);
-        offset += written.bytesWritten;
-        this.#written += written.bytesWritten;
-      }
+    let pending: readonly Buffer[] = Buffer.isBuffer(chunks) ? [chunks] : chunks;
+    for (const chunk of pending) this.#verifier.update(chunk);
+    // A writev may write less than asked (rare on files: a signal, a disk about to be full).
+    while (pending.length > 0) {
+      const { bytesWritten } = await this.#handle.writev(pending, this.#written);
+      this.#written += bytesWritten;
+      pending = after(pending, bytesWritten);
     }
-    if (this.#written !== end) throw new Error('short write to the cache');
   }
 
   async commit(expectedSize?: number): Promise<void> {
@@ -185,6 +171,19 @@ class DiskBlobWriter implements BlobWriter {
     this.#closed = true;
     await this.#handle.close();
   }
+}
+
+/** What is left of `chunks` once their first `count` bytes are written (empty chunks dropped). */
+function after(chunks: readonly Buffer[], count: number): Buffer[] {
+  const rest: Buffer[] = [];
+  for (const chunk of chunks) {
+    if (count >= chunk.length) count -= chunk.length;
+    else {
+      rest.push(count === 0 ? chunk : chunk.subarray(count));
+      count = 0;
+    }
+  }
+  return rest;
 }
 
 /** A file read from `position` up to `end` (exclusive), positional reads into the caller's buffer. */

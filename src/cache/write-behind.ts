@@ -27,7 +27,6 @@ export class WriteBehind {
   /** Index into #chunks of the first chunk not yet handed to the writer. */
   #unwritten = 0;
   #received = 0;
-  #written = 0;
   #running: Promise<void> | undefined;
   #error: Error | undefined;
 
@@ -44,7 +43,7 @@ export class WriteBehind {
 
   /** Bytes in the temp file so far: positional reads below this see them. */
   get written(): number {
-    return this.#written;
+    return this.#writer.bytesWritten;
   }
 
   /** Takes `chunk`; waits for the disk only when QUEUE_LIMIT bytes are not in the file yet. */
@@ -54,7 +53,7 @@ export class WriteBehind {
     this.#chunks.push({ start: this.#received, bytes: chunk });
     this.#received += chunk.length;
     this.#onProgress();
-    const queued = this.#received - this.#written;
+    const queued = this.#received - this.written;
     if (queued >= WRITE_BATCH) void this.#kick(false);
     if (queued >= QUEUE_LIMIT) await this.#running;
     this.#throwIfFailed();
@@ -62,7 +61,7 @@ export class WriteBehind {
 
   /** Writes what is left; resolves once every byte received is in the file. */
   async flush(): Promise<void> {
-    while (this.#written < this.#received && !this.#error) await this.#kick(true);
+    while (this.written < this.#received && !this.#error) await this.#kick(true);
     this.#throwIfFailed();
   }
 
@@ -110,11 +109,10 @@ export class WriteBehind {
   async #drain(all: boolean): Promise<void> {
     try {
       while (this.#unwritten < this.#chunks.length) {
-        if (!all && this.#received - this.#written < WRITE_BATCH) break;
+        if (!all && this.#received - this.written < WRITE_BATCH) break;
         const batch = this.#chunks.slice(this.#unwritten).map((chunk) => chunk.bytes);
         this.#unwritten = this.#chunks.length;
         await this.#writer.write(batch);
-        this.#written = this.#writer.bytesWritten;
         this.#trim();
         this.#onProgress();
       }
