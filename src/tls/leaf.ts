@@ -89,14 +89,13 @@ export async function issueLeaf(
   const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const shortEnoughForCn = name.length <= MAX_CN_LENGTH;
+  const { issuer, extensions } = await profileOf(signer);
 
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: positiveSerialHex(), // Go >= 1.23 rejects negative serials
     // Go ignores the CN and matches the SAN only; the CN is for people reading the certificate.
     ...(shortEnoughForCn ? { subject: [{ CN: [name] }] } : {}),
-    // The CA's subject exactly as encoded in its certificate: Go finds the issuer by comparing
-    // these bytes, and re-encoding from a string can change string types (PrintableString vs UTF8).
-    issuer: new x509.Name(signer.cert.subjectName.toArrayBuffer()),
+    issuer,
     notBefore: new Date(now.getTime() - HOUR_MS), // clients whose clocks lag a little
     notAfter,
     publicKey: spki,
@@ -104,12 +103,8 @@ export async function issueLeaf(
     signingAlgorithm: signer.signingAlgorithm,
     extensions: [
       new x509.SubjectAlternativeNameExtension([{ type: kind, value: name }], !shortEnoughForCn),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.BasicConstraintsExtension(false, undefined, true),
-      // AKI and SKI: OpenSSL -x509_strict and Python >= 3.13 require the AKI on non-root certs.
-      new x509.AuthorityKeyIdentifierExtension(await keyId(signer.cert)),
-      await x509.SubjectKeyIdentifierExtension.create(spki),
+      ...extensions,
+      new x509.SubjectKeyIdentifierExtension(subjectKeyId(publicKey)),
     ],
   });
 
@@ -119,6 +114,48 @@ export async function issueLeaf(
     keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
     notAfter,
   };
+}
+
+interface Profile {
+  /** The signer's subject exactly as encoded in its certificate. */
+  readonly issuer: x509.Name;
+  /** The extensions every leaf of this signer carries, after its SAN and before its SKI. */
+  readonly extensions: readonly x509.Extension[];
+}
+
+// Built once per signer: the ASN.1 round trips of @peculiar/x509 are most of a leaf's cost.
+const profiles = new WeakMap<Signer, Promise<Profile>>();
+
+function profileOf(signer: Signer): Promise<Profile> {
+  let profile = profiles.get(signer);
+  if (profile === undefined) {
+    profile = keyId(signer.cert).then((id) => ({
+      // Go finds the issuer by comparing these bytes, and re-encoding from a string can change
+      // string types (PrintableString vs UTF8).
+      issuer: new x509.Name(signer.cert.subjectName.toArrayBuffer()),
+      extensions: [
+        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+        new x509.BasicConstraintsExtension(false, undefined, true),
+        // AKI and SKI: OpenSSL -x509_strict and Python >= 3.13 require the AKI on non-root certs.
+        new x509.AuthorityKeyIdentifierExtension(id),
+      ],
+    }));
+    profiles.set(signer, profile);
+  }
+  return profile;
+}
+
+/**
+ * RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits, which for an EC key are the
+ * uncompressed point 04 || x || y. Computed here, synchronously: webcrypto's digest would cost a
+ * thread-pool round trip per leaf.
+ */
+function subjectKeyId(publicKey: crypto.KeyObject): string {
+  const { x, y } = publicKey.export({ format: 'jwk' });
+  if (x === undefined || y === undefined) throw new TypeError('leaf key is not an EC key');
+  const point = Buffer.concat([Buffer.of(4), Buffer.from(x, 'base64url'), Buffer.from(y, 'base64url')]);
+  return crypto.createHash('sha1').update(point).digest('hex');
 }
 
 /**

@@ -223,7 +223,10 @@ describe('issueLeaf', () => {
     expect(bc?.ca).toBe(false);
     const aki = cert.getExtension(x509.AuthorityKeyIdentifierExtension);
     expect(aki?.keyId).toBe(ca.cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId);
-    expect(cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId).toMatch(/^[0-9a-f]{40}$/);
+    // RFC 5280 §4.2.1.2 method (1), as @peculiar/x509 computes it from the leaf's own key.
+    const ski = await x509.SubjectKeyIdentifierExtension.create(cert.publicKey);
+    expect(cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId).toBe(ski.keyId);
+    expect(ski.keyId).toMatch(/^[0-9a-f]{40}$/);
 
     expect(leaf.keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
     expect(leaf.certPem).toMatch(/^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\n$/);
