@@ -11,25 +11,82 @@ export function createLogger(level: LevelWithSilent, destination?: pino.Destinat
     {
       level,
       base: { name: 'pullthrough' },
-      redact: {
-        paths: [
-          'headers.authorization',
-          'headers["proxy-authorization"]',
-          'headers.cookie',
-          'headers["set-cookie"]',
-          '*.headers.authorization',
-          '*.headers["proxy-authorization"]',
-          '*.headers.cookie',
-          'password',
-          'passphrase',
-          '*.password',
-          '*.passphrase',
-        ],
-        censor: REDACTED,
-      },
+      // Not pino's `redact`: @pinojs/redact parses its paths again on every line, which cost ~15%
+      // of the proxy's CPU at 10k cached manifest requests a second.
+      formatters: { log: redactSecrets },
     },
     destination,
   );
+}
+
+/** A log object, or an object inside one. */
+type Fields = Record<string, unknown>;
+
+const SECRET_FIELDS = new Set(['password', 'passphrase']);
+const SECRET_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'set-cookie'];
+
+/**
+ * A log object with credentials replaced: `password` and `passphrase`, and the credential fields
+ * of `headers`, at the top level and one level down (`upstream.headers.authorization`). The
+ * caller's objects are never changed: what holds a secret is copied first. Cheap when nothing does.
+ */
+export function redactSecrets(object: Fields): Fields {
+  let result = redactLevel(object);
+  for (const key of Object.keys(result)) {
+    const value = result[key];
+    if (!isObject(value)) continue;
+    const redacted = redactLevel(value);
+    if (redacted === value) continue;
+    if (result === object) result = clone(object);
+    result[key] = redacted;
+  }
+  return result;
+}
+
+/** `object` itself when it holds no secret field or secret header, else a redacted copy. */
+function redactLevel(object: Fields): Fields {
+  let result = object;
+  for (const key of Object.keys(object)) {
+    if (SECRET_FIELDS.has(key)) {
+      if (result === object) result = clone(object);
+      censor(result, key);
+    }
+  }
+  const headers = object['headers'];
+  if (isObject(headers) && SECRET_HEADERS.some((name) => name in headers)) {
+    const copy = clone(headers);
+    for (const name of SECRET_HEADERS) if (name in copy) censor(copy, name);
+    if (result === object) result = clone(object);
+    result['headers'] = copy;
+  }
+  return result;
+}
+
+function isObject(value: unknown): value is Fields {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A shallow copy with the same prototype and every own property (an Error keeps its message),
+ * each one writable, so that a frozen object can be redacted too.
+ */
+function clone(object: Fields): Fields {
+  const descriptors = Object.getOwnPropertyDescriptors(object);
+  for (const descriptor of Object.values(descriptors)) {
+    descriptor.configurable = true;
+    if (!('get' in descriptor) && !('set' in descriptor)) descriptor.writable = true;
+  }
+  return Object.create(Object.getPrototypeOf(object) as object | null, descriptors) as Fields;
+}
+
+/** Replaces a property of a clone, whether it was a value or an accessor. */
+function censor(object: Fields, key: string): void {
+  Object.defineProperty(object, key, {
+    value: REDACTED,
+    enumerable: true,
+    writable: true,
+    configurable: true,
+  });
 }
 
 // Query parameters that carry a signature or a credential: S3 (X-Amz-*), GCS (X-Goog-*),

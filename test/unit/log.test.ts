@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, redactUrl } from '../../src/log.ts';
+import { createLogger, redactSecrets, redactUrl } from '../../src/log.ts';
 import { withoutHopByHop } from '../../src/http/headers.ts';
 
 describe('redaction', () => {
@@ -28,6 +28,37 @@ describe('redaction', () => {
       'x',
     );
     expect(out).not.toMatch(/abc|xyz|"pw"/);
+    expect(JSON.parse(out)).toMatchObject({
+      headers: { authorization: '[redacted]', 'proxy-authorization': '[redacted]' },
+      password: '[redacted]',
+      msg: 'x',
+    });
+  });
+
+  it("redacts one level down, keeps everything else, and never changes the caller's objects", () => {
+    const error = Object.assign(new Error('upstream refused'), { passphrase: 'secret-2' });
+    const upstream = Object.freeze({
+      url: '/v2/',
+      headers: Object.freeze({ cookie: 'c=secret-3', 'set-cookie': 'd=secret-4', accept: '*/*' }),
+    });
+    const input = { upstream, err: error, user: { name: 'me', password: 'secret-5' }, n: 1 };
+    const output = redactSecrets(input);
+    expect(JSON.stringify(output)).not.toMatch(/secret-/);
+    expect(output).toMatchObject({
+      upstream: { url: '/v2/', headers: { cookie: '[redacted]', 'set-cookie': '[redacted]', accept: '*/*' } },
+      user: { name: 'me', password: '[redacted]' },
+      n: 1,
+    });
+    expect(output['err']).toBeInstanceOf(Error);
+    expect((output['err'] as Error).message).toBe('upstream refused');
+    expect(input.upstream.headers.cookie).toBe('c=secret-3');
+    expect(input.user.password).toBe('secret-5');
+    expect(error.passphrase).toBe('secret-2');
+  });
+
+  it('hands back the same object when there is nothing to redact', () => {
+    const input = { host: 'ghcr.io', headers: { accept: '*/*' }, nested: { n: 1 }, list: ['password'] };
+    expect(redactSecrets(input)).toBe(input);
   });
 });
 
