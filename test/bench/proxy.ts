@@ -65,15 +65,20 @@ export async function startProxyChild(options: ProxyOptions): Promise<ProxyChild
   });
   const log = createWriteStream(logFile);
   child.stderr.pipe(log, { end: false });
+  child.stdout.pipe(log, { end: false });
   const exited = once(child, 'exit');
+  // Lines are read only until `listening`: at 10k requests a second, splitting the access log
+  // into lines would take CPU from the load generators running in this process.
   const lines = createInterface({ input: child.stdout });
   const port = await new Promise<number>((resolve, reject) => {
     void exited.then(([code]) => reject(new Error(`pullthrough exited (${String(code)}); see ${logFile}`)));
     lines.on('line', (line) => {
-      log.write(`${line}\n`);
       const parsed = parseLine(line);
       if (parsed?.msg === 'listening' && typeof parsed.port === 'number') resolve(parsed.port);
     });
+  }).finally(() => {
+    lines.close();
+    child.stdout.resume(); // closing paused it, and the pipe to the log file needs it flowing
   });
   const startupMs = performance.now() - spawned;
   return {
