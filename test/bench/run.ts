@@ -12,6 +12,7 @@ import * as prettier from 'prettier';
 import { ensureDeps } from './deps.ts';
 import { markdownTable, textTable, type Counts, type Row } from './harness.ts';
 import { describeMachine } from './machine.ts';
+import { buildProxy } from './proxy.ts';
 import { cachedBlob } from './scenarios/cached.ts';
 import { coldBlob } from './scenarios/cold.ts';
 import { cachedManifests } from './scenarios/manifests.ts';
@@ -73,6 +74,7 @@ async function attempt(names: string[], scenario: () => Promise<Row | Row[]>): P
 
 async function main(): Promise<number> {
   ensureDeps();
+  buildProxy();
   const machine = describeMachine();
   const loadBefore = os.loadavg()[0] ?? 0;
   const mode = `${quick ? 'quick' : 'full'}: ${counts.warmup} warm-up + ${counts.runs} runs per side, ${blobSize / MiB} MiB blob, client curl (HTTP/1.1); skopeo images ${imageSizes[IMAGE] / MiB} MiB and ${imageSizes[STAMPEDE_IMAGE] / MiB} MiB (20 at once)`;
