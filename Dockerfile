@@ -22,5 +22,6 @@ USER node
 VOLUME ["/ca", "/cache"]
 EXPOSE 3128
 HEALTHCHECK --interval=30s --timeout=3s CMD node -e "fetch('http://127.0.0.1:3128/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "dist/main.js"]
+# The Node flags of src/node-flags.ts (a smaller young generation: far fewer full GCs on cold fills).
+ENTRYPOINT ["node", "--max-semi-space-size=4", "dist/main.js"]
 CMD ["serve", "--config", "/app/config.yaml"]

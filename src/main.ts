@@ -10,6 +10,7 @@ import { ConfigError } from './config/errors.ts';
 import { loadConfig } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { createLogger } from './log.ts';
+import { missingNodeFlags, NODE_FLAGS } from './node-flags.ts';
 import { rotateCa } from './tls/rotate.ts';
 import { CaError } from './tls/errors.ts';
 
@@ -94,6 +95,12 @@ async function serve(configFile: string | undefined): Promise<void> {
         : err.message;
     fail(message, 1);
   }
+  const missing = missingNodeFlags();
+  if (missing.length > 0)
+    log.warn(
+      { missing, recommended: NODE_FLAGS },
+      'Node started without the recommended flags: cold fills cost more CPU (README: Performance)',
+    );
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {

@@ -9,10 +9,10 @@ import { createWriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { NODE_FLAGS } from '../../src/node-flags.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const MAIN = path.join(ROOT, 'dist', 'main.js');
-const NODE_FLAGS = process.env['BENCH_NODE_FLAGS']?.split(' ').filter(Boolean) ?? [];
 
 /**
  * Compiles src/ into dist/ with the project's own `npm run build`. Running src/main.ts through
@@ -75,8 +75,10 @@ export async function startProxyChild(options: ProxyOptions): Promise<ProxyChild
   };
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const flags = [
+    ...NODE_FLAGS, // as the Dockerfile runs it
     ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []),
-    ...NODE_FLAGS,
+    // Read at each start, so that a script may compare flags proxy by proxy; V8 takes the last.
+    ...(process.env['BENCH_NODE_FLAGS']?.split(' ').filter(Boolean) ?? []),
   ];
   const spawned = performance.now();
   const child = spawn(process.execPath, [...flags, MAIN, 'serve', '--config', configFile], {

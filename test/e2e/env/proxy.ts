@@ -6,6 +6,7 @@ import bcrypt from 'bcryptjs';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { NODE_FLAGS } from '../../../src/node-flags.ts';
 import type { Daemon, Exit, Processes } from './processes.ts';
 import { describe } from './processes.ts';
 
@@ -211,7 +212,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
   const daemon = await options.processes.start(
     'pullthrough',
     nodeBinary(),
-    [main, 'serve', '--config', config],
+    [...NODE_FLAGS, main, 'serve', '--config', config],
     {
       env,
       cwd: REPO_ROOT,

@@ -1,0 +1,26 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { missingNodeFlags, NODE_FLAGS } from '../../src/node-flags.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+describe('NODE_FLAGS', () => {
+  it('are what the Dockerfile and npm start run the proxy with', () => {
+    const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
+    expect(JSON.parse(entrypoint ?? '[]')).toEqual(['node', ...NODE_FLAGS, 'dist/main.js']);
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts['start']).toMatch(new RegExp(`^node ${NODE_FLAGS.join(' ')} src/main\\.ts serve`));
+  });
+
+  it('are missing only when neither the command line nor NODE_OPTIONS sets them, in any value', () => {
+    expect(missingNodeFlags([], undefined)).toEqual(NODE_FLAGS);
+    expect(missingNodeFlags(['--inspect'], '--enable-source-maps')).toEqual(NODE_FLAGS);
+    expect(missingNodeFlags([...NODE_FLAGS], undefined)).toEqual([]);
+    expect(missingNodeFlags(['--max-semi-space-size=8'], undefined)).toEqual([]);
+    expect(missingNodeFlags([], '--trace-gc  --max_semi_space_size=2')).toEqual([]);
+  });
+});
