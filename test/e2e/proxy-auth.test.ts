@@ -134,6 +134,12 @@ test('skopeo and podman with a wrong password in HTTPS_PROXY fail, and the proxy
   expect(podmanOutput).toMatch(/Proxy Authentication Required/);
   await proxy.log.waitForLine(isFailure, { from });
   expect(proxy.log.requests(REGISTRY, from)).toEqual([]);
+  // Podman may try more than once, and each refusal is logged before it is sent. One more refusal
+  // of our own, awaited in the log, means every line of podman's is read too: none can show up
+  // after the next test's mark (that made "podman pull with the credentials" fail once in CI).
+  const sync = 'log-sync.invalid:443';
+  expect((await askProxy('CONNECT', sync, basic(WRONG))).status).toBe(407);
+  await proxy.log.waitForLine((line) => isFailure(line) && line['target'] === sync, { from });
 });
 
 test('podman pull with the credentials in HTTPS_PROXY', async () => {
