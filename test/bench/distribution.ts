@@ -12,6 +12,7 @@ import { request } from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { completedResponses } from '../helpers/distribution-log.ts';
 
 export interface DistributionOptions {
   /** The name clients use; /etc/hosts must resolve it to `ip`. */
@@ -60,24 +61,6 @@ function probe(name: string, port: number, ca: string, uri: string): Promise<num
     req.once('error', reject);
     req.end();
   });
-}
-
-interface Served {
-  readonly method: string;
-  readonly uri: string;
-  readonly written: number;
-}
-
-/** The "response completed" lines of a distribution text log. */
-function served(log: string): Served[] {
-  return log
-    .split('\n')
-    .filter((line) => line.includes('msg="response completed"'))
-    .map((line) => ({
-      method: /http\.request\.method=(\S+)/.exec(line)?.[1] ?? '',
-      uri: /http\.request\.uri="?([^"\s]+)"?/.exec(line)?.[1] ?? '',
-      written: Number(/http\.response\.written=(\d+)/.exec(line)?.[1] ?? 0),
-    }));
 }
 
 const MARK_QUERY = 'bench-mark=';
@@ -147,7 +130,7 @@ export async function startDistribution(options: DistributionOptions): Promise<D
   }
 
   let marks = 0;
-  const readServed = async () => served(await readFile(logFile, 'utf8'));
+  const readServed = async () => completedResponses(await readFile(logFile, 'utf8'));
   return {
     authority: `${name}:${port}`,
     get pid() {

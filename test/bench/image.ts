@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import { USTAR_END, ustarHeader, ustarPadding } from '../helpers/ustar.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -32,38 +33,15 @@ export interface Image {
   readonly blobBytes: number;
 }
 
-function octal(value: number, width: number): string {
-  return `${value.toString(8).padStart(width - 1, '0')}\0`;
-}
-
-/** The ustar header of one regular file (root, 0644, mtime 0). */
-function tarHeader(name: string, size: number): Buffer {
-  const header = Buffer.alloc(512);
-  const put = (offset: number, text: string): void => void header.write(text, offset, 'latin1');
-  put(0, name);
-  put(100, octal(0o644, 8));
-  put(108, octal(0, 8));
-  put(116, octal(0, 8));
-  put(124, octal(size, 12));
-  put(136, octal(0, 12));
-  put(148, '        '); // the checksum counts as spaces while it is computed
-  put(156, '0');
-  put(257, 'ustar\0');
-  put(263, '00');
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  put(148, `${sum.toString(8).padStart(6, '0')}\0 `);
-  return header;
-}
-
 /** The tar of one file of `size` random bytes, in chunks. */
 function* tarOfRandomFile(name: string, size: number): Generator<Buffer> {
-  yield tarHeader(name, size);
+  yield ustarHeader(name, size);
   const cipher = createCipheriv('aes-128-ctr', randomBytes(16), Buffer.alloc(16));
   const zeros = Buffer.alloc(CHUNK);
   for (let written = 0; written < size; written += CHUNK)
     yield cipher.update(zeros.subarray(0, Math.min(CHUNK, size - written)));
-  yield Buffer.alloc(((512 - (size % 512)) % 512) + 1024); // padding, then the two end blocks
+  yield ustarPadding(size);
+  yield USTAR_END;
 }
 
 function hashing(hash: Hash): Transform {

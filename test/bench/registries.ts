@@ -13,12 +13,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadOrCreateCa } from '../../src/tls/ca.ts';
 import { issueLeaf } from '../../src/tls/leaf.ts';
+import { TaggedHosts } from '../helpers/etc-hosts.ts';
 import { startDistribution, type Distribution } from './distribution.ts';
-import { removeTaggedHosts, setTaggedHosts } from './hosts.ts';
 import { writeImage, type Image } from './image.ts';
 import { startProxyChild, type ProxyChild } from './proxy.ts';
 import { makeSkopeo, type Skopeo } from './skopeo.ts';
 
+// Go clients never send loopback IP literals through a proxy: each registry needs a name.
+const hosts = new TaggedHosts('# pullthrough-bench');
 const UPSTREAM = { name: 'upstream.bench.test', ip: '127.0.0.51' };
 const MIRROR = { name: 'mirror.bench.test', ip: '127.0.0.52' };
 /** containers/image keeps a blob-info cache here when run as root, whatever skopeo's flags say. */
@@ -54,7 +56,7 @@ export async function startRegistries(images: Readonly<Record<string, number>>):
   const ownsSkopeoCache = !existsSync(SKOPEO_CACHE);
   const closers: Array<() => Promise<void>> = [
     async () => {
-      removeTaggedHosts();
+      hosts.remove();
       if (ownsSkopeoCache) await rm(SKOPEO_CACHE, { recursive: true, force: true });
       await rm(dir, { recursive: true, force: true });
     },
@@ -63,7 +65,7 @@ export async function startRegistries(images: Readonly<Record<string, number>>):
     for (const closer of closers.splice(0).reverse()) await closer();
   };
   try {
-    setTaggedHosts([UPSTREAM, MIRROR]);
+    hosts.set([UPSTREAM, MIRROR]);
     const ca = await loadOrCreateCa({ dir: path.join(dir, 'ca'), hostname: 'bench-registries' });
     const caFile = path.join(dir, 'ca', 'ca.crt');
     const upstreamTrustDir = path.join(dir, 'upstream-trust');

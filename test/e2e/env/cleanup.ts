@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeTaggedHosts } from './hosts.ts';
+import { hosts } from './hosts.ts';
 
 export const WORLD_PREFIX = 'pullthrough-e2e-';
 /** In a world dir: `PID\t["cmd","arg",…]` per started daemon. */
@@ -95,8 +95,8 @@ export function cleanStale(): string {
     removeWorldDir(dir);
     found.push(killed.length > 0 ? `${dir} (killed ${killed.join(', ')})` : dir);
   }
-  const hosts = removeTaggedHosts();
-  if (hosts > 0) found.push(`${hosts} /etc/hosts line(s)`);
+  const removed = hosts.remove();
+  if (removed > 0) found.push(`${removed} /etc/hosts line(s)`);
   return found.length === 0 ? 'nothing stale' : `removed stale ${found.join(', ')}`;
 }
 

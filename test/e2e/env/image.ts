@@ -6,6 +6,7 @@ import { createCipheriv, createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { USTAR_END, ustarHeader, ustarPadding } from '../../helpers/ustar.ts';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -50,33 +51,9 @@ export function keystream(seed: string, size: number): Buffer {
   return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
 }
 
-function octal(value: number, width: number): string {
-  // NUL-terminated, zero-padded octal, as ustar wants.
-  return `${value.toString(8).padStart(width - 1, '0')}\0`;
-}
-
 /** A ustar archive of one regular file: owner root, mode 0644, mtime 0. */
 export function tarOneFile(name: string, data: Buffer): Buffer {
-  if (Buffer.byteLength(name) > 100) throw new Error(`tar name too long: ${name}`);
-  const header = Buffer.alloc(512);
-  const put = (offset: number, text: string): void => void header.write(text, offset, 'latin1');
-  put(0, name);
-  put(100, octal(0o644, 8));
-  put(108, octal(0, 8));
-  put(116, octal(0, 8));
-  put(124, octal(data.length, 12));
-  put(136, octal(0, 12));
-  put(148, '        '); // checksum counts as spaces while it is computed
-  put(156, '0');
-  put(257, 'ustar\0');
-  put(263, '00');
-  put(265, 'root');
-  put(297, 'root');
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  put(148, `${sum.toString(8).padStart(6, '0')}\0 `);
-  const padding = Buffer.alloc((512 - (data.length % 512)) % 512);
-  return Buffer.concat([header, data, padding, Buffer.alloc(1024)]);
+  return Buffer.concat([ustarHeader(name, data.length), data, ustarPadding(data.length), USTAR_END]);
 }
 
 /** JSON with sorted keys and no whitespace, so digests never depend on key order. */

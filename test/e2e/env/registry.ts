@@ -7,6 +7,7 @@
 import { request } from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { completedResponses, type CompletedResponse } from '../../helpers/distribution-log.ts';
 import type { Pki } from './pki.ts';
 import type { Daemon, Exit, Processes } from './processes.ts';
 import { poll } from './wait.ts';
@@ -77,11 +78,8 @@ export function probeV2(
   });
 }
 
-export interface UpstreamRequest {
-  method: string;
-  uri: string;
-  status: number;
-}
+/** One request the registry answered. */
+export type UpstreamRequest = CompletedResponse;
 
 /**
  * The requests this registry has answered, from its own log ("response completed" lines), across
@@ -92,14 +90,7 @@ export function servedRequests(registry: Registry): UpstreamRequest[] {
 }
 
 function readServed(logFile: string): UpstreamRequest[] {
-  return readFileSync(logFile, 'utf8')
-    .split('\n')
-    .filter((line) => line.includes('msg="response completed"'))
-    .map((line) => ({
-      method: /http\.request\.method=(\S+)/.exec(line)?.[1] ?? '',
-      uri: /http\.request\.uri="?([^"\s]+)"?/.exec(line)?.[1] ?? '',
-      status: Number(/http\.response\.status=(\d+)/.exec(line)?.[1] ?? 0),
-    }));
+  return completedResponses(readFileSync(logFile, 'utf8'));
 }
 
 export async function startRegistry(options: RegistryOptions): Promise<Registry> {

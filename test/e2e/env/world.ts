@@ -26,7 +26,7 @@ import {
   removeWorldDir,
   WORLD_PREFIX,
 } from './cleanup.ts';
-import { removeTaggedHosts, setTaggedHosts, type HostEntry } from './hosts.ts';
+import { hosts, type HostEntry } from './hosts.ts';
 import { addImage, type ImageSpec, type TestImage } from './image.ts';
 import { startOrigin, type Origin } from './origin.ts';
 import { makeUpstreamPki, type Pki } from './pki.ts';
@@ -142,7 +142,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const onExit = (): void => {
     processes.killAllSync();
     removeOutside(dir);
-    removeTaggedHosts();
+    hosts.remove();
   };
   process.once('exit', onExit);
 
@@ -160,7 +160,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
       await daemon.stop(5_000);
     }
     removeOutside(dir);
-    removeTaggedHosts();
+    hosts.remove();
     removeWorldDir(dir);
     process.removeListener('exit', onExit);
     if (errors.length === 1) throw errors[0];
@@ -172,7 +172,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     // podman insists that REGISTRY_AUTH_FILE exists; an empty one means "no credentials".
     writeFileSync(join(home, 'auth.json'), '{"auths":{}}\n');
     const baseEnv: NodeJS.ProcessEnv = { PATH: searchPath(), HOME: home };
-    setTaggedHosts(HOSTS);
+    hosts.set(HOSTS);
     // skopeo (containers/image) keeps a blob-info cache there for root, whatever its flags.
     const claimed = '/var/lib/containers';
     if (!existsSync(claimed)) noteOutside('tree', claimed);
