@@ -4,6 +4,7 @@
 // the external-memory GCs that follow cost more than the copying (test/bench/scenarios/tunnel.ts).
 // Does not own either socket's life: ends, errors and teardown stay with the caller.
 import type net from 'node:net';
+import { BufferPool } from '../buffer-pool.ts';
 
 /** Bytes per read: large enough that one read drains what loopback TCP holds at a time. */
 export const RELAY_BUFFER_BYTES = 256 * 1024;
@@ -14,21 +15,22 @@ export class Relay {
   /** Pass to `net.connect` for the source; a source made without it still works (see `from`). */
   readonly onread: net.OnReadOpts;
   readonly #sink: net.Socket;
-  readonly #bufferBytes: number;
   readonly #highWater: number;
   /** Buffers neither being read into nor waiting in the sink's write queue. */
-  readonly #free: Buffer[] = [];
+  readonly #free: BufferPool;
   #source: net.Socket | undefined;
   #paused = false;
 
   constructor(sink: net.Socket, options: { bufferBytes?: number; highWaterBytes?: number } = {}) {
     this.#sink = sink;
-    this.#bufferBytes = options.bufferBytes ?? RELAY_BUFFER_BYTES;
+    const bufferBytes = options.bufferBytes ?? RELAY_BUFFER_BYTES;
     this.#highWater = options.highWaterBytes ?? RELAY_HIGH_WATER_BYTES;
+    // Keep only as many as one high-water mark's worth; more are left to the GC.
+    this.#free = new BufferPool(bufferBytes, Math.ceil(this.#highWater / bufferBytes));
     this.onread = {
       // Called for the first read and again after each one: the buffer the next read fills.
       // It is never one that a write still holds, so a read cannot overwrite bytes in flight.
-      buffer: () => this.#free.pop() ?? Buffer.allocUnsafe(this.#bufferBytes),
+      buffer: () => this.#free.take(),
       callback: (nread, buffer) => this.#forward((buffer as Buffer).subarray(0, nread), buffer as Buffer),
     };
   }
@@ -58,8 +60,7 @@ export class Relay {
   }
 
   #release(buffer: Buffer): void {
-    // Keep only as many as one high-water mark's worth; more are left to the GC.
-    if (this.#free.length * this.#bufferBytes < this.#highWater) this.#free.push(buffer);
+    this.#free.give(buffer);
     this.#resumeIfDrained();
   }
 

@@ -4,6 +4,7 @@
 // bound is the backpressure: at most DEPTH buffers are written and not yet flushed per response.
 import type { ServerResponse } from 'node:http';
 import { finished } from 'node:stream/promises';
+import { BufferPool } from '../buffer-pool.ts';
 import type { ByteSource } from '../cache/blobs.ts';
 import type { Outcome } from './outcome.ts';
 
@@ -14,26 +15,7 @@ import type { Outcome } from './outcome.ts';
 export const CHUNK_SIZE = 256 * 1024;
 const DEPTH = 4;
 
-/** Free buffers shared by all responses; the ones beyond `keep` are left to the GC. */
-export class BufferPool {
-  readonly #free: Buffer[] = [];
-  readonly #size: number;
-  readonly #keep: number;
-
-  constructor(size: number, keep: number) {
-    this.#size = size;
-    this.#keep = keep;
-  }
-
-  take(): Buffer {
-    return this.#free.pop() ?? Buffer.allocUnsafeSlow(this.#size);
-  }
-
-  give(buffer: Buffer): void {
-    if (this.#free.length < this.#keep) this.#free.push(buffer);
-  }
-}
-
+/** Shared by all responses. */
 const sharedPool = new BufferPool(CHUNK_SIZE, 64);
 
 interface InFlight {

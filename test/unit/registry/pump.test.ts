@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import type { ByteSource } from '../../../src/cache/blobs.ts';
 import type { Outcome } from '../../../src/registry/outcome.ts';
-import { BufferPool, pump } from '../../../src/registry/pump.ts';
+import { BufferPool } from '../../../src/buffer-pool.ts';
+import { pump } from '../../../src/registry/pump.ts';
 
 /** `total` bytes where byte i is (i * 7) mod 256, read in pieces of at most `step`. */
 function patterned(total: number, step: number): ByteSource & { closed: boolean } {
