@@ -1,30 +1,30 @@
 // The one place that knows every module: config → logger, CA, leaf certificates, upstream
-// client, registry handler and proxy server, started in order and closed in reverse.
+// client, cache, access, registry handler and proxy server, started in order and closed in
+// reverse. Decisions live in the modules; this file only builds and connects them.
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config/schema.ts';
-import { createLocalHandler } from './local.ts';
-import type { Logger } from './log.ts';
-import { InterceptList } from './proxy/intercept-list.ts';
-import { HostRules } from './http/host-rules.ts';
-import { createProxyServer } from './proxy/server.ts';
-import { createRegistryHandler } from './registry/handler.ts';
-import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
-import { LeafContexts } from './tls/contexts.ts';
-import { Upstream, readCaFiles } from './upstream/client.ts';
+import { Access } from './access/access.ts';
 import { DiskBlobStore } from './cache/blobs.ts';
 import { Fills } from './cache/fills.ts';
 import { ManifestStore } from './cache/manifests.ts';
 import { PublicMarks } from './cache/public-marks.ts';
-import { Access } from './registry/access.ts';
+import { Registries } from './config/registries.ts';
+import type { Config } from './config/schema.ts';
+import { createLocalHandler } from './local.ts';
+import { logNotices, type Logger } from './log.ts';
 import { DestinationGuard, type Resolver } from './net/guard.ts';
 import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
 import { Admission } from './proxy/admission.ts';
 import { ProxyAuth } from './proxy/auth.ts';
+import { InterceptList } from './proxy/intercept-list.ts';
+import { createProxyServer, type InterceptHandler, type ProxyServer } from './proxy/server.ts';
 import type { Connector } from './proxy/tunnel.ts';
-import type { UpstreamOptions } from './upstream/client.ts';
+import { createRegistryHandler } from './registry/handler.ts';
+import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
+import { LeafContexts } from './tls/contexts.ts';
+import { caNotices } from './tls/notices.ts';
+import { Upstream, readCaFiles, type UpstreamOptions } from './upstream/client.ts';
 import { SharedLogin } from './upstream/login.ts';
-import type { PolicyOf } from './registry/policy.ts';
 
 export interface App {
   readonly address: AddressInfo;
@@ -43,76 +43,66 @@ export interface AppSeams {
   readonly wrapUpstreamConnector?: UpstreamOptions['wrapConnector'];
 }
 
-const CA_EXPIRY_WARNING_MS = 90 * 86_400_000;
-
 export async function startApp(config: Config, log: Logger, seams: AppSeams = {}): Promise<App> {
   const ca = await loadOrCreateCa({ dir: config.ca.dir, passphrase: config.ca.passphrase ?? undefined });
-  const { overlap } = ca;
-  log.info(
-    {
-      dir: config.ca.dir,
-      fingerprint: ca.fingerprintSha256,
-      notAfter: ca.notAfter.toISOString(),
-      rotation: overlap.state,
-    },
-    ca.created ? 'ca created' : 'ca loaded',
-  );
-  if (overlap.state === 'active') {
-    log.info(
-      { previous: overlap.previous.fingerprintSha256, until: overlap.until.toISOString() },
-      'ca rotation in progress: signing with the previous ca and sending cross.crt',
-    );
-  } else if (overlap.state === 'ended') {
-    log.warn(
-      { until: overlap.until.toISOString() },
-      'previous ca expired: signing with ca.crt alone; delete previous.crt, previous.key and cross.crt',
-    );
-  } else if (overlap.state === 'ignored') {
-    log.warn({ reason: overlap.reason }, 'ca rotation files ignored');
-  }
-  if (ca.notAfter.getTime() - Date.now() < CA_EXPIRY_WARNING_MS) {
-    log.warn({ notAfter: ca.notAfter.toISOString() }, 'ca expires within 90 days: rotate it');
-  }
+  logNotices(log, caNotices(ca, config.ca.dir, Date.now()));
   if (!config.upstream.verifyTls) {
     log.warn(
       'upstream TLS verification is OFF (verifyTls: false / VERIFY_SSL=false): upstream registries are not authenticated',
     );
   }
-
+  const registries = new Registries(config);
+  logNotices(log, registries.notices());
   const guard = new DestinationGuard({
     deny: networks(config.proxy.denyNetworks),
     ...(seams.resolve ? { resolve: seams.resolve } : {}),
   });
-  const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
-  if (auth) log.info({ file: config.proxy.htpasswd, users: auth.users }, 'proxy authentication on');
-  // Each registry's own settings (policy, tag freshness), found by destination.
-  const registries = new HostRules(
-    config.registries.map((registry) => ({ pattern: registry.host, value: registry })),
-  );
-  const registryOf = (host: string, port: number) => registries.match(host, port);
-  const policy: PolicyOf = (destination) =>
-    registryOf(destination.host, destination.port)?.policy ?? 'verify';
-  for (const registry of config.registries) {
-    if (registry.policy === 'share' || registry.policy === 'no-cache') {
-      log.info({ host: registry.host, policy: registry.policy }, 'registry policy');
-    }
-  }
-  for (const credential of config.upstream.credentials) {
-    const registry = config.registries.find((r) => r.host === credential.host);
-    if (registry?.policy !== 'share') {
-      log.warn(
-        { host: credential.host },
-        'credentials configured for a registry whose policy is not share: they are not used',
-      );
-    }
-  }
-  const upstream = new Upstream({
-    guard,
-    login: new SharedLogin((host, port) => {
-      const registry = registryOf(host, port);
-      if (registry?.policy !== 'share') return undefined;
-      return config.upstream.credentials.find((credential) => credential.host === registry.host);
+  const upstream = await createUpstream(config, registries, guard, seams);
+  const cache = await openCache(config, log);
+  const certificates = new LeafContexts(ca);
+  const handler = createRegistryHandler({
+    upstream,
+    ...cache,
+    access: new Access({
+      grantTtlMs: config.access.grantTtl,
+      publicTtlMs: config.access.publicTtl,
+      offlineGraceMs: config.access.offlineGrace,
+      now: Date.now,
+      marks: cache.marks,
     }),
+    policy: registries.policy,
+    freshness: registries.freshness,
+    maxManifestSize: config.cache.maxManifestSize,
+    allowPush: config.allowPush,
+    now: Date.now,
+    log,
+    cacheWriteFailed: onceByCode(log, 'cache not writable: serving without caching'),
+  });
+  const proxy = await createProxy(config, log, { ca, certificates, guard, seams, handler });
+  const address = await proxy.listen(config.listen.host, config.listen.port);
+  log.info(
+    { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
+    'listening',
+  );
+  let closed: Promise<void> | undefined;
+  const close = () =>
+    (closed ??= (async () => {
+      await proxy.close(config.shutdownTimeout);
+      await upstream.destroy();
+      log.info('stopped');
+    })());
+  return { address, ca, certificates, fills: cache.fills, close };
+}
+
+async function createUpstream(
+  config: Config,
+  registries: Registries,
+  guard: DestinationGuard,
+  seams: AppSeams,
+): Promise<Upstream> {
+  return new Upstream({
+    guard,
+    login: new SharedLogin(registries.credential),
     ...(seams.wrapUpstreamConnector ? { wrapConnector: seams.wrapUpstreamConnector } : {}),
     verifyTls: config.upstream.verifyTls,
     extraCas: await readCaFiles(config.upstream.caFiles),
@@ -120,84 +110,60 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     headersTimeoutMs: config.upstream.headersTimeout,
     bodyTimeoutMs: config.upstream.bodyTimeout,
   });
+}
+
+async function openCache(config: Config, log: Logger) {
   const store = new DiskBlobStore(config.cache.dir);
   const { sweptTempFiles } = await store.init();
   log.info({ dir: config.cache.dir, sweptTempFiles }, 'cache ready');
-  const fills = new Fills(store);
-  const manifests = new ManifestStore(store.layout, store);
-  const certificates = new LeafContexts(ca);
-  const proxy = createProxyServer({
+  return {
+    store,
+    fills: new Fills(store),
+    manifests: new ManifestStore(store.layout, store),
+    marks: new PublicMarks(store.layout),
+  };
+}
+
+async function createProxy(
+  config: Config,
+  log: Logger,
+  parts: {
+    ca: CertificateAuthority;
+    certificates: LeafContexts;
+    guard: DestinationGuard;
+    seams: AppSeams;
+    handler: InterceptHandler;
+  },
+): Promise<ProxyServer> {
+  const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
+  if (auth) log.info({ file: config.proxy.htpasswd, users: auth.users }, 'proxy authentication on');
+  const { limits } = config;
+  return createProxyServer({
     interceptList: new InterceptList(config.registries.map((registry) => registry.host)),
-    certificates,
-    handler: createRegistryHandler({
-      upstream,
-      store,
-      fills,
-      manifests,
-      access: new Access({
-        grantTtlMs: config.access.grantTtl,
-        publicTtlMs: config.access.publicTtl,
-        offlineGraceMs: config.access.offlineGrace,
-        now: Date.now,
-        marks: new PublicMarks(store.layout),
-      }),
-      freshness: (destination) => {
-        const registry = registryOf(destination.host, destination.port);
-        return {
-          tagTtlMs: registry?.tagTtl ?? config.cache.tagTtl,
-          maxStaleMs: registry?.maxStale ?? config.cache.maxStale,
-        };
-      },
-      policy,
-      maxManifestSize: config.cache.maxManifestSize,
-      now: Date.now,
-      allowPush: config.allowPush,
-      log,
-      cacheWriteFailed: onceByCode(log, 'cache not writable: serving without caching'),
-    }),
-    local: createLocalHandler(ca.certPem),
+    certificates: parts.certificates,
+    handler: parts.handler,
+    local: createLocalHandler(parts.ca.certPem),
     log,
     admission: new Admission({
       allowClients: config.proxy.allowClients.length > 0 ? networks(config.proxy.allowClients) : undefined,
       auth,
-      maxConnections: config.limits.maxConnections,
-      maxTunnels: config.limits.maxTunnels,
+      maxConnections: limits.maxConnections,
+      maxTunnels: limits.maxTunnels,
       log,
     }),
-    guard,
+    guard: parts.guard,
     connectPorts: new Set(config.proxy.connectPorts),
     httpPorts: new Set(config.proxy.httpPorts),
-    ...(seams.connect ? { connect: seams.connect } : {}),
+    ...(parts.seams.connect ? { connect: parts.seams.connect } : {}),
     connectTimeoutMs: config.upstream.connectTimeout,
     limits: {
-      maxHeaderSize: config.limits.maxHeaderSize,
-      maxHeaders: config.limits.maxHeaders,
-      headersTimeoutMs: config.limits.headersTimeout,
-      idleTimeoutMs: config.limits.idleTimeout,
-      tunnelIdleTimeoutMs: config.limits.tunnelIdleTimeout,
+      maxHeaderSize: limits.maxHeaderSize,
+      maxHeaders: limits.maxHeaders,
+      headersTimeoutMs: limits.headersTimeout,
+      idleTimeoutMs: limits.idleTimeout,
+      tunnelIdleTimeoutMs: limits.tunnelIdleTimeout,
     },
   });
-  const address = await proxy.listen(config.listen.host, config.listen.port);
-  log.info(
-    { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
-    'listening',
-  );
-
-  let closed: Promise<void> | undefined;
-  return {
-    address,
-    ca,
-    certificates,
-    fills,
-    close() {
-      closed ??= (async () => {
-        await proxy.close(config.shutdownTimeout);
-        await upstream.destroy();
-        log.info('stopped');
-      })();
-      return closed;
-    },
-  };
 }
 
 /** CIDRs from a validated config (schema.ts has already parsed each one). */

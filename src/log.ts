@@ -1,5 +1,5 @@
-// The root pino logger (JSON lines on stdout) and redaction of what must never be logged:
-// credentials in headers and the signatures of pre-signed URLs.
+// The root pino logger (JSON lines on stdout), redaction of what must never be logged
+// (credentials in headers, the signatures of pre-signed URLs), and start-up notices.
 import { pino, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
@@ -115,4 +115,15 @@ function decodeURIComponentSafe(value: string): string {
   } catch {
     return value;
   }
+}
+
+/** Something to say once at start, made by a module that does not log itself. */
+export interface Notice {
+  readonly level: 'info' | 'warn';
+  readonly fields: Record<string, unknown>;
+  readonly message: string;
+}
+
+export function logNotices(log: Logger, notices: readonly Notice[]): void {
+  for (const notice of notices) log[notice.level](notice.fields, notice.message);
 }

@@ -1,5 +1,6 @@
-// Hop-by-hop header handling (RFC 9110 §7.6.1), shared by every path that relays HTTP.
-import type { IncomingHttpHeaders } from 'node:http';
+// Request headers for relaying: hop-by-hop removal (RFC 9110 §7.6.1), shared by every path that
+// relays HTTP, and the headers of upstream requests whose answer the cache needs whole.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -31,4 +32,24 @@ export function withoutHopByHop(headers: IncomingHttpHeaders): Record<string, st
     out[name] = value;
   }
   return out;
+}
+
+/** Request headers that would make upstream answer with less than the whole object. */
+const PARTIAL_REQUEST_HEADERS = [
+  'range',
+  'if-range',
+  'if-none-match',
+  'if-modified-since',
+  'if-match',
+  'if-unmodified-since',
+];
+
+/**
+ * The client's end-to-end headers (credentials and Accept included) for an upstream request
+ * whose answer the cache needs whole: no Range, no conditionals.
+ */
+export function wholeObjectHeaders(req: IncomingMessage): Record<string, string | string[]> {
+  const headers = withoutHopByHop(req.headers);
+  for (const name of PARTIAL_REQUEST_HEADERS) delete headers[name];
+  return headers;
 }

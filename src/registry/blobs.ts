@@ -1,71 +1,60 @@
 // GET/HEAD /v2/<name>/blobs/<digest>: from the cache when it is there (Range supported), else
 // from the fill in progress, else one upstream fetch (redirects followed here) that streams to
 // the client and into the cache at once. Other clients may join that fill only once upstream
-// has said they may read the repository (authorize.ts).
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { BlobStore, ByteRange, ByteSource } from '../cache/blobs.ts';
-import type { Fill, Fills } from '../cache/fills.ts';
-import { originOf, formatAuthority, type Destination } from '../http/destination.ts';
-import { withoutHopByHop } from '../http/headers.ts';
-import type { Logger } from '../log.ts';
-import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
+// has said they may read the repository (access/authorize.ts).
+import { ensureAccess, recordAccess } from '../access/authorize.ts';
+import type { ByteRange, ByteSource } from '../cache/blobs.ts';
+import type { Fill } from '../cache/fills.ts';
+import { originOf } from '../http/destination.ts';
+import { wholeObjectHeaders, withoutHopByHop } from '../http/headers.ts';
+import type { UpstreamResponse } from '../upstream/client.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
-import type { Access } from './access.ts';
-import type { PolicyOf } from './policy.ts';
-import { ensureAccess, recordAccess } from './authorize.ts';
+import type { Exchange, RegistryDeps } from './context.ts';
 import type { Outcome } from './outcome.ts';
-import { pump } from './pump.ts';
-import { parseRange } from './range.ts';
-import { sendResponse, streamBody, wholeObjectHeaders } from './relay.ts';
+import { pump } from './respond/pump.ts';
+import { parseRange } from './respond/range.ts';
+import { sendResponse, streamBody } from './respond/relay.ts';
 
-export interface BlobDeps {
-  readonly store: BlobStore;
-  readonly fills: Fills;
-  readonly upstream: Upstream;
-  readonly access: Access;
-  readonly policy: PolicyOf;
-  readonly log: Logger;
-  /** Called once per failure to write the cache, so the cause is logged once, not per request. */
-  readonly cacheWriteFailed: (error: unknown) => void;
+interface BlobRoute {
+  readonly name: string;
+  readonly digest: string;
 }
 
-export async function serveBlob(
-  req: IncomingMessage,
-  res: ServerResponse,
-  destination: Destination,
-  blob: { readonly name: string; readonly digest: string },
-  deps: BlobDeps,
-  outcome: Outcome,
-): Promise<void> {
+export async function serveBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Promise<void> {
   const { digest } = blob;
   const content = { kind: 'blob', name: blob.name, digest } as const;
   const stored = await deps.store.stat(digest);
   if (stored) {
-    await ensureAccess(req, destination, content, deps);
-    outcome.cache = 'hit';
-    return sendSized(req, res, digest, stored.size, (range) => deps.store.open(digest, range), outcome);
+    await ensureAccess(x, content, deps);
+    x.outcome.cache = 'hit';
+    return sendSized(x, digest, stored.size, (range) => deps.store.open(digest, range));
   }
 
   const running = deps.fills.lookup(digest);
   const joined = running instanceof Promise ? await running : running;
   if (joined) {
-    await ensureAccess(req, destination, content, deps);
-    outcome.cache = 'miss';
-    outcome.shared = true;
-    return sendFill(req, res, joined, outcome);
+    await ensureAccess(x, content, deps);
+    x.outcome.cache = 'miss';
+    x.outcome.shared = true;
+    return sendFill(x, joined);
   }
 
-  outcome.cache = 'miss';
-  if (req.method === 'HEAD') return relayHead(req, res, destination, blob, deps, outcome);
+  x.outcome.cache = 'miss';
+  if (x.req.method === 'HEAD') return relayHead(x, blob, deps);
+  return fetchBlob(x, blob, deps);
+}
 
+/** Nobody has it: one upstream GET, streamed to this client and into a new fill. */
+async function fetchBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Promise<void> {
+  const { digest } = blob;
   const claim = deps.fills.claim(digest);
   let response: UpstreamResponse;
   try {
     ({ response } = await requestFollowingRedirects(deps.upstream, {
-      origin: originOf(destination),
+      origin: originOf(x.destination),
       method: 'GET',
-      path: req.url ?? '/',
-      headers: wholeObjectHeaders(req),
+      path: x.req.url ?? '/',
+      headers: wholeObjectHeaders(x.req),
     }));
   } catch (error) {
     claim.release();
@@ -73,10 +62,10 @@ export async function serveBlob(
   }
   if (response.statusCode !== 200) {
     claim.release();
-    return sendResponse(res, response, outcome);
+    return sendResponse(x.res, response, x.outcome);
   }
 
-  recordAccess(req, destination, blob.name, digest, deps.access);
+  recordAccess(x, blob.name, digest, deps.access);
   const size = contentLength(response);
   let fill: Fill;
   try {
@@ -84,20 +73,20 @@ export async function serveBlob(
   } catch (error) {
     // The cache cannot be written (read-only, full, permissions): serve the client anyway.
     deps.cacheWriteFailed(error);
-    outcome.cache = 'bypass';
-    res.writeHead(200, {
+    x.outcome.cache = 'bypass';
+    x.res.writeHead(200, {
       ...blobHeaders(digest, 'bypass'),
       ...(size === undefined ? {} : { 'content-length': size }),
     });
-    return streamBody(response.body, res, outcome);
+    return streamBody(response.body, x.res, x.outcome);
   }
   fill.settled.catch((error: unknown) =>
     deps.log.warn(
-      { digest, host: formatAuthority(destination), err: (error as Error).message },
+      { digest, host: x.host, err: (error as Error).message },
       'blob fill failed: nothing stored',
     ),
   );
-  return sendFill(req, res, fill, outcome);
+  return sendFill(x, fill);
 }
 
 function blobHeaders(digest: string, cache: Outcome['cache']): Record<string, string> {
@@ -112,13 +101,12 @@ function blobHeaders(digest: string, cache: Outcome['cache']): Record<string, st
 
 /** A blob of known size, whole or one Range of it, from `open` (the store or a growing fill). */
 async function sendSized(
-  req: IncomingMessage,
-  res: ServerResponse,
+  x: Exchange,
   digest: string,
   size: number,
   open: (range?: ByteRange) => ByteSource | Promise<ByteSource>,
-  outcome: Outcome,
 ): Promise<void> {
+  const { req, res, outcome } = x;
   const headers = blobHeaders(digest, outcome.cache);
   const range = parseRange(req.headers.range, size);
   if (range.kind === 'unsatisfiable') {
@@ -142,38 +130,25 @@ async function sendSized(
   else res.end();
 }
 
-async function sendFill(
-  req: IncomingMessage,
-  res: ServerResponse,
-  fill: Fill,
-  outcome: Outcome,
-): Promise<void> {
-  if (fill.size !== undefined)
-    return sendSized(req, res, fill.digest, fill.size, (range) => fill.open(range), outcome);
+async function sendFill(x: Exchange, fill: Fill): Promise<void> {
+  if (fill.size !== undefined) return sendSized(x, fill.digest, fill.size, (range) => fill.open(range));
   // Upstream sent no length: the whole blob, chunked, ended only once verified.
-  res.writeHead(200, blobHeaders(fill.digest, outcome.cache));
-  if (req.method === 'HEAD') res.end();
-  else await pump(fill.open(), res, outcome);
+  x.res.writeHead(200, blobHeaders(fill.digest, x.outcome.cache));
+  if (x.req.method === 'HEAD') x.res.end();
+  else await pump(fill.open(), x.res, x.outcome);
 }
 
-async function relayHead(
-  req: IncomingMessage,
-  res: ServerResponse,
-  destination: Destination,
-  blob: { name: string; digest: string },
-  deps: BlobDeps,
-  outcome: Outcome,
-): Promise<void> {
+async function relayHead(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Promise<void> {
   const { response } = await requestFollowingRedirects(deps.upstream, {
-    origin: originOf(destination),
+    origin: originOf(x.destination),
     method: 'HEAD',
-    path: req.url ?? '/',
-    headers: withoutHopByHop(req.headers),
+    path: x.req.url ?? '/',
+    headers: withoutHopByHop(x.req.headers),
   });
   if (response.statusCode >= 200 && response.statusCode < 300) {
-    recordAccess(req, destination, blob.name, blob.digest, deps.access);
+    recordAccess(x, blob.name, blob.digest, deps.access);
   }
-  return sendResponse(res, response, outcome);
+  return sendResponse(x.res, response, x.outcome);
 }
 
 function contentLength(response: UpstreamResponse): number | undefined {

@@ -1,25 +1,19 @@
 // The registry handler: every decrypted request to an intercepted host comes here. It routes
-// by the /v2/ grammar, applies policy (pushes), hands the request to blobs, manifests or the
-// passthrough, and is the single error boundary: failures become OCI error bodies, and one
-// completion log line per request is written when its response is closed.
+// by the /v2/ grammar, applies policy (pushes, no-cache), hands the request to blobs, manifests
+// or the passthrough, and is the single error boundary: failures become OCI error bodies
+// (errors.ts), and one completion log line per request is written when its response is closed.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatAuthority, type Destination } from '../http/destination.ts';
-import { redactUrl, type Logger } from '../log.ts';
-import { registryErrors, type RegistryError } from '../oci/errors.ts';
-import { serveBlob, type BlobDeps } from './blobs.ts';
-import { sendError, toRegistryError } from './errors.ts';
-import { serveManifest, type ManifestDeps } from './manifests.ts';
+import { redactUrl } from '../log.ts';
+import { serveBlob } from './blobs.ts';
+import type { Exchange, RegistryDeps } from './context.ts';
+import { registryErrors, sendError, toRegistryError, type RegistryError } from './errors.ts';
+import { serveManifest } from './manifests/serve.ts';
 import { newOutcome } from './outcome.ts';
-import { servePassthrough, type PassthroughDeps } from './passthrough.ts';
-import { isWrite, parseRoute } from './routes.ts';
+import { servePassthrough } from './passthrough.ts';
+import { isWrite, parseRoute, type Route } from './routes.ts';
 
-export interface RegistryHandlerOptions extends BlobDeps, ManifestDeps, PassthroughDeps {
-  readonly allowPush: boolean;
-  readonly log: Logger;
-}
-
-export function createRegistryHandler(options: RegistryHandlerOptions) {
-  const { log } = options;
+export function createRegistryHandler(deps: RegistryDeps) {
   return async function handle(
     req: IncomingMessage,
     res: ServerResponse,
@@ -27,56 +21,62 @@ export function createRegistryHandler(options: RegistryHandlerOptions) {
   ): Promise<void> {
     const started = performance.now();
     const route = parseRoute(req.url ?? '/');
-    const outcome = newOutcome();
+    const x: Exchange = { req, res, destination, host: formatAuthority(destination), outcome: newOutcome() };
     let failure: RegistryError | undefined;
-
     // Written once the response is over (sent, or cut), so `aborted` and `bytes` are true.
-    res.once('close', () => {
-      log.info(
-        {
-          host: formatAuthority(destination),
-          method: req.method,
-          path: redactUrl(req.url ?? '/'),
-          route: route.kind,
-          ...('name' in route ? { repo: route.name } : {}),
-          status: res.statusCode,
-          bytes: outcome.bytes,
-          ms: Math.round(performance.now() - started),
-          cache: outcome.cache,
-          ...(outcome.shared ? { shared: true } : {}),
-          ...(res.writableFinished ? {} : { aborted: true }),
-          ...(failure ? { err: failure.message, code: failure.code, cause: errorText(failure.cause) } : {}),
-        },
-        'request',
-      );
-    });
-
+    res.once('close', () => logCompletion(x, route, deps, started, failure));
     try {
-      // A path, or an http(s) URL as plain-HTTP proxy requests send it (RFC 9112 §3.2): `*`, an
-      // authority or junk names no registry endpoint and cannot be relayed. A 404, not a 502.
-      if (!/^(?:\/|https?:\/\/)/.test(req.url ?? '/')) throw registryErrors.notFound(req.url ?? '');
-      if (!options.allowPush && isWrite(req.method) && route.kind !== 'other') {
-        throw registryErrors.unsupported(
-          `${req.method} method is not allowed: pushes are disabled (allowPush: false)`,
-        );
-      }
-      const reading = req.method === 'GET' || req.method === 'HEAD';
-      const cacheable = options.policy(destination) !== 'no-cache';
-      if (!cacheable) {
-        await servePassthrough(req, res, destination, route, options, outcome);
-      } else if (route.kind === 'blob' && reading) {
-        await serveBlob(req, res, destination, route, options, outcome);
-      } else if (route.kind === 'manifest' && reading) {
-        await serveManifest(req, res, destination, route, options, outcome);
-      } else {
-        await servePassthrough(req, res, destination, route, options, outcome);
-      }
+      await dispatch(x, route, deps);
     } catch (error) {
       if (clientWentAway(res, error)) return;
       failure = toRegistryError(error);
       sendError(res, failure, req.method);
     }
   };
+}
+
+async function dispatch(x: Exchange, route: Route, deps: RegistryDeps): Promise<void> {
+  const { req } = x;
+  // A path, or an http(s) URL as plain-HTTP proxy requests send it (RFC 9112 §3.2): `*`, an
+  // authority or junk names no registry endpoint and cannot be relayed. A 404, not a 502.
+  if (!/^(?:\/|https?:\/\/)/.test(req.url ?? '/')) throw registryErrors.notFound(req.url ?? '');
+  if (!deps.allowPush && isWrite(req.method) && route.kind !== 'other') {
+    throw registryErrors.unsupported(
+      `${req.method} method is not allowed: pushes are disabled (allowPush: false)`,
+    );
+  }
+  const reading = req.method === 'GET' || req.method === 'HEAD';
+  const cacheable = deps.policy(x.destination) !== 'no-cache';
+  if (cacheable && reading && route.kind === 'blob') return serveBlob(x, route, deps);
+  if (cacheable && reading && route.kind === 'manifest') return serveManifest(x, route, deps);
+  return servePassthrough(x, route, deps);
+}
+
+function logCompletion(
+  x: Exchange,
+  route: Route,
+  deps: RegistryDeps,
+  started: number,
+  failure: RegistryError | undefined,
+): void {
+  const { req, res, outcome } = x;
+  deps.log.info(
+    {
+      host: x.host,
+      method: req.method,
+      path: redactUrl(req.url ?? '/'),
+      route: route.kind,
+      ...('name' in route ? { repo: route.name } : {}),
+      status: res.statusCode,
+      bytes: outcome.bytes,
+      ms: Math.round(performance.now() - started),
+      cache: outcome.cache,
+      ...(outcome.shared ? { shared: true } : {}),
+      ...(res.writableFinished ? {} : { aborted: true }),
+      ...(failure ? { err: failure.message, code: failure.code, cause: errorText(failure.cause) } : {}),
+    },
+    'request',
+  );
 }
 
 /** The client closed its connection first: nothing to answer and nothing to report as an error. */

@@ -3,50 +3,35 @@
 // with two exceptions when the upstream cannot be reached at all: the ping and token requests
 // that every pull starts with are answered here (a placeholder token that grants nothing), so
 // clients go on to ask for what the cache may serve without upstream (public content, grants).
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { formatAuthority, originOf, type Destination } from '../http/destination.ts';
+import type { IncomingMessage } from 'node:http';
+import { originOf } from '../http/destination.ts';
 import { withoutHopByHop } from '../http/headers.ts';
-import type { Logger } from '../log.ts';
-import { RegistryError } from '../oci/errors.ts';
-import type { Upstream } from '../upstream/client.ts';
 import { readCapped } from '../upstream/body.ts';
 import { MAX_TOKEN_RESPONSE, parseTokenResponse } from '../upstream/token-response.ts';
 import { UpstreamUnavailableError } from '../upstream/errors.ts';
-import type { Access } from './access.ts';
-import type { Outcome } from './outcome.ts';
-import { hasBody, relay, sendBuffer } from './relay.ts';
+import type { Exchange, RegistryDeps } from './context.ts';
+import { registryErrors } from './errors.ts';
+import { hasBody, relay, sendBuffer } from './respond/relay.ts';
 import type { Route } from './routes.ts';
-
-export interface PassthroughDeps {
-  readonly upstream: Upstream;
-  readonly access: Access;
-  readonly log: Logger;
-}
 
 const OFFLINE_TOKEN = 'pullthrough-offline';
 
-export async function servePassthrough(
-  req: IncomingMessage,
-  res: ServerResponse,
-  destination: Destination,
-  route: Route,
-  deps: PassthroughDeps,
-  outcome: Outcome,
-): Promise<void> {
+export async function servePassthrough(x: Exchange, route: Route, deps: RegistryDeps): Promise<void> {
+  const { req, res } = x;
   const token = route.kind === 'other' && isTokenRequest(req);
   try {
-    if (token) return await relayToken(req, res, destination, deps, outcome);
-    const status = await relay(req, res, destination, deps.upstream, outcome);
-    // Upstream accepted this credential for this repository: remember it (access.ts).
+    if (token) return await relayToken(x, deps);
+    const status = await relay(req, res, x.destination, deps.upstream, x.outcome);
+    // Upstream accepted this credential for this repository: remember it (access/access.ts).
     if ('name' in route && status >= 200 && status < 300) {
-      deps.access.grant(formatAuthority(destination), route.name, req.headers.authorization);
+      deps.access.grant(x.host, route.name, req.headers.authorization);
     }
   } catch (error) {
     // An unverifiable certificate is a misconfiguration or an attack, not an outage: say so.
     const unreachable = error instanceof UpstreamUnavailableError && !error.tls;
     if (!unreachable || res.headersSent || !(route.kind === 'ping' || token)) throw error;
     deps.log.warn(
-      { host: formatAuthority(destination), path: route.kind, reason: error.reason },
+      { host: x.host, path: route.kind, reason: error.reason },
       'upstream unreachable: answering offline',
     );
     const body = route.kind === 'ping' ? '{}' : offlineToken();
@@ -56,8 +41,8 @@ export async function servePassthrough(
       'docker-distribution-api-version': 'registry/2.0',
       'x-cache': 'STALE',
     });
-    outcome.cache = 'stale';
-    sendBuffer(req, res, body, outcome);
+    x.outcome.cache = 'stale';
+    sendBuffer(req, res, body, x.outcome);
   }
 }
 
@@ -80,28 +65,23 @@ export function isTokenRequest(req: IncomingMessage): boolean {
 }
 
 /** Relays a token request; a token handed to an anonymous GET is remembered as anonymous. */
-async function relayToken(
-  req: IncomingMessage,
-  res: ServerResponse,
-  destination: Destination,
-  deps: PassthroughDeps,
-  outcome: Outcome,
-): Promise<void> {
+async function relayToken(x: Exchange, deps: RegistryDeps): Promise<void> {
+  const { req, res } = x;
   const response = await deps.upstream.request({
-    origin: originOf(destination),
+    origin: originOf(x.destination),
     method: req.method ?? 'GET',
     path: req.url ?? '/',
     headers: withoutHopByHop(req.headers),
     body: hasBody(req) ? req : null,
   });
   const body = await readCapped(response, MAX_TOKEN_RESPONSE);
-  if (body === undefined) throw new RegistryError(502, 'UNKNOWN', 'upstream token response is too large');
+  if (body === undefined) throw registryErrors.tokenTooLarge();
   // Only a GET with no Authorization is anonymous: `docker login` POSTs credentials in its body.
   if (response.statusCode === 200 && req.method === 'GET' && !req.headers.authorization) {
     for (const token of parseTokenResponse(body)?.tokens ?? []) deps.access.markAnonymous(`Bearer ${token}`);
   }
   res.writeHead(response.statusCode, withoutHopByHop(response.headers));
-  sendBuffer(req, res, body, outcome);
+  sendBuffer(req, res, body, x.outcome);
 }
 
 function offlineToken(): string {

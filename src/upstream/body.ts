@@ -1,6 +1,6 @@
 // Reading a small upstream body (a manifest, a token response) whole, with a cap, so that an
 // upstream sending too much can never make the proxy buffer it.
-import type { UpstreamResponse } from './client.ts';
+import type { UpstreamResponse } from './types.ts';
 
 /** The whole body, or undefined once it passes `maxBytes` (the rest is discarded). */
 export async function readCapped(response: UpstreamResponse, maxBytes: number): Promise<Buffer | undefined> {

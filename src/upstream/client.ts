@@ -3,12 +3,14 @@
 // given (the client's own Authorization included) and never follows redirects by itself.
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
-import type { Readable } from 'node:stream';
 import net from 'node:net';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { Agent, buildConnector } from 'undici';
 import type { DestinationGuard } from '../net/guard.ts';
 import { toUpstreamError } from './errors.ts';
 import type { SharedLogin } from './login.ts';
+import type { UpstreamRequest, UpstreamResponse } from './types.ts';
+
+export type { UpstreamRequest, UpstreamResponse } from './types.ts';
 
 export interface UpstreamOptions {
   readonly verifyTls: boolean;
@@ -24,17 +26,6 @@ export interface UpstreamOptions {
   /** Wraps the socket connector; tests use it to see (and stop) every address connected to. */
   readonly wrapConnector?: (connector: buildConnector.connector) => buildConnector.connector;
 }
-
-export interface UpstreamRequest {
-  readonly origin: string;
-  readonly method: string;
-  readonly path: string;
-  readonly headers: Record<string, string | string[]>;
-  readonly body?: Readable | null;
-  readonly signal?: AbortSignal;
-}
-
-export type UpstreamResponse = Dispatcher.ResponseData;
 
 export class Upstream {
   readonly #agent: Agent;

@@ -56,3 +56,34 @@ export class LoginError extends Error {
     super(`cannot log in to ${origin} with the configured credentials: ${reason}`);
   }
 }
+
+/**
+ * Upstream answered a request the proxy made for a client (an access check, a tag's HEAD) with a
+ * refusal (401, 403, 404, 429, 5xx): the client gets the same refusal, its challenge and
+ * Retry-After included.
+ */
+export class UpstreamRefusedError extends Error {
+  override readonly name = 'UpstreamRefusedError';
+  readonly status: number;
+  /** `www-authenticate` and `retry-after`, as upstream sent them. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** What was asked for: a 404 means a different thing for each. */
+  readonly kind: 'blob' | 'manifest';
+
+  constructor(status: number, headers: Readonly<Record<string, string>>, kind: 'blob' | 'manifest') {
+    super(`upstream refused the ${kind} with ${status}`);
+    this.status = status;
+    this.headers = headers;
+    this.kind = kind;
+  }
+
+  /** From an upstream response: its status and the headers a client needs to act on it. */
+  static of(response: { statusCode: number; headers: Record<string, unknown> }, kind: 'blob' | 'manifest') {
+    const headers: Record<string, string> = {};
+    for (const name of ['www-authenticate', 'retry-after']) {
+      const value = response.headers[name];
+      if (typeof value === 'string') headers[name] = value;
+    }
+    return new UpstreamRefusedError(response.statusCode, headers, kind);
+  }
+}

@@ -2,7 +2,8 @@
 // pre-signed S3/GCS URLs): at most 5 hops, relative Locations resolved, and the client's
 // credentials never sent to another origin. The caller stores the result under the digest it
 // asked for, so a signed URL's query string and lifetime never matter.
-import type { Upstream, UpstreamRequest, UpstreamResponse } from './client.ts';
+import type { Upstream } from './client.ts';
+import type { UpstreamRequest, UpstreamResponse } from './types.ts';
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_HOPS = 5;

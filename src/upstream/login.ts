@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
 import { readCapped } from './body.ts';
-import type { UpstreamRequest, UpstreamResponse } from './client.ts';
+import type { UpstreamRequest, UpstreamResponse } from './types.ts';
 import { LoginError } from './errors.ts';
 import { MAX_TOKEN_RESPONSE, parseTokenResponse } from './token-response.ts';
 

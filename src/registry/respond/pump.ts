@@ -4,9 +4,9 @@
 // bound is the backpressure: at most DEPTH buffers are written and not yet flushed per response.
 import type { ServerResponse } from 'node:http';
 import { finished } from 'node:stream/promises';
-import { BufferPool } from '../buffer-pool.ts';
-import type { ByteSource } from '../cache/blobs.ts';
-import type { Outcome } from './outcome.ts';
+import { BufferPool } from '../../buffer-pool.ts';
+import type { ByteSource } from '../../cache/blobs.ts';
+import type { Outcome } from '../outcome.ts';
 
 /**
  * 256 KiB × 4 per response: large enough that the per-read and per-write overhead vanishes,

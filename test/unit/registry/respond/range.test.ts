@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseRange } from '../../../src/registry/range.ts';
+import { parseRange } from '../../../../src/registry/respond/range.ts';
 
 describe('parseRange', () => {
   it.each([

@@ -4,10 +4,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { originOf, type Destination } from '../http/destination.ts';
-import { withoutHopByHop } from '../http/headers.ts';
-import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
-import type { Outcome } from './outcome.ts';
+import { originOf, type Destination } from '../../http/destination.ts';
+import { withoutHopByHop } from '../../http/headers.ts';
+import type { Upstream, UpstreamResponse } from '../../upstream/client.ts';
+import type { Outcome } from '../outcome.ts';
 
 export async function relay(
   req: IncomingMessage,
@@ -62,26 +62,6 @@ export function sendBuffer(
   }
   outcome.bytes += Buffer.byteLength(body);
   res.end(body);
-}
-
-/** Request headers that would make upstream answer with less than the whole object. */
-const PARTIAL_REQUEST_HEADERS = [
-  'range',
-  'if-range',
-  'if-none-match',
-  'if-modified-since',
-  'if-match',
-  'if-unmodified-since',
-];
-
-/**
- * The client's end-to-end headers (credentials and Accept included) for an upstream request
- * whose answer the cache needs whole: no Range, no conditionals.
- */
-export function wholeObjectHeaders(req: IncomingMessage): Record<string, string | string[]> {
-  const headers = withoutHopByHop(req.headers);
-  for (const name of PARTIAL_REQUEST_HEADERS) delete headers[name];
-  return headers;
 }
 
 export function hasBody(req: IncomingMessage): boolean {

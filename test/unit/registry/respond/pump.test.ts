@@ -3,10 +3,10 @@ import { once } from 'node:events';
 import { createServer, get, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { ByteSource } from '../../../src/cache/blobs.ts';
-import type { Outcome } from '../../../src/registry/outcome.ts';
-import { BufferPool } from '../../../src/buffer-pool.ts';
-import { pump } from '../../../src/registry/pump.ts';
+import type { ByteSource } from '../../../../src/cache/blobs.ts';
+import type { Outcome } from '../../../../src/registry/outcome.ts';
+import { BufferPool } from '../../../../src/buffer-pool.ts';
+import { pump } from '../../../../src/registry/respond/pump.ts';
 
 /** `total` bytes where byte i is (i * 7) mod 256, read in pieces of at most `step`. */
 function patterned(total: number, step: number): ByteSource & { closed: boolean } {

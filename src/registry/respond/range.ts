@@ -1,6 +1,6 @@
 // The Range request header (RFC 9110 §14.2), single ranges only: registry clients resume
 // downloads with one range; a multi-range request is answered in full (allowed by the RFC).
-import type { ByteRange } from '../cache/blobs.ts';
+import type { ByteRange } from '../../cache/blobs.ts';
 
 export type RangeRequest =
   | { readonly kind: 'none' }

@@ -1,0 +1,79 @@
+// Each intercepted registry's own settings, found by destination: its policy, its tag freshness
+// (per registry, else the cache-wide values), and the credentials the proxy logs in with (only
+// under policy `share`). Built once from the validated config; what an operator should know
+// about these settings at start is returned as notices, not logged here.
+import type { Destination } from '../http/destination.ts';
+import { HostRules } from '../http/host-rules.ts';
+import type { Notice } from '../log.ts';
+import type { Config, RegistrySettings } from './schema.ts';
+
+export type Policy = NonNullable<RegistrySettings['policy']>;
+export type Credential = Config['upstream']['credentials'][number];
+
+/** How long a tag is trusted. */
+export interface Freshness {
+  /** How long a tag is served without asking upstream. */
+  readonly tagTtlMs: number;
+  /** How old a tag may be and still be served when upstream cannot answer. */
+  readonly maxStaleMs: number;
+}
+
+export class Registries {
+  readonly #config: Config;
+  readonly #rules: HostRules<RegistrySettings>;
+
+  constructor(config: Config) {
+    this.#config = config;
+    this.#rules = new HostRules(
+      config.registries.map((registry) => ({ pattern: registry.host, value: registry })),
+    );
+  }
+
+  /** The registry entry that intercepts `host:port`, if any. */
+  of(host: string, port: number): RegistrySettings | undefined {
+    return this.#rules.match(host, port);
+  }
+
+  readonly policy = (destination: Destination): Policy =>
+    this.of(destination.host, destination.port)?.policy ?? 'verify';
+
+  readonly freshness = (destination: Destination): Freshness => {
+    const registry = this.of(destination.host, destination.port);
+    return {
+      tagTtlMs: registry?.tagTtl ?? this.#config.cache.tagTtl,
+      maxStaleMs: registry?.maxStale ?? this.#config.cache.maxStale,
+    };
+  };
+
+  /** The configured credential the proxy logs in to `host:port` with: only under policy share. */
+  readonly credential = (host: string, port: number): Credential | undefined => {
+    const registry = this.of(host, port);
+    if (registry?.policy !== 'share') return undefined;
+    return this.#config.upstream.credentials.find((credential) => credential.host === registry.host);
+  };
+
+  /** Policies other than the default, and credentials that no `share` registry will use. */
+  notices(): Notice[] {
+    const { registries, upstream } = this.#config;
+    const notices: Notice[] = [];
+    for (const registry of registries) {
+      if (registry.policy === 'share' || registry.policy === 'no-cache') {
+        notices.push({
+          level: 'info',
+          fields: { host: registry.host, policy: registry.policy },
+          message: 'registry policy',
+        });
+      }
+    }
+    for (const credential of upstream.credentials) {
+      if (registries.find((r) => r.host === credential.host)?.policy !== 'share') {
+        notices.push({
+          level: 'warn',
+          fields: { host: credential.host },
+          message: 'credentials configured for a registry whose policy is not share: they are not used',
+        });
+      }
+    }
+    return notices;
+  }
+}

@@ -1,0 +1,41 @@
+// What every registry endpoint works with: the exchange (one client request, its response, its
+// destination and what happened so far) and the dependencies the app wires in once.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Access } from '../access/access.ts';
+import type { PolicyOf } from '../access/policy.ts';
+import type { BlobStore } from '../cache/blobs.ts';
+import type { Fills } from '../cache/fills.ts';
+import type { ManifestStore } from '../cache/manifests.ts';
+import type { Freshness } from '../config/registries.ts';
+import type { Destination } from '../http/destination.ts';
+import type { Logger } from '../log.ts';
+import type { Upstream } from '../upstream/client.ts';
+import type { Outcome } from './outcome.ts';
+
+/** One client request being answered. */
+export interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** Where the client was going: the CONNECT authority, never the Host header. */
+  readonly destination: Destination;
+  /** `host:port` of the destination, as logs and cache records name registries. */
+  readonly host: string;
+  readonly outcome: Outcome;
+}
+
+export interface RegistryDeps {
+  readonly upstream: Upstream;
+  readonly store: BlobStore;
+  readonly fills: Fills;
+  readonly manifests: ManifestStore;
+  readonly access: Access;
+  readonly policy: PolicyOf;
+  /** Tag freshness for a destination (per registry, falling back to the cache-wide settings). */
+  readonly freshness: (destination: Destination) => Freshness;
+  readonly maxManifestSize: number;
+  readonly allowPush: boolean;
+  readonly now: () => number;
+  readonly log: Logger;
+  /** Called once per failure to write the cache, so the cause is logged once, not per request. */
+  readonly cacheWriteFailed: (error: unknown) => void;
+}

@@ -1,0 +1,147 @@
+// GET/HEAD /v2/<name>/manifests/<tag>: upstream is asked with a HEAD (which Docker Hub does not
+// count against pull limits) carrying the client's own Accept and credentials; an unchanged
+// digest is served from the cache. Within `tagTtl` upstream is not asked at all. When upstream
+// is unreachable or answers 5xx/429, a cached tag younger than `maxStale` is served stale,
+// saying so.
+import { ensureAccess, mayServeOffline, recordAccess } from '../../access/authorize.ts';
+import { UnverifiableAccessError } from '../../access/errors.ts';
+import type { StoredManifest, TagRecord } from '../../cache/manifests.ts';
+import { accepts } from '../../oci/media-types.ts';
+import { parseDigest } from '../../oci/digest.ts';
+import type { UpstreamResponse } from '../../upstream/client.ts';
+import { UpstreamRefusedError, UpstreamUnavailableError } from '../../upstream/errors.ts';
+import type { Exchange, RegistryDeps } from '../context.ts';
+import { registryErrors } from '../errors.ts';
+import { sendResponse } from '../respond/relay.ts';
+import { sendManifest } from './send.ts';
+import { askUpstream, headerValue, relayUpstream, storeManifest, type ManifestRoute } from './upstream.ts';
+
+/** What the cache knows of a tag: the last resolution, and the manifest if it is still here. */
+interface CachedTag {
+  readonly record: TagRecord | undefined;
+  readonly manifest: StoredManifest | undefined;
+}
+
+export async function serveByTag(x: Exchange, route: ManifestRoute, deps: RegistryDeps): Promise<void> {
+  const tag = await cachedTag(x, route, deps);
+  const { record, manifest } = tag;
+  if (record && manifest && deps.now() - record.checkedAt < deps.freshness(x.destination).tagTtlMs) {
+    await ensureAccess(x, { kind: 'manifest', name: route.name, digest: manifest.digest }, deps);
+    return sendManifest(x, manifest, 'hit');
+  }
+
+  let head: UpstreamResponse;
+  try {
+    head = await askUpstream(x, route, 'HEAD', deps);
+    await head.body.dump();
+  } catch (error) {
+    if (!(error instanceof UpstreamUnavailableError)) throw error;
+    return serveStale(x, route, tag, deps, error.reason);
+  }
+  const status = head.statusCode;
+  if (status === 429 || status >= 500)
+    return serveStale(x, route, tag, deps, `upstream answered ${status}`, head);
+  if (status < 200 || status >= 300) return answerWith(x, route, head, deps);
+  return serveConfirmed(x, route, tag, head, deps);
+}
+
+async function cachedTag(x: Exchange, route: ManifestRoute, deps: RegistryDeps): Promise<CachedTag> {
+  const record = await deps.manifests.getTag(x.host, route.name, route.reference);
+  const manifest =
+    record && accepts(x.req.headers.accept, record.mediaType)
+      ? await deps.manifests.get(record.digest)
+      : undefined;
+  return { record, manifest };
+}
+
+/** Upstream says this client may read the tag (a 2xx to our HEAD), and what it resolves to now. */
+async function serveConfirmed(
+  x: Exchange,
+  route: ManifestRoute,
+  { record, manifest }: CachedTag,
+  head: UpstreamResponse,
+  deps: RegistryDeps,
+): Promise<void> {
+  const rememberTag = (entry: Omit<TagRecord, 'checkedAt'>) =>
+    deps.manifests.putTag(x.host, route.name, route.reference, { ...entry, checkedAt: deps.now() });
+  const digest = headerValue(head, 'docker-content-digest');
+  if (manifest && record && digest === record.digest) {
+    recordAccess(x, route.name, digest, deps.access);
+    await rememberTag(record);
+    return sendManifest(x, manifest, 'revalidated');
+  }
+  if (x.req.method === 'HEAD') {
+    // dockerd and containerd resolve tags with HEAD, then GET by digest: record what the tag
+    // resolves to now, so their next pull can be answered from the cache (and offline) too.
+    const mediaType = headerValue(head, 'content-type');
+    const size = Number(headerValue(head, 'content-length'));
+    if (digest !== undefined && parseDigest(digest) && mediaType && Number.isSafeInteger(size)) {
+      recordAccess(x, route.name, digest, deps.access);
+      await rememberTag({ digest, mediaType, size });
+    }
+    return sendResponse(x.res, head, x.outcome);
+  }
+  const response = await askUpstream(x, route, 'GET', deps);
+  if (response.statusCode !== 200) return sendResponse(x.res, response, x.outcome);
+  const fetched = await storeManifest(
+    response,
+    headerValue(response, 'docker-content-digest') ?? digest,
+    deps,
+  );
+  await rememberTag({ digest: fetched.digest, mediaType: fetched.mediaType, size: fetched.content.length });
+  recordAccess(x, route.name, fetched.digest, deps.access);
+  return sendManifest(x, fetched, 'miss');
+}
+
+/** Upstream cannot answer for the tag: serve the cached copy if it is young enough and allowed. */
+async function serveStale(
+  x: Exchange,
+  route: ManifestRoute,
+  { record, manifest }: CachedTag,
+  deps: RegistryDeps,
+  reason: string,
+  upstreamAnswer?: UpstreamResponse,
+): Promise<void> {
+  const young =
+    record !== undefined && deps.now() - record.checkedAt <= deps.freshness(x.destination).maxStaleMs;
+  if (!manifest || !record || !young) {
+    if (upstreamAnswer) return answerWith(x, route, upstreamAnswer, deps);
+    throw registryErrors.unavailable(
+      `upstream registry unreachable (${reason}) and no cached copy of this tag`,
+    );
+  }
+  // Nobody can ask upstream who may read this: only public content and recent grants pass.
+  if (!(await mayServeOffline(x, { name: route.name, digest: manifest.digest }, deps))) {
+    throw new UnverifiableAccessError();
+  }
+  deps.log.warn(
+    {
+      host: x.host,
+      repo: route.name,
+      tag: route.reference,
+      digest: manifest.digest,
+      ageMs: deps.now() - record.checkedAt,
+      reason,
+    },
+    'serving stale tag',
+  );
+  x.res.setHeader('warning', '110 pullthrough "Response is Stale"');
+  return sendManifest(x, manifest, 'stale');
+}
+
+/**
+ * Passes on an upstream refusal of our HEAD: as is to a HEAD client. A GET client gets upstream's
+ * own answer to a GET for a 401/403/404 (its body and challenge, unchanged), and the equivalent
+ * OCI error for 429/5xx (same status and Retry-After) rather than a second request to a registry
+ * that is already struggling.
+ */
+async function answerWith(
+  x: Exchange,
+  route: ManifestRoute,
+  head: UpstreamResponse,
+  deps: RegistryDeps,
+): Promise<void> {
+  if (x.req.method === 'HEAD') return sendResponse(x.res, head, x.outcome);
+  if (head.statusCode === 429 || head.statusCode >= 500) throw UpstreamRefusedError.of(head, 'manifest');
+  return relayUpstream(x, route, 'GET', deps);
+}

@@ -1,0 +1,19 @@
+// Writing a manifest held in memory to the client, saying in X-Cache what the cache did.
+import type { StoredManifest } from '../../cache/manifests.ts';
+import type { Exchange } from '../context.ts';
+import type { CacheStatus } from '../outcome.ts';
+import { sendBuffer } from '../respond/relay.ts';
+
+/** A manifest from memory, with what the cache did in X-Cache. */
+export function sendManifest(x: Exchange, manifest: StoredManifest, cache: CacheStatus): void {
+  x.outcome.cache = cache;
+  x.res.writeHead(200, {
+    'content-type': manifest.mediaType,
+    'content-length': manifest.content.length,
+    'docker-content-digest': manifest.digest,
+    etag: `"${manifest.digest}"`,
+    'docker-distribution-api-version': 'registry/2.0',
+    'x-cache': cache.toUpperCase(),
+  });
+  sendBuffer(x.req, x.res, manifest.content, x.outcome);
+}

@@ -1,8 +1,0 @@
-// A registry's policy (config `registries[].policy`): who may be served what the cache holds.
-// verify: the upstream decides per client (authorize.ts). share: everyone gets everything,
-// fetched with the configured credentials (upstream/login.ts). no-cache: relayed, never stored.
-import type { Destination } from '../http/destination.ts';
-
-export type Policy = 'verify' | 'share' | 'no-cache';
-
-export type PolicyOf = (destination: Destination) => Policy;
