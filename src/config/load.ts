@@ -86,9 +86,40 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError(source, [{ path: '', message: 'expected a mapping of keys' }]);
   }
-  const merged = structuredClone(raw) as Raw;
+  // Issues found in the environment are kept and reported together with the schema's.
   const issues: ConfigIssue[] = [];
+  const { merged, fromEnv } = overlayEnv(raw as Raw, env, issues);
+  const config = validate(merged, fromEnv, issues, source);
+  const registries = firstPerHost(config.registries);
+  checkCredentialHosts(config, registries, fromEnv, source);
+  return resolvePaths({ ...config, registries }, baseDir);
+}
+
+/**
+ * A copy of `raw` with the environment set over it, and which variable set each key (so an
+ * issue with that key names the variable). Malformed values are added to `issues`.
+ */
+function overlayEnv(
+  raw: Raw,
+  env: Env,
+  issues: ConfigIssue[],
+): { merged: Raw; fromEnv: Map<string, string> } {
+  const merged = structuredClone(raw);
   const fromEnv = new Map<string, string>();
+  overlayEnvKeys(merged, env, issues, fromEnv);
+  overlayRegistries(merged, env, fromEnv);
+  const credentials = parseAuthRegistries(env, issues);
+  if (credentials.length > 0) {
+    const upstream = (merged['upstream'] ??= {}) as Raw;
+    const current = Array.isArray(upstream['credentials']) ? (upstream['credentials'] as unknown[]) : [];
+    upstream['credentials'] = [...current, ...credentials];
+    fromEnv.set('upstream.credentials', 'AUTH_REGISTRIES');
+  }
+  return { merged, fromEnv };
+}
+
+/** The variables of ENV_KEYS, each set at its key. */
+function overlayEnvKeys(merged: Raw, env: Env, issues: ConfigIssue[], fromEnv: Map<string, string>): void {
   for (const { env: name, key, kind, as } of ENV_KEYS) {
     const value = env[name];
     if (value === undefined || value === '') continue;
@@ -106,6 +137,10 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
     }
     fromEnv.set(key.join('.'), name);
   }
+}
+
+/** REGISTRIES appends hosts; the POLICY_ENV variables give hosts a policy (appending them too). */
+function overlayRegistries(merged: Raw, env: Env, fromEnv: Map<string, string>): void {
   const extraRegistries = (env['REGISTRIES'] ?? '').split(/\s+/).filter(Boolean);
   if (extraRegistries.length > 0) {
     const current = merged['registries'];
@@ -119,20 +154,28 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
     merged['registries'] = withPolicy(merged['registries'], hosts, policy);
     fromEnv.set('registries', name);
   }
-  const credentials = parseAuthRegistries(env, issues);
-  if (credentials.length > 0) {
-    const upstream = (merged['upstream'] ??= {}) as Raw;
-    const current = Array.isArray(upstream['credentials']) ? (upstream['credentials'] as unknown[]) : [];
-    upstream['credentials'] = [...current, ...credentials];
-    fromEnv.set('upstream.credentials', 'AUTH_REGISTRIES');
-  }
+}
 
+/** The schema over the merged value; throws with its issues and the environment's, all at once. */
+function validate(
+  merged: Raw,
+  fromEnv: ReadonlyMap<string, string>,
+  issues: ConfigIssue[],
+  source: string,
+): Config {
   const result = configSchema.safeParse(merged);
   if (!result.success) issues.push(...result.error.issues.map((issue) => describeIssue(issue, fromEnv)));
   if (issues.length > 0 || !result.success) throw new ConfigError(source, issues);
+  return result.data;
+}
 
-  const config = result.data;
-  const registries = firstPerHost(config.registries);
+/** Credentials are only ever sent to a configured registry: one for any other host is a mistake. */
+function checkCredentialHosts(
+  config: Config,
+  registries: readonly { host: string }[],
+  fromEnv: ReadonlyMap<string, string>,
+  source: string,
+): void {
   const credentialIssues = config.upstream.credentials.flatMap((credential, index) =>
     registries.some((registry) => registry.host === credentialHost(credential.host))
       ? []
@@ -144,10 +187,13 @@ export function parseConfig(raw: unknown, env: Env, source: string, baseDir: str
         ],
   );
   if (credentialIssues.length > 0) throw new ConfigError(source, credentialIssues);
+}
+
+/** Relative paths are relative to the config file's directory (or the working directory). */
+function resolvePaths(config: Config, baseDir: string): Config {
   const resolve = (p: string) => path.resolve(baseDir, p);
   return {
     ...config,
-    registries,
     ca: {
       ...config.ca,
       dir: resolve(config.ca.dir),

@@ -34,6 +34,18 @@ export interface TunnelOptions {
   readonly release: () => void;
 }
 
+/** Where a tunnel is at: both sockets, and whether the upstream connection was ever made. */
+interface Tunnel {
+  readonly client: net.Socket;
+  readonly upstream: net.Socket;
+  readonly destination: Destination;
+  /** Copies upstream's reads to the client. */
+  readonly down: Relay;
+  established: boolean;
+}
+
+type Address = { address: string; family: 4 | 6 };
+
 export async function openTunnel(
   client: net.Socket,
   head: Buffer,
@@ -41,12 +53,33 @@ export async function openTunnel(
   options: TunnelOptions,
 ): Promise<void> {
   const started = performance.now();
-  let address: { address: string; family: 4 | 6 };
+  const address = await resolveAllowed(client, destination, options);
+  if (address === undefined) return;
+  if (client.destroyed) {
+    options.release();
+    return;
+  }
+  const tunnel = connectWithTimeout(client, destination, address, options, (connected) =>
+    relay(connected, head, options.idleTimeoutMs),
+  );
+  tearDownTogether(client, tunnel.upstream);
+  logWhenClosed(tunnel, started, options.log);
+}
+
+/**
+ * The address to connect to, if the guard allows the destination; otherwise the client is
+ * answered (403 refused, 502 unresolvable), the tunnel released, and undefined returned.
+ */
+async function resolveAllowed(
+  client: net.Socket,
+  destination: Destination,
+  options: TunnelOptions,
+): Promise<Address | undefined> {
   try {
     const addresses = await options.guard.addresses(destination.host, {
       allowLoopback: isLoopback(client.remoteAddress ?? ''),
     });
-    address = addresses[0] ?? { address: destination.host, family: 4 };
+    return addresses[0] ?? { address: destination.host, family: 4 };
   } catch (error) {
     options.release();
     const refused = error instanceof DestinationRefusedError;
@@ -64,12 +97,22 @@ export async function openTunnel(
         ? `${formatAuthority(destination)} may not be reached through this proxy: ${error.reason}`
         : `cannot reach ${formatAuthority(destination)}: ${code}`,
     );
-    return;
+    return undefined;
   }
-  if (client.destroyed) {
-    options.release();
-    return;
-  }
+}
+
+/**
+ * Opens the upstream connection (tracked, releasing the tunnel when it closes) and calls
+ * `onConnect` once it is made. Not made within connectTimeoutMs, or failed: the client gets a
+ * 502. An upstream error after that can only cut the client.
+ */
+function connectWithTimeout(
+  client: net.Socket,
+  destination: Destination,
+  address: Address,
+  options: TunnelOptions,
+  onConnect: (tunnel: Tunnel) => void,
+): Tunnel {
   // Downloads are the heavy direction: upstream's reads go to the client through reused buffers.
   const down = new Relay(client);
   const upstream = options.connect({
@@ -83,26 +126,19 @@ export async function openTunnel(
   upstream.setNoDelay(true);
   client.setNoDelay(true);
 
-  let established = false;
+  const tunnel: Tunnel = { client, upstream, destination, down, established: false };
   const connectTimer = setTimeout(
     () => upstream.destroy(new Error('connect timeout')),
     options.connectTimeoutMs,
   );
-
   upstream.once('connect', () => {
     clearTimeout(connectTimer);
-    established = true;
-    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) upstream.write(head);
-    down.from(upstream);
-    client.pipe(upstream);
-    // The upstream socket sees both directions (it writes what the client sends): idle means both.
-    upstream.setTimeout(options.idleTimeoutMs, () => upstream.destroy());
+    tunnel.established = true;
+    onConnect(tunnel);
   });
-
   upstream.on('error', (error: NodeJS.ErrnoException) => {
     clearTimeout(connectTimer);
-    if (!established && client.writable) {
+    if (!tunnel.established && client.writable) {
       writeStatus(
         client,
         502,
@@ -112,25 +148,43 @@ export async function openTunnel(
       client.destroy();
     }
   });
-  client.on('error', () => upstream.destroy());
+  return tunnel;
+}
 
-  // When one side closes, let the other flush what it still holds, then close it too.
-  const closeAfterFlush = (socket: net.Socket) => {
-    if (socket.destroyed) return;
-    if (socket.writableFinished) socket.destroy();
-    else socket.once('finish', () => socket.destroy()).end();
-  };
+/** Once connected: the 200, the bytes the client sent behind its CONNECT, then both directions. */
+function relay({ client, upstream, down }: Tunnel, head: Buffer, idleTimeoutMs: number): void {
+  client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+  if (head.length > 0) upstream.write(head);
+  down.from(upstream);
+  client.pipe(upstream);
+  // The upstream socket sees both directions (it writes what the client sends): idle means both.
+  upstream.setTimeout(idleTimeoutMs, () => upstream.destroy());
+}
+
+/** Neither side outlives the other: an error cuts both, a close lets the other flush, then closes it. */
+function tearDownTogether(client: net.Socket, upstream: net.Socket): void {
+  client.on('error', () => upstream.destroy());
   upstream.once('close', (hadError: boolean) => (hadError ? client.destroy() : closeAfterFlush(client)));
   client.once('close', (hadError: boolean) => (hadError ? upstream.destroy() : closeAfterFlush(upstream)));
+}
 
+function closeAfterFlush(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableFinished) socket.destroy();
+  else socket.once('finish', () => socket.destroy()).end();
+}
+
+/** The tunnel's one log line, once both sockets are closed. */
+function logWhenClosed(tunnel: Tunnel, started: number, log: Logger): void {
+  const { client, upstream } = tunnel;
   let logged = false;
   const done = () => {
     if (logged || !client.destroyed || !upstream.destroyed) return;
     logged = true;
-    options.log.info(
+    log.info(
       {
-        destination: formatAuthority(destination),
-        established,
+        destination: formatAuthority(tunnel.destination),
+        established: tunnel.established,
         bytesUp: upstream.bytesWritten,
         bytesDown: upstream.bytesRead,
         ms: Math.round(performance.now() - started),
