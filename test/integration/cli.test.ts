@@ -1,11 +1,13 @@
 // The command line as an operator meets it: usage errors and bad config exit 2 with one clear
 // message and no stack trace (a CA key others can read included); `serve` runs until SIGTERM and
-// then exits 0; `ca rotate` rotates the CA of the configured ca.dir and says what to do next.
+// then exits 0 (a second signal: 1 at once); `ca rotate` rotates the CA of the configured ca.dir and
+// says what to do next; --help and --version print to stdout and exit 0.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { loadOrCreateCa } from '../../src/tls/ca.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -16,12 +18,31 @@ function run(args: string[], env: Record<string, string> = {}) {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // A child a failed test leaves running (a serve that never stops) is killed with the test.
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }));
   return { child, exited, stdout: () => stdout };
+}
+
+async function waitForStdout(proc: ReturnType<typeof run>, text: string): Promise<void> {
+  while (!proc.stdout().includes(text)) await once(proc.child.stdout, 'data');
+}
+
+/** A TCP server on loopback port 0 that accepts connections and never answers. */
+async function silentServer(): Promise<net.Server> {
+  const server = net.createServer();
+  // resume(): read and drop, so that the peer's close ends the socket and server.close() returns.
+  server.on('connection', (socket) => socket.on('error', () => {}).resume());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return server;
 }
 
 describe('cli', () => {
@@ -34,6 +55,79 @@ describe('cli', () => {
       expect(stderr).not.toMatch(/\n\s+at /);
     },
   );
+
+  it.each([
+    [
+      ['bogus'],
+      /^pullthrough: unknown command 'bogus' \(usage: pullthrough serve \| ca rotate; see pullthrough --help\)\n$/,
+    ],
+    [
+      ['serve', '--nope'],
+      /^pullthrough: unknown option '--nope' \(usage: .+; see pullthrough serve --help\)\n$/,
+    ],
+    [
+      ['ca', 'rotate', '--nope'],
+      /^pullthrough: unknown option '--nope' \(usage: .+; see pullthrough ca rotate --help\)\n$/,
+    ],
+    [['ca', 'bogus'], /^pullthrough: unknown command 'bogus' \(usage: .+; see pullthrough ca --help\)\n$/],
+    [[], /^pullthrough: missing command \(usage: .+\)\n$/],
+    [['ca'], /^pullthrough: missing command after 'ca' \(usage: .+\)\n$/],
+    [['serve', '--config'], /^pullthrough: option '-c, --config <file>' argument missing \(usage: .+\)\n$/],
+    [['serve', 'extra'], /^pullthrough: too many arguments for 'serve'\..+\n$/],
+  ])('bad usage %j: one line on stderr, nothing on stdout, exit 2', async (args, line) => {
+    const { code, stdout, stderr } = await run(args).exited;
+    expect(code).toBe(2);
+    expect(stderr).toMatch(line);
+    expect(stdout).toBe('');
+  });
+
+  it.each([[['--help']], [['-h']], [['help']]])(
+    '%j prints the commands to stdout and exits 0',
+    async (args) => {
+      const { code, stdout, stderr } = await run(args).exited;
+      expect(code).toBe(0);
+      expect(stderr).toBe('');
+      expect(stdout).toMatch(/^Usage: pullthrough /);
+      expect(stdout).toMatch(/^ {2}serve \[options\] +run the proxy/m);
+      expect(stdout).toMatch(/^ {2}ca +manage the CA/m);
+      expect(stdout).toContain('Exit codes: 0 ok, 1 could not run, 2 bad usage or bad configuration.');
+    },
+  );
+
+  it.each([[['serve', '--help']], [['serve', '-h']], [['help', 'serve']]])(
+    '%j prints the serve options to stdout and exits 0',
+    async (args) => {
+      const { code, stdout, stderr } = await run(args).exited;
+      expect(code).toBe(0);
+      expect(stderr).toBe('');
+      expect(stdout).toMatch(/^Usage: pullthrough serve \[options\]\n/);
+      expect(stdout).toMatch(/^ {2}-c, --config <file> +read settings from this YAML file/m);
+      expect(stdout).toMatch(/^ {2}-h, --help /m);
+      expect(stdout).not.toContain('"msg":"listening"');
+    },
+  );
+
+  it('ca rotate --help prints its options to stdout, exits 0 and rotates nothing', async () => {
+    const dir = await tempDir();
+    const { code, stdout, stderr } = await run(['ca', 'rotate', '--help'], { PULLTHROUGH_CA_DIR: dir })
+      .exited;
+    expect(code).toBe(0);
+    expect(stderr).toBe('');
+    expect(stdout).toMatch(/^Usage: pullthrough ca rotate \[options\]\n/);
+    expect(stdout).toContain('replace the CA in ca.dir with a new one');
+    expect(stdout).toMatch(/^ {2}-c, --config <file> /m);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('--version prints the version of package.json and exits 0', async () => {
+    const pkg = JSON.parse(
+      await readFile(path.resolve(import.meta.dirname, '../../package.json'), 'utf8'),
+    ) as { version: string };
+    const { code, stdout, stderr } = await run(['--version']).exited;
+    expect(code).toBe(0);
+    expect(stderr).toBe('');
+    expect(stdout).toBe(`${pkg.version}\n`);
+  });
 
   it('lists every configuration problem by path and exits 2, without a stack trace', async () => {
     const dir = await tempDir();
@@ -57,6 +151,46 @@ describe('cli', () => {
     const { code, stdout } = await proc.exited;
     expect(code).toBe(0);
     expect(stdout).toContain('"msg":"stopped"');
+  });
+
+  it('serve -c FILE: a second signal while shutting down exits 1 at once', async () => {
+    const dir = await tempDir();
+    const upstream = await silentServer();
+    const { port } = upstream.address() as AddressInfo;
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(
+      file,
+      'listen: 127.0.0.1:0\nca: {dir: ./ca}\ncache: {dir: ./cache}\nshutdownTimeout: 5m\n' +
+        `proxy: {denyNetworks: [], httpPorts: [${port}]}\n`,
+    );
+    const proc = run(['serve', '-c', file]);
+    await waitForStdout(proc, '"msg":"listening"');
+    const proxyPort = Number(/"port":(\d+)[^\n]*"msg":"listening"/.exec(proc.stdout())?.[1]);
+    // A forwarded request the silent upstream never answers: the graceful stop waits for it.
+    const client = net.connect(proxyPort, '127.0.0.1');
+    client.on('error', () => {});
+    onTestFinished(() => void client.destroy());
+    client.write(`GET http://127.0.0.1:${port}/ HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+    await once(upstream, 'connection');
+    proc.child.kill('SIGTERM');
+    await waitForStdout(proc, '"msg":"shutting down"');
+    proc.child.kill('SIGINT');
+    const { code, stdout, stderr } = await proc.exited;
+    expect(code).toBe(1);
+    expect(stdout).toContain('"msg":"second signal: exiting now"');
+    expect(stdout).not.toContain('"msg":"stopped"');
+    expect(stderr).toBe('');
+  });
+
+  it('serve on an address in use: one line naming it, exit 1', async () => {
+    const dir = await tempDir();
+    const taken = await silentServer();
+    const { port } = taken.address() as AddressInfo;
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(file, `listen: 127.0.0.1:${port}\nca: {dir: ./ca}\ncache: {dir: ./cache}\n`);
+    const { code, stderr } = await run(['serve', '--config', file]).exited;
+    expect(code).toBe(1);
+    expect(stderr).toBe(`pullthrough: cannot listen on 127.0.0.1:${port}: EADDRINUSE\n`);
   });
 
   it.skipIf(process.platform === 'win32')(
