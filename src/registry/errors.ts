@@ -68,9 +68,12 @@ export const registryErrors = {
   nameInvalid: (name: string) =>
     new RegistryError(400, 'NAME_INVALID', 'invalid repository name', { detail: { name } }),
   digestInvalid: (digest: string) =>
-    new RegistryError(400, 'DIGEST_INVALID', 'provided digest did not match uploaded content', {
+    new RegistryError(400, 'DIGEST_INVALID', 'invalid digest: algorithm:encoded with sha256 or sha512', {
       detail: { digest },
     }),
+  /** A tag that breaks the grammar names no manifest, here or upstream. */
+  tagInvalid: (tag: string) =>
+    new RegistryError(404, 'MANIFEST_UNKNOWN', 'invalid tag: no such manifest', { detail: { tag } }),
   unsupported: (message: string) => new RegistryError(405, 'UNSUPPORTED', message),
   notFound: (path: string) =>
     new RegistryError(404, 'NAME_UNKNOWN', 'no such registry endpoint', { detail: { path } }),

@@ -35,11 +35,19 @@ export function createRegistryHandler(deps: RegistryDeps) {
   };
 }
 
+/** Paths the proxy answers itself, before anything is looked up or sent upstream. */
+const INVALID = {
+  name: registryErrors.nameInvalid,
+  digest: registryErrors.digestInvalid,
+  tag: registryErrors.tagInvalid,
+} as const;
+
 async function dispatch(x: Exchange, route: Route, deps: RegistryDeps): Promise<void> {
   const { req } = x;
   // A path, or an http(s) URL as plain-HTTP proxy requests send it (RFC 9112 §3.2): `*`, an
   // authority or junk names no registry endpoint and cannot be relayed. A 404, not a 502.
   if (!/^(?:\/|https?:\/\/)/.test(req.url ?? '/')) throw registryErrors.notFound(req.url ?? '');
+  if (route.kind === 'invalid') throw INVALID[route.what](route.value);
   if (!deps.allowPush && isWrite(req.method) && route.kind !== 'other') {
     throw registryErrors.unsupported(
       `${req.method} method is not allowed: pushes are disabled (allowPush: false)`,

@@ -1,5 +1,7 @@
-// The /v2/ URL grammar of the distribution spec, as routes. Anything that does not parse as a
-// well-formed registry route (token endpoints, other paths) is `other` and is relayed as is.
+// The /v2/ URL grammar of the distribution spec, as routes. A path shaped like a registry
+// endpoint whose repository name, digest or tag breaks the grammar is `invalid` and answered by
+// the proxy itself (never relayed: traversal, encoded dots, NUL, overlong names); anything else
+// that is not a registry route (token endpoints such as quay.io's /v2/auth) is `other`, relayed.
 import { isDigest, isName, isTag } from '../oci/reference.ts';
 
 export type Route =
@@ -15,9 +17,17 @@ export type Route =
   | { readonly kind: 'upload'; readonly name: string }
   | { readonly kind: 'tags'; readonly name: string }
   | { readonly kind: 'referrers'; readonly name: string; readonly digest: string }
+  | { readonly kind: 'invalid'; readonly what: 'name' | 'digest' | 'tag'; readonly value: string }
   | { readonly kind: 'other' };
 
 const OTHER: Route = { kind: 'other' };
+
+/**
+ * Text that no repository name, tag or digest may hold, anywhere in a /v2/ path: a dot segment,
+ * a percent-encoding (names are lower-case alphanumerics and separators, never escaped: `%2e%2e`
+ * and `%2f` are someone trying), a backslash, control characters.
+ */
+const NEVER_IN_V2 = /(?:^|\/)\.{1,2}(?:\/|$)|%|\\|[\x00-\x1f\x7f]/;
 
 /** Pure: the route of a request target (origin-form path, query ignored). */
 export function parseRoute(target: string): Route {
@@ -25,24 +35,37 @@ export function parseRoute(target: string): Route {
   if (path === '/v2/' || path === '/v2') return { kind: 'ping' };
   if (path === '/v2/_catalog') return { kind: 'catalog' };
   if (!path.startsWith('/v2/')) return OTHER;
+  const rest = path.slice('/v2/'.length);
+  if (NEVER_IN_V2.test(rest)) return invalid('name', rest);
 
-  const upload = /^\/v2\/(.+)\/blobs\/uploads\/.*$/.exec(path);
-  if (upload?.[1] !== undefined) return isName(upload[1]) ? { kind: 'upload', name: upload[1] } : OTHER;
+  const upload = /^(.+)\/blobs\/uploads\/.*$/.exec(rest);
+  if (upload?.[1] !== undefined) return named(upload[1], (name) => ({ kind: 'upload', name }));
 
-  const tags = /^\/v2\/(.+)\/tags\/list$/.exec(path);
-  if (tags?.[1] !== undefined) return isName(tags[1]) ? { kind: 'tags', name: tags[1] } : OTHER;
+  const tags = /^(.+)\/tags\/list$/.exec(rest);
+  if (tags?.[1] !== undefined) return named(tags[1], (name) => ({ kind: 'tags', name }));
 
-  const match = /^\/v2\/(.+)\/(manifests|blobs|referrers)\/([^/]+)$/.exec(path);
-  const [, name = '', kind, reference = ''] = match ?? [];
-  if (!match || !isName(name)) return OTHER;
+  const match = /^(.+)\/(manifests|blobs|referrers)\/([^/]+)$/.exec(rest);
+  if (!match) return OTHER;
+  const [, name = '', kind, reference = ''] = match;
+  if (!isName(name)) return invalid('name', name);
   if (kind === 'manifests') {
     if (isDigest(reference)) return { kind: 'manifest', name, reference, byDigest: true };
-    return isTag(reference) ? { kind: 'manifest', name, reference, byDigest: false } : OTHER;
+    if (isTag(reference)) return { kind: 'manifest', name, reference, byDigest: false };
+    return invalid(reference.includes(':') ? 'digest' : 'tag', reference);
   }
-  if (!isDigest(reference)) return OTHER;
+  if (!isDigest(reference)) return invalid('digest', reference);
   return kind === 'blobs'
     ? { kind: 'blob', name, digest: reference }
     : { kind: 'referrers', name, digest: reference };
+}
+
+function named(name: string, route: (name: string) => Route): Route {
+  return isName(name) ? route(name) : invalid('name', name);
+}
+
+function invalid(what: 'name' | 'digest' | 'tag', value: string): Route {
+  // Enough to recognise it in an error body or a log line, never a 10,000-character echo.
+  return { kind: 'invalid', what, value: value.length > 200 ? `${value.slice(0, 200)}…` : value };
 }
 
 /** Methods that change a registry: gated by `allowPush`. */

@@ -7,6 +7,7 @@ import tls from 'node:tls';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { rawConnection, readHead, startProxy, type TestProxy } from '../helpers/proxy.ts';
+import { connectIntercepted, exchange, parseResponse } from '../helpers/wire.ts';
 import { startFakeRegistry } from '../helpers/upstream.ts';
 
 async function stillServes(proxy: TestProxy, authority?: string): Promise<void> {
@@ -97,6 +98,36 @@ describe('bad input', () => {
     const proxy = await startProxy({ registries: [upstream.authority] });
     const socket = await rawConnection(proxy.port, 'CONNECT ' + upstream.authority + ' HTTP/1.1\r\nHost: x');
     socket.destroy();
+    await stillServes(proxy, upstream.authority);
+  });
+
+  it('answers malformed /v2/ paths itself with OCI errors, and relays none of them', async () => {
+    const upstream = await startFakeRegistry();
+    const proxy = await startProxy({ registries: [upstream.authority] });
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const cases: [path: string, status: number, code: string][] = [
+      [`/v2/../../etc/passwd/blobs/${digest}`, 400, 'NAME_INVALID'],
+      ['/v2/%2e%2e/%2e%2e/etc/manifests/latest', 400, 'NAME_INVALID'],
+      ['/v2/library%2falpine/manifests/latest', 400, 'NAME_INVALID'],
+      ['/v2/library/alpine%00/manifests/latest', 400, 'NAME_INVALID'],
+      [`/v2/${'a'.repeat(10_000)}/manifests/latest`, 400, 'NAME_INVALID'],
+      ['/v2/Library/Alpine/manifests/latest', 400, 'NAME_INVALID'],
+      ['/v2/library/alpine/blobs/sha256:abc', 400, 'DIGEST_INVALID'],
+      [`/v2/library/alpine/blobs/sha256:${'g'.repeat(64)}`, 400, 'DIGEST_INVALID'],
+      [`/v2/library/alpine/blobs/md5:${'a'.repeat(32)}`, 400, 'DIGEST_INVALID'],
+      [`/v2/library/alpine/manifests/sha999:${'a'.repeat(64)}`, 400, 'DIGEST_INVALID'],
+      ['/v2/library/alpine/manifests/-latest', 404, 'MANIFEST_UNKNOWN'],
+    ];
+    for (const [path, status, code] of cases) {
+      const secure = await connectIntercepted(proxy.port, upstream.authority, proxy.app.ca.certPem);
+      const request = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 'latin1');
+      const { bytes } = await exchange(secure, request, { end: false, deadlineMs: 5_000 });
+      const response = parseResponse(bytes);
+      expect(response?.status, path.slice(0, 80)).toBe(status);
+      const body = JSON.parse(response!.body.toString('utf8')) as { errors: { code: string }[] };
+      expect(body.errors[0]?.code, path.slice(0, 80)).toBe(code);
+    }
+    expect(upstream.requests.map((r) => r.path)).toEqual([]);
     await stillServes(proxy, upstream.authority);
   });
 
