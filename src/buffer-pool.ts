@@ -1,5 +1,5 @@
 // Free buffers of one size for code that streams through a few reused buffers instead of a new
-// one per chunk (registry/pump.ts for blob responses, proxy/relay.ts for tunnels): each buffer
+// one per chunk (registry/respond/pump.ts for blob responses, proxy/relay.ts for tunnels): each buffer
 // comes back once its bytes are written, so a GiB makes no garbage for V8 to collect.
 
 export class BufferPool {

@@ -21,7 +21,7 @@ export interface ByteRange {
 
 /**
  * Bytes read into the caller's buffer, so that one sender can reuse a few buffers for a whole
- * blob instead of allocating one per chunk (registry/pump.ts). The source never keeps `buffer`.
+ * blob instead of allocating one per chunk (registry/respond/pump.ts). The source never keeps `buffer`.
  */
 export interface ByteSource {
   /** Reads the next bytes into `buffer`; resolves how many (at least 1), or 0 at the end. */
