@@ -89,9 +89,11 @@ async function readJson<T>(file: string): Promise<T | undefined> {
   try {
     return JSON.parse(await readFile(file, 'utf8')) as T;
   } catch (error) {
-    // Missing, or unreadable as JSON (writes are atomic, so only outside damage does that):
-    // either way there is no record, and upstream will be asked.
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || error instanceof SyntaxError) return undefined;
+    // Missing (a directory on its path missing or not a directory), or unreadable as JSON
+    // (writes are atomic, so only outside damage does that): either way there is no record, and
+    // upstream will be asked.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || error instanceof SyntaxError) return undefined;
     throw error;
   }
 }

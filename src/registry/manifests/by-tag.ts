@@ -10,6 +10,7 @@ import { accepts } from '../../oci/media-types.ts';
 import { parseDigest } from '../../oci/digest.ts';
 import type { UpstreamResponse } from '../../upstream/client.ts';
 import { UpstreamRefusedError, UpstreamUnavailableError } from '../../upstream/errors.ts';
+import { bestEffort } from '../cache-writes.ts';
 import type { Exchange, RegistryDeps } from '../context.ts';
 import { registryErrors } from '../errors.ts';
 import { sendResponse } from '../respond/relay.ts';
@@ -62,8 +63,11 @@ async function serveConfirmed(
   head: UpstreamResponse,
   deps: RegistryDeps,
 ): Promise<void> {
+  // What the tag resolves to, as upstream confirmed it just now: best effort, like every record.
   const rememberTag = (entry: Omit<TagRecord, 'checkedAt'>) =>
-    deps.manifests.putTag(x.host, route.name, route.reference, { ...entry, checkedAt: deps.now() });
+    bestEffort(deps, () =>
+      deps.manifests.putTag(x.host, route.name, route.reference, { ...entry, checkedAt: deps.now() }),
+    );
   const digest = headerValue(head, 'docker-content-digest');
   if (manifest && record && digest === record.digest) {
     recordAccess(x, route.name, digest, deps.access);
@@ -90,7 +94,7 @@ async function serveConfirmed(
   );
   await rememberTag({ digest: fetched.digest, mediaType: fetched.mediaType, size: fetched.content.length });
   recordAccess(x, route.name, fetched.digest, deps.access);
-  return sendManifest(x, fetched, 'miss');
+  return sendManifest(x, fetched, fetched.stored ? 'miss' : 'bypass');
 }
 
 /** Upstream cannot answer for the tag: serve the cached copy if it is young enough and allowed. */

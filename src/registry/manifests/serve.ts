@@ -28,5 +28,5 @@ async function serveByDigest(x: Exchange, route: ManifestRoute, deps: RegistryDe
   if (response.statusCode !== 200) return sendResponse(x.res, response, x.outcome);
   const fetched = await storeManifest(response, route.reference, deps);
   recordAccess(x, route.name, fetched.digest, deps.access);
-  return sendManifest(x, fetched, 'miss');
+  return sendManifest(x, fetched, fetched.stored ? 'miss' : 'bypass');
 }

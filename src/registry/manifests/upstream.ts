@@ -10,6 +10,7 @@ import { readCapped } from '../../upstream/body.ts';
 import type { UpstreamResponse } from '../../upstream/client.ts';
 import { requestFollowingRedirects } from '../../upstream/fetch.ts';
 import type { Exchange, RegistryDeps } from '../context.ts';
+import { bestEffort } from '../cache-writes.ts';
 import { registryErrors } from '../errors.ts';
 import { sendResponse } from '../respond/relay.ts';
 
@@ -49,20 +50,28 @@ export async function relayUpstream(
   return sendResponse(x.res, response, x.outcome);
 }
 
-/** Buffers a manifest (capped), checks its digest against `expected`, and stores it. */
+/** A manifest fetched from upstream, and whether the cache could keep it. */
+export interface FetchedManifest extends StoredManifest {
+  readonly stored: boolean;
+}
+
+/**
+ * Buffers a manifest (capped), checks its digest against `expected`, and stores it when the cache
+ * can be written (best effort: a verified manifest is served either way).
+ */
 export async function storeManifest(
   response: UpstreamResponse,
   expected: string | undefined,
   deps: RegistryDeps,
-): Promise<StoredManifest> {
+): Promise<FetchedManifest> {
   const content = await readCapped(response, deps.maxManifestSize);
   if (content === undefined) throw registryErrors.manifestTooLarge(deps.maxManifestSize);
   const algorithm = (expected && parseDigest(expected)?.algorithm) || 'sha256';
   const digest = digestOf(content, algorithm);
   if (expected !== undefined && digest !== expected) throw registryErrors.manifestMismatch(expected, digest);
   const mediaType = headerValue(response, 'content-type') ?? mediaTypeInside(content);
-  await deps.manifests.put(digest, mediaType, content);
-  return { digest, mediaType, content };
+  const stored = await bestEffort(deps, () => deps.manifests.put(digest, mediaType, content));
+  return { digest, mediaType, content, stored };
 }
 
 function mediaTypeInside(content: Buffer): string {
