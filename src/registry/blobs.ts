@@ -16,7 +16,7 @@ import { ensureAccess, recordAccess } from './authorize.ts';
 import type { Outcome } from './outcome.ts';
 import { pump } from './pump.ts';
 import { parseRange } from './range.ts';
-import { sendResponse, streamBody, wholeObjectHeaders } from './relay.ts';
+import { sendResponse, wholeObjectHeaders } from './relay.ts';
 
 export interface BlobDeps {
   readonly store: BlobStore;
@@ -50,7 +50,10 @@ export async function serveBlob(
   const joined = running instanceof Promise ? await running : running;
   if (joined) {
     await ensureAccess(req, destination, content, deps);
-    outcome.cache = 'miss';
+    // Checked after that await, and opened in this same turn (sendFill opens before it yields):
+    // a fill that ended, or a relay that dropped bytes, cannot be joined; look again.
+    if (!joined.joinable) return serveBlob(req, res, destination, blob, deps, outcome);
+    outcome.cache = joined.caching ? 'miss' : 'bypass';
     outcome.shared = true;
     return sendFill(req, res, joined, outcome);
   }
@@ -82,20 +85,20 @@ export async function serveBlob(
   try {
     fill = await claim.start({ body: response.body, size });
   } catch (error) {
-    // The cache cannot be written (read-only, full, permissions): serve the client anyway.
-    deps.cacheWriteFailed(error);
-    outcome.cache = 'bypass';
-    res.writeHead(200, {
-      ...blobHeaders(digest, 'bypass'),
-      ...(size === undefined ? {} : { 'content-length': size }),
-    });
-    return streamBody(response.body, res, outcome);
+    response.body.destroy();
+    throw error;
   }
-  fill.settled.catch((error: unknown) =>
-    deps.log.warn(
-      { digest, host: formatAuthority(destination), err: (error as Error).message },
-      'blob fill failed: nothing stored',
-    ),
+  // The cache cannot be written (read-only, full, permissions): the fill relays, unstored.
+  if (!fill.caching) outcome.cache = 'bypass';
+  fill.settled.then(
+    (result) => {
+      if (!result.stored) deps.cacheWriteFailed(result.cause);
+    },
+    (error: unknown) =>
+      deps.log.warn(
+        { digest, host: formatAuthority(destination), err: (error as Error).message },
+        'blob fill failed: nothing stored',
+      ),
   );
   return sendFill(req, res, fill, outcome);
 }
