@@ -2,9 +2,11 @@
 // client, cache, access, registry handler and proxy server, started in order and closed in
 // reverse. Decisions live in the modules; this file only builds and connects them.
 import 'reflect-metadata';
+import { statfs } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { Access } from './access/access.ts';
 import { DiskBlobStore } from './cache/blobs.ts';
+import { CacheWriteError, type WriteFailureContext } from './cache/errors.ts';
 import { Fills } from './cache/fills.ts';
 import { ManifestStore } from './cache/manifests.ts';
 import { PublicMarks } from './cache/public-marks.ts';
@@ -76,7 +78,6 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     allowPush: config.allowPush,
     now: Date.now,
     log,
-    cacheWriteFailed: onceByCode(log, 'cache not writable: serving without caching'),
   });
   const proxy = await createProxy(config, log, { ca, certificates, guard, seams, handler });
   const address = await proxy.listen(config.listen.host, config.listen.port);
@@ -114,13 +115,16 @@ async function createUpstream(
 
 async function openCache(config: Config, log: Logger) {
   const store = new DiskBlobStore(config.cache.dir);
-  const { sweptTempFiles } = await store.init();
-  log.info({ dir: config.cache.dir, sweptTempFiles }, 'cache ready');
+  const init = await store.init();
+  if (init.writable) log.info({ dir: config.cache.dir, sweptTempFiles: init.sweptTempFiles }, 'cache ready');
+  else log.warn({ dir: config.cache.dir, code: init.code }, `${init.reason}: serving read-only`);
+  const writeFailed = onceByCode(log, store.layout.root);
   return {
     store,
-    fills: new Fills(store),
-    manifests: new ManifestStore(store.layout, store),
+    fills: new Fills(store, { onWriteFailure: writeFailed }),
+    manifests: new ManifestStore(store.layout, store, { onWriteFailure: writeFailed }),
     marks: new PublicMarks(store.layout),
+    cacheWriteFailed: writeFailed,
   };
 }
 
@@ -171,14 +175,27 @@ function networks(cidrs: readonly string[]): NetworkList {
   return new NetworkList(cidrs.map(parseCidr).filter((cidr): cidr is Cidr => cidr !== undefined));
 }
 
-/** A logger of failures that writes one line per distinct error code, not one per request. */
-function onceByCode(log: Logger, message: string): (error: unknown) => void {
+/**
+ * Logs failures to write the cache once per cause (error code), with the path and the space left
+ * on the cache's file system, not once per request: a full disk fails every fill.
+ */
+function onceByCode(log: Logger, root: string): (error: unknown, context?: WriteFailureContext) => void {
   const seen = new Set<string>();
-  return (error) => {
-    const err = error as NodeJS.ErrnoException;
+  return (error, context) => {
+    const err = (
+      error instanceof CacheWriteError && error.cause instanceof Error ? error.cause : error
+    ) as NodeJS.ErrnoException;
     const code = err.code ?? err.name;
     if (seen.has(code)) return;
     seen.add(code);
-    log.warn({ code, err: err.message }, message);
+    const path = context?.path ?? (error instanceof CacheWriteError ? error.path : undefined);
+    void statfs(root)
+      .then(
+        (fs) => fs.bavail * fs.bsize,
+        () => undefined,
+      )
+      .then((freeBytes) =>
+        log.warn({ code, err: err.message, path, freeBytes }, 'cache not writable: serving without caching'),
+      );
   };
 }

@@ -1,12 +1,16 @@
 // Content-addressed blob storage behind a small interface (stat, read with range, write →
 // commit/abort, delete, list), so another backend can replace the disk one without touching
-// the registry handler. Writes go to a temp file, are hashed on the way, and are published by
-// an atomic rename only when digest and size match.
+// the registry handler. Writes go to a temp file, are hashed on the way (or by the caller, who
+// sees every byte: fills.ts), and are published by an atomic rename only when digest and size
+// match.
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DigestVerifier, parseDigest, type ParsedDigest } from '../oci/digest.ts';
+import { initCacheDir, type CacheInit } from './init.ts';
 import { CacheLayout } from './layout.ts';
+
+export type { CacheInit } from './init.ts';
 
 export interface BlobInfo {
   readonly size: number;
@@ -35,14 +39,27 @@ export interface BlobWriter {
   readonly tempPath: string;
   readonly bytesWritten: number;
   /**
-   * Appends chunks (hashing them) in one write; resolves once they are in the file (readable by
-   * positional reads). One write at a time.
+   * Appends chunks (hashing them, unless the caller verifies) in one write; resolves once they
+   * are in the file (readable by positional reads). One write at a time. After a rejection the
+   * file holds `bytesWritten` bytes; the writer takes no more and expects abort().
    */
   write(chunks: Buffer | readonly Buffer[]): Promise<void>;
-  /** Verifies digest (and size, when known) and publishes atomically; throws on mismatch. */
+  /**
+   * Verifies digest (and size, when known; skipped when the caller verifies) and publishes
+   * atomically; throws on mismatch or when the disk refuses, having removed the temp file.
+   */
   commit(expectedSize?: number): Promise<void>;
   /** Drops the temp file. Safe to call after a failed commit, and more than once. */
   abort(): Promise<void>;
+}
+
+export interface BeginOptions {
+  /**
+   * The caller hashes every byte and checks the digest before commit(): a fill must verify bytes
+   * that a failing disk may never take. The writer then hashes nothing (each byte is hashed
+   * once) and commit() only publishes.
+   */
+  readonly callerVerifies?: boolean;
 }
 
 export interface BlobStore {
@@ -51,7 +68,8 @@ export interface BlobStore {
   open(digest: string, range?: ByteRange): Promise<ByteSource>;
   /** The whole blob in memory: for small ones (manifests). */
   readAll(digest: string): Promise<Buffer>;
-  begin(digest: string): Promise<BlobWriter>;
+  /** A writer into a new temp file; rejects (creating nothing) when the disk refuses. */
+  begin(digest: string, options?: BeginOptions): Promise<BlobWriter>;
   delete(digest: string): Promise<void>;
   list(): AsyncIterable<{ digest: string; size: number }>;
 }
@@ -63,13 +81,13 @@ export class DiskBlobStore implements BlobStore {
     this.layout = new CacheLayout(root);
   }
 
-  /** Creates the directories and removes temp files left by a previous process. */
-  async init(): Promise<{ sweptTempFiles: number }> {
-    await mkdir(this.layout.blobsDir, { recursive: true });
-    const leftovers = await readdir(this.layout.tmpDir).catch(() => [] as string[]);
-    await rm(this.layout.tmpDir, { recursive: true, force: true });
-    await mkdir(this.layout.tmpDir, { recursive: true });
-    return { sweptTempFiles: leftovers.length };
+  /**
+   * Creates the directories and removes temp files left by a previous process. Resolves, not
+   * throws, when the directory cannot be written (read-only, full, no permission): what is
+   * cached is still served, and `reason` says why nothing new will be.
+   */
+  init(): Promise<CacheInit> {
+    return initCacheDir(this.layout);
   }
 
   async stat(digest: string): Promise<BlobInfo | undefined> {
@@ -91,11 +109,12 @@ export class DiskBlobStore implements BlobStore {
     return readFile(this.layout.blobPath(mustParse(digest)));
   }
 
-  async begin(digest: string): Promise<BlobWriter> {
+  async begin(digest: string, options: BeginOptions = {}): Promise<BlobWriter> {
     const parsed = mustParse(digest);
     const tempPath = this.layout.tempPath(parsed, randomBytes(6).toString('hex'));
     const handle = await open(tempPath, 'wx', 0o644);
-    return new DiskBlobWriter(handle, tempPath, this.layout.blobPath(parsed), parsed);
+    const verifier = options.callerVerifies ? undefined : new DigestVerifier(parsed);
+    return new DiskBlobWriter(handle, tempPath, this.layout.blobPath(parsed), verifier);
   }
 
   async delete(digest: string): Promise<void> {
@@ -121,15 +140,16 @@ class DiskBlobWriter implements BlobWriter {
   readonly tempPath: string;
   readonly #handle: FileHandle;
   readonly #finalPath: string;
-  readonly #verifier: DigestVerifier;
+  /** Undefined when the caller verifies. */
+  readonly #verifier: DigestVerifier | undefined;
   #written = 0;
   #closed = false;
 
-  constructor(handle: FileHandle, tempPath: string, finalPath: string, digest: ParsedDigest) {
+  constructor(handle: FileHandle, tempPath: string, finalPath: string, verifier: DigestVerifier | undefined) {
     this.#handle = handle;
     this.tempPath = tempPath;
     this.#finalPath = finalPath;
-    this.#verifier = new DigestVerifier(digest);
+    this.#verifier = verifier;
   }
 
   get bytesWritten(): number {
@@ -138,7 +158,7 @@ class DiskBlobWriter implements BlobWriter {
 
   async write(chunks: Buffer | readonly Buffer[]): Promise<void> {
     let pending: readonly Buffer[] = Buffer.isBuffer(chunks) ? [chunks] : chunks;
-    for (const chunk of pending) this.#verifier.update(chunk);
+    if (this.#verifier) for (const chunk of pending) this.#verifier.update(chunk);
     // A writev may write less than asked (rare on files: a signal, a disk about to be full).
     while (pending.length > 0) {
       const { bytesWritten } = await this.#handle.writev(pending, this.#written);
@@ -149,7 +169,7 @@ class DiskBlobWriter implements BlobWriter {
 
   async commit(expectedSize?: number): Promise<void> {
     try {
-      this.#verifier.verify(expectedSize);
+      this.#verifier?.verify(expectedSize);
       await this.#close();
       await mkdir(path.dirname(this.#finalPath), { recursive: true });
       // Same filesystem (tmp/ is inside the cache): rename is atomic; a concurrent writer of the
@@ -162,7 +182,8 @@ class DiskBlobWriter implements BlobWriter {
   }
 
   async abort(): Promise<void> {
-    await this.#close();
+    // A close that fails (EIO) must not keep the temp file.
+    await this.#close().catch(() => undefined);
     await unlink(this.tempPath).catch(() => undefined);
   }
 

@@ -18,7 +18,10 @@
 //                                             into blobs/ only when digest and size match;
 //                                             removed at start (a crash mid-fill leaves nothing
 //                                             that is ever served); small JSON files are also
-//                                             written here first and renamed into place
+//                                             written here first (json.<random>) and renamed
+//                                             into place; probe.<random> is the write test at
+//                                             start (init.ts). A write the disk refuses
+//                                             removes its file at once
 import path from 'node:path';
 import type { ParsedDigest } from '../oci/digest.ts';
 import { isName, isTag } from '../oci/reference.ts';

@@ -1,14 +1,16 @@
 // Manifests in the cache: their bytes live in the blob store under their digest (verified like
 // any blob); beside them, the media type upstream served them with; and per registry,
 // repository and tag, the record of what the tag last resolved to. Small JSON files are written
-// to tmp/ and renamed into place, so a crash never leaves half a record. Recently used manifests
-// are also kept in memory (they are small, immutable by digest, and asked for on every pull).
+// to tmp/ and renamed into place, so a crash never leaves half a record, and a write the disk
+// refuses leaves nothing at all (CacheWriteError). Recently used manifests are also kept in
+// memory (they are small, immutable by digest, and asked for on every pull).
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { parseDigest } from '../oci/digest.ts';
-import type { BlobStore } from './blobs.ts';
+import { DigestVerifier, parseDigest } from '../oci/digest.ts';
+import type { BlobStore, BlobWriter } from './blobs.ts';
+import { asError, CacheWriteError, type WriteFailureListener } from './errors.ts';
 import type { CacheLayout } from './layout.ts';
 
 export interface StoredManifest {
@@ -28,17 +30,28 @@ export interface TagRecord {
 /** Bytes of manifests kept in memory: thousands of typical ones (1–10 KiB; indexes up to ~100 KiB). */
 const MEMORY_BYTES = 16 * 1024 * 1024;
 
+export interface ManifestStoreOptions {
+  /** Told of every write the disk refused (put and putTag then reject with CacheWriteError). */
+  readonly onWriteFailure?: WriteFailureListener;
+}
+
+/**
+ * Writes (put, putTag) reject with CacheWriteError when the disk refuses them, having left no
+ * file behind: callers that can serve without the cache catch that error, and only that one.
+ */
 export class ManifestStore {
   readonly #layout: CacheLayout;
   readonly #blobs: BlobStore;
+  readonly #onWriteFailure: WriteFailureListener | undefined;
   readonly #memory = new LRUCache<string, StoredManifest>({
     maxSize: MEMORY_BYTES,
     sizeCalculation: (manifest) => manifest.content.length + manifest.mediaType.length + 200,
   });
 
-  constructor(layout: CacheLayout, blobs: BlobStore) {
+  constructor(layout: CacheLayout, blobs: BlobStore, options: ManifestStoreOptions = {}) {
     this.#layout = layout;
     this.#blobs = blobs;
+    this.#onWriteFailure = options.onWriteFailure;
   }
 
   async get(digest: string): Promise<StoredManifest | undefined> {
@@ -53,19 +66,27 @@ export class ManifestStore {
     return manifest;
   }
 
-  /** Stores `content` under `digest`; throws (storing nothing) if it does not hash to it. */
+  /**
+   * Stores `content` under `digest`. Throws DigestMismatchError, before writing anything, if it
+   * does not hash to `digest`; CacheWriteError if the disk refuses (nothing left behind).
+   */
   async put(digest: string, mediaType: string, content: Buffer): Promise<void> {
     const parsed = parseDigest(digest);
     if (!parsed) throw new TypeError(`not a supported digest: ${digest}`);
-    const writer = await this.#blobs.begin(digest);
+    // Verified here, before the disk is asked: a mismatch is never mistaken for a disk failure.
+    const verifier = new DigestVerifier(parsed);
+    verifier.update(content);
+    verifier.verify(content.length);
+    let writer: BlobWriter | undefined;
     try {
+      writer = await this.#blobs.begin(digest, { callerVerifies: true });
       await writer.write(content);
+      await writer.commit(content.length);
     } catch (error) {
-      await writer.abort();
-      throw error;
+      await writer?.abort();
+      throw this.#failed(error, writer?.tempPath, digest);
     }
-    await writer.commit(content.length);
-    await this.#writeJson(this.#layout.manifestMetaPath(parsed), { mediaType });
+    await this.#writeJson(this.#layout.manifestMetaPath(parsed), { mediaType }, digest);
     this.#memory.set(digest, { digest, mediaType, content });
   }
 
@@ -77,11 +98,25 @@ export class ManifestStore {
     await this.#writeJson(this.#layout.tagPath(host, name, tag), record);
   }
 
-  async #writeJson(file: string, value: object): Promise<void> {
+  async #writeJson(file: string, value: object, digest?: string): Promise<void> {
     const temp = path.join(this.#layout.tmpDir, `json.${randomBytes(6).toString('hex')}`);
-    await writeFile(temp, JSON.stringify(value));
-    await mkdir(path.dirname(file), { recursive: true });
-    await rename(temp, file);
+    try {
+      await writeFile(temp, JSON.stringify(value));
+      await mkdir(path.dirname(file), { recursive: true });
+      await rename(temp, file);
+    } catch (error) {
+      // A full disk leaves an empty or partial temp file behind writeFile: not until next start.
+      await rm(temp, { force: true }).catch(() => undefined);
+      throw this.#failed(error, undefined, digest); // the errno names the file that failed
+    }
+  }
+
+  /** Tells the listener, and gives the error callers may treat as "not cached". */
+  #failed(error: unknown, file: string | undefined, digest?: string): CacheWriteError {
+    const cause = asError(error);
+    const where = file ?? (cause as NodeJS.ErrnoException).path ?? this.#layout.tmpDir;
+    this.#onWriteFailure?.(cause, digest === undefined ? { path: where } : { path: where, digest });
+    return new CacheWriteError(cause, where);
   }
 }
 

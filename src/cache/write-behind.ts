@@ -1,9 +1,15 @@
-// The bytes of a fill between upstream and the temp file: chunks are kept in memory as they
-// arrive and written to the file behind them in batches (one writev per WRITE_BATCH bytes, not one
-// write per upstream chunk), and readers close behind the fill copy from memory instead of asking
-// the disk for what just went by. Memory stays bounded: upstream waits once QUEUE_LIMIT bytes are
-// not yet in the file, and written chunks are dropped once TAIL_KEEP bytes are held.
+// The bytes of a fill in memory, between upstream, the temp file and the readers.
+// While the file can be written, chunks are kept as they arrive and written behind them in batches
+// (one writev per WRITE_BATCH bytes, not one write per upstream chunk), and readers close behind
+// the fill copy from memory instead of asking the disk for what just went by; upstream waits once
+// QUEUE_LIMIT bytes are not yet in the file, and written chunks leave memory once TAIL_KEEP bytes
+// are held.
+// Once a write fails (disk full, read-only, I/O error), or when there never was a file, the file
+// stops growing ("relaying"): what it holds is still read through the fill's open read handle,
+// and every later byte stays in memory until every open reader has passed it. Upstream then
+// waits for the slowest reader instead of the disk, RELAY_LIMIT bytes ahead at most.
 import type { BlobWriter } from './blobs.ts';
+import { asError } from './errors.ts';
 
 const MiB = 1024 * 1024;
 /** Bytes that start a write; smaller remainders wait for more or for flush(). */
@@ -12,6 +18,8 @@ const WRITE_BATCH = 1 * MiB;
 const QUEUE_LIMIT = 4 * MiB;
 /** Written bytes kept in memory for readers a little behind the newest chunk. */
 const TAIL_KEEP = 1 * MiB;
+/** Bytes held in memory once the file cannot grow, beyond which push() waits for the readers. */
+export const RELAY_LIMIT = 4 * MiB;
 
 interface Chunk {
   /** Offset of the chunk's first byte in the blob. */
@@ -19,21 +27,34 @@ interface Chunk {
   readonly bytes: Buffer;
 }
 
+export interface WriteBehindHooks {
+  /** After each chunk arrives and after each write reaches the file. */
+  readonly onProgress: () => void;
+  /** Once, when a write fails: from then on `written` is final and the writer is not used. */
+  readonly onWriteFailure?: (error: Error) => void;
+  /** The lowest position an open reader still needs, Infinity when none: rules relay memory. */
+  readonly floor?: () => number;
+}
+
 export class WriteBehind {
-  readonly #writer: BlobWriter;
-  readonly #onProgress: () => void;
+  /** Undefined once a write failed, or from the start when there is no file: relaying. */
+  #writer: BlobWriter | undefined;
+  readonly #hooks: WriteBehindHooks;
   /** Chunks in memory, in blob order, contiguous: written ones first, then the unwritten. */
   #chunks: Chunk[] = [];
   /** Index into #chunks of the first chunk not yet handed to the writer. */
   #unwritten = 0;
   #received = 0;
+  /** Bytes in the file once it stopped growing. */
+  #written = 0;
   #running: Promise<void> | undefined;
-  #error: Error | undefined;
+  #stopped = false;
+  /** Wakes a push() waiting for readers to pass what is held. */
+  #wake: (() => void) | undefined;
 
-  /** `onProgress` runs after each chunk arrives and after each write reaches the file. */
-  constructor(writer: BlobWriter, onProgress: () => void) {
+  constructor(writer: BlobWriter | undefined, hooks: WriteBehindHooks) {
     this.#writer = writer;
-    this.#onProgress = onProgress;
+    this.#hooks = hooks;
   }
 
   /** Bytes received from upstream so far (in memory, the file, or both). */
@@ -43,26 +64,49 @@ export class WriteBehind {
 
   /** Bytes in the temp file so far: positional reads below this see them. */
   get written(): number {
-    return this.#writer.bytesWritten;
+    return this.#writer?.bytesWritten ?? this.#written;
   }
 
-  /** Takes `chunk`; waits for the disk only when QUEUE_LIMIT bytes are not in the file yet. */
+  /** The file cannot grow (it failed, or never was): memory holds what readers still need. */
+  get relaying(): boolean {
+    return this.#writer === undefined;
+  }
+
+  /** Bytes of the blob held in memory now. */
+  get held(): number {
+    return this.#received - this.#memoryStart();
+  }
+
+  /** Whether a reader starting at `position` finds every later byte, in the file or memory. */
+  canRead(position: number): boolean {
+    return this.#memoryStart() <= Math.max(position, this.written);
+  }
+
+  /**
+   * Takes `chunk`; waits for the disk while QUEUE_LIMIT bytes are not in the file yet, or, when
+   * relaying, for the readers while RELAY_LIMIT bytes are held. Never rejects: a write that fails
+   * turns the fill into a relay (onWriteFailure).
+   */
   async push(chunk: Buffer): Promise<void> {
-    this.#throwIfFailed();
-    if (chunk.length === 0) return;
+    if (chunk.length === 0 || this.#stopped) return;
     this.#chunks.push({ start: this.#received, bytes: chunk });
     this.#received += chunk.length;
-    this.#onProgress();
-    const queued = this.#received - this.written;
-    if (queued >= WRITE_BATCH) void this.#kick(false);
-    if (queued >= QUEUE_LIMIT) await this.#running;
-    this.#throwIfFailed();
+    this.#hooks.onProgress();
+    if (this.#writer) {
+      const queued = this.#received - this.written;
+      if (queued >= WRITE_BATCH) void this.#kick(false);
+      if (queued >= QUEUE_LIMIT) await this.#running;
+    }
+    while (this.relaying && !this.#stopped && this.held >= RELAY_LIMIT) {
+      this.readersMoved();
+      if (this.held < RELAY_LIMIT) break;
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
   }
 
-  /** Writes what is left; resolves once every byte received is in the file. */
+  /** Writes what is left; resolves once every byte received is in the file, or it failed. */
   async flush(): Promise<void> {
-    while (this.written < this.#received && !this.#error) await this.#kick(true);
-    this.#throwIfFailed();
+    while (this.#writer && !this.#stopped && this.written < this.#received) await this.#kick(true);
   }
 
   /**
@@ -88,14 +132,44 @@ export class WriteBehind {
     return copied;
   }
 
-  /** Drops every chunk from memory (the fill is over: readers use the file). */
+  /**
+   * When relaying: drops the chunks that the file holds or that every open reader has passed,
+   * and lets upstream go on if that made room. Call when a reader moves, opens or leaves.
+   */
+  readersMoved(): void {
+    if (!this.relaying) return;
+    const floor = Math.max(this.#hooks.floor?.() ?? Infinity, this.#written);
+    let drop = 0;
+    while (
+      drop < this.#chunks.length &&
+      this.#chunks[drop]!.start + this.#chunks[drop]!.bytes.length <= floor
+    )
+      drop++;
+    if (drop > 0) this.#chunks = this.#chunks.slice(drop);
+    if (this.held < RELAY_LIMIT || this.#stopped) this.#wakeUp();
+  }
+
+  /** Takes no more chunks and starts no more writes; resolves when the write under way ends. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wakeUp();
+    await this.#running;
+  }
+
+  /** Drops every chunk from memory (the fill is over: readers use the file, or fail). */
   release(): void {
     this.#chunks = [];
     this.#unwritten = 0;
   }
 
-  #throwIfFailed(): void {
-    if (this.#error) throw this.#error;
+  #memoryStart(): number {
+    return this.#chunks[0]?.start ?? this.#received;
+  }
+
+  #wakeUp(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
   }
 
   /** Starts writing unless a write is under way; resolves when that run of writes ends. */
@@ -105,19 +179,25 @@ export class WriteBehind {
     return this.#running;
   }
 
-  /** Never rejects: an error is kept for push() and flush() to throw. */
+  /** Never rejects: a failure makes the fill a relay. */
   async #drain(all: boolean): Promise<void> {
+    const writer = this.#writer;
+    if (!writer) return;
     try {
-      while (this.#unwritten < this.#chunks.length) {
+      while (!this.#stopped && this.#unwritten < this.#chunks.length) {
         if (!all && this.#received - this.written < WRITE_BATCH) break;
         const batch = this.#chunks.slice(this.#unwritten).map((chunk) => chunk.bytes);
         this.#unwritten = this.#chunks.length;
-        await this.#writer.write(batch);
+        await writer.write(batch);
         this.#trim();
-        this.#onProgress();
+        this.#hooks.onProgress();
       }
     } catch (error) {
-      this.#error = error instanceof Error ? error : new Error(String(error));
+      if (this.#stopped) return;
+      // What the writer got into the file before it failed is still read from there.
+      this.#written = writer.bytesWritten;
+      this.#writer = undefined;
+      this.#hooks.onWriteFailure?.(asError(error));
     }
   }
 

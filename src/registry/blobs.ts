@@ -13,7 +13,7 @@ import type { Exchange, RegistryDeps } from './context.ts';
 import type { Outcome } from './outcome.ts';
 import { pump } from './respond/pump.ts';
 import { parseRange } from './respond/range.ts';
-import { sendResponse, streamBody } from './respond/relay.ts';
+import { sendResponse } from './respond/relay.ts';
 
 interface BlobRoute {
   readonly name: string;
@@ -34,7 +34,10 @@ export async function serveBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps
   const joined = running instanceof Promise ? await running : running;
   if (joined) {
     await ensureAccess(x, content, deps);
-    x.outcome.cache = 'miss';
+    // Checked after that await, and opened in this same turn (sendFill opens before it yields):
+    // a fill that ended, or a relay that dropped bytes, cannot be joined; look again.
+    if (!joined.joinable) return serveBlob(x, blob, deps);
+    x.outcome.cache = joined.caching ? 'miss' : 'bypass';
     x.outcome.shared = true;
     return sendFill(x, joined);
   }
@@ -71,20 +74,20 @@ async function fetchBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Prom
   try {
     fill = await claim.start({ body: response.body, size });
   } catch (error) {
-    // The cache cannot be written (read-only, full, permissions): serve the client anyway.
-    deps.cacheWriteFailed(error);
-    x.outcome.cache = 'bypass';
-    x.res.writeHead(200, {
-      ...blobHeaders(digest, 'bypass'),
-      ...(size === undefined ? {} : { 'content-length': size }),
-    });
-    return streamBody(response.body, x.res, x.outcome);
+    response.body.destroy();
+    throw error;
   }
-  fill.settled.catch((error: unknown) =>
-    deps.log.warn(
-      { digest, host: x.host, err: (error as Error).message },
-      'blob fill failed: nothing stored',
-    ),
+  // The cache cannot be written (read-only, full, permissions): the fill relays, unstored.
+  if (!fill.caching) x.outcome.cache = 'bypass';
+  fill.settled.then(
+    (result) => {
+      if (!result.stored) deps.cacheWriteFailed(result.cause);
+    },
+    (error: unknown) =>
+      deps.log.warn(
+        { digest, host: x.host, err: (error as Error).message },
+        'blob fill failed: nothing stored',
+      ),
   );
   return sendFill(x, fill);
 }

@@ -253,6 +253,10 @@ describe('blob cache', () => {
     await proxy.waitForLog(
       (l) => l.msg === 'request' && proxy.logs.filter((x) => x.msg === 'request').length === 2,
     );
+    // Written once the free space is known (an async statfs), with the path that failed.
+    const warning = await proxy.waitForLog((l) => l.msg === 'cache not writable: serving without caching');
+    expect(warning['code']).toBe('ENOTDIR');
+    expect(typeof warning['freeBytes']).toBe('number');
     expect(proxy.logs.filter((l) => l.msg === 'cache not writable: serving without caching')).toHaveLength(1);
     expect(proxy.logs.filter((l) => l.msg === 'request').map((l) => l['cache'])).toEqual([
       'bypass',

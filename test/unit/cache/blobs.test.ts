@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { DiskBlobStore, type ByteSource } from '../../../src/cache/blobs.ts';
 import { DigestMismatchError, digestOf } from '../../../src/oci/digest.ts';
 import { tempDir } from '../../helpers/tmp.ts';
+import { mountTmpfs, remountReadOnly } from '../../helpers/tmpfs.ts';
 
 /** Everything `source` gives, read through a 4-byte buffer so that it takes several reads. */
 async function drain(source: ByteSource): Promise<string> {
@@ -58,7 +59,69 @@ describe('DiskBlobStore', () => {
     await mkdir(path.join(root, 'tmp'), { recursive: true });
     await writeFile(path.join(root, 'tmp', `sha256-${'c'.repeat(64)}.abc`), randomBytes(100));
     const store = new DiskBlobStore(root);
-    expect(await store.init()).toEqual({ sweptTempFiles: 1 });
+    expect(await store.init()).toEqual({ sweptTempFiles: 1, writable: true });
+    expect(await readdir(store.layout.tmpDir)).toEqual([]);
+  });
+
+  it('publishes without hashing when the caller verifies (a fill hashes each byte once)', async () => {
+    const store = new DiskBlobStore(await tempDir());
+    await store.init();
+    const digest = digestOf(Buffer.from('expected'));
+    const writer = await store.begin(digest, { callerVerifies: true });
+    await writer.write(Buffer.from('expected'));
+    await writer.commit();
+    expect((await store.readAll(digest)).toString()).toBe('expected');
+  });
+
+  it('starts on a read-only cache: serves what it holds and says why nothing new is stored', async (ctx) => {
+    const dir = await mountTmpfs('1m');
+    if (!dir) return ctx.skip();
+    const content = Buffer.from('cached layer');
+    const digest = digestOf(content);
+    const before = new DiskBlobStore(dir);
+    await before.init();
+    const writer = await before.begin(digest);
+    await writer.write(content);
+    await writer.commit();
+    await writeFile(path.join(before.layout.tmpDir, `sha256-${'c'.repeat(64)}.abc`), 'left by a crash');
+    await remountReadOnly(dir);
+
+    const store = new DiskBlobStore(dir);
+    expect(await store.init()).toEqual({
+      sweptTempFiles: 0,
+      writable: false,
+      code: 'EROFS',
+      reason: `cache directory ${dir} is read-only: serving what is cached, relaying the rest uncached`,
+    });
+    expect(await drain(await store.open(digest))).toBe('cached layer');
+    await expect(store.begin(digestOf(Buffer.from('new')))).rejects.toMatchObject({ code: 'EROFS' });
+  });
+
+  it('starts on an empty read-only directory, and says there is nothing to serve', async (ctx) => {
+    const dir = await mountTmpfs('1m');
+    if (!dir) return ctx.skip();
+    await remountReadOnly(dir);
+    for (const root of [dir, path.join(dir, 'cache')]) {
+      const store = new DiskBlobStore(root);
+      expect(await store.init()).toEqual({
+        sweptTempFiles: 0,
+        writable: false,
+        code: 'EROFS',
+        reason: `cache directory ${root} is read-only and empty: nothing cached to serve`,
+      });
+      expect(await store.stat(digestOf(Buffer.from('x')))).toBeUndefined();
+      const listed = [];
+      for await (const entry of store.list()) listed.push(entry);
+      expect(listed).toEqual([]);
+    }
+  });
+
+  it('starts on a full disk', async (ctx) => {
+    const dir = await mountTmpfs('1m');
+    if (!dir) return ctx.skip();
+    await writeFile(path.join(dir, 'ballast'), Buffer.alloc(2 * 1024 * 1024)).catch(() => undefined);
+    const store = new DiskBlobStore(dir);
+    expect(await store.init()).toMatchObject({ writable: false, code: 'ENOSPC' });
     expect(await readdir(store.layout.tmpDir)).toEqual([]);
   });
 

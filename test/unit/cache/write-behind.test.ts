@@ -29,7 +29,7 @@ describe('WriteBehind', () => {
       return write(batch);
     };
     let progress = 0;
-    const behind = new WriteBehind(writer, () => progress++);
+    const behind = new WriteBehind(writer, { onProgress: () => progress++ });
     for (const part of parts) await behind.push(part);
     expect(behind.received).toBe(content.length);
     // The newest bytes are in memory whether or not they reached the file yet.
@@ -49,16 +49,57 @@ describe('WriteBehind', () => {
     await writer.commit(content.length);
   });
 
-  it('stops taking chunks once a write failed, and flush reports it', async () => {
-    const parts = chunks(600, 16 * KiB);
-    const writer = await writerFor(Buffer.concat(parts));
-    writer.write = () => Promise.reject(new Error('disk full'));
-    const behind = new WriteBehind(writer, () => undefined);
-    const pushAll = async () => {
-      for (const part of parts) await behind.push(part);
+  it('keeps what a failed write did not take until the readers pass it, and waits for them', async () => {
+    const parts = chunks(600, 16 * KiB); // 9.4 MiB
+    const content = Buffer.concat(parts);
+    const writer = await writerFor(content);
+    const write = writer.write.bind(writer);
+    let writes = 0;
+    writer.write = async (batch) => {
+      if (++writes === 2)
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      return write(batch);
     };
-    await expect(pushAll()).rejects.toThrow('disk full');
-    await expect(behind.flush()).rejects.toThrow('disk full');
+    const failures: Error[] = [];
+    let reader = 0;
+    const behind = new WriteBehind(writer, {
+      onProgress: () => undefined,
+      onWriteFailure: (error) => failures.push(error),
+      floor: () => reader,
+    });
+    let pushed = 0;
+    const pushing = (async () => {
+      for (const part of parts) {
+        await behind.push(part);
+        pushed++;
+      }
+      await behind.flush(); // resolves: the failure is the fill's to report, not flush's
+    })();
+    const out = Buffer.alloc(content.length);
+    let maxHeld = 0;
+    while (reader < content.length) {
+      await new Promise((resolve) => setImmediate(resolve));
+      maxHeld = Math.max(maxHeld, behind.held);
+      const limit = behind.received;
+      if (reader >= limit) continue;
+      // Below `written`, the bytes are in the file (the fill reads them there); above, in memory.
+      let count = behind.copy(reader, out.subarray(reader), limit);
+      if (count === 0) {
+        expect(reader).toBeLessThan(behind.written);
+        count = Math.min(behind.written, limit) - reader;
+        out.set(content.subarray(reader, reader + count), reader); // stands for the file read
+      }
+      reader += count;
+      behind.readersMoved();
+    }
+    await pushing;
+    expect(out.equals(content)).toBe(true);
+    expect(pushed).toBe(parts.length);
+    expect(failures.map((error) => (error as NodeJS.ErrnoException).code)).toEqual(['ENOSPC']);
+    expect(behind.relaying).toBe(true);
+    expect(behind.written).toBe(1024 * KiB); // the first batch; the file took no more
+    // Upstream waited for the reader: never more than the relay limit and a chunk in memory.
+    expect(maxHeld).toBeLessThanOrEqual(4 * 1024 * KiB + 16 * KiB);
     await writer.abort();
   });
 
@@ -73,7 +114,7 @@ describe('WriteBehind', () => {
       await gate;
       return write(batch);
     };
-    const behind = new WriteBehind(writer, () => undefined);
+    const behind = new WriteBehind(writer, { onProgress: () => undefined });
     let pushed = 0;
     const pushing = (async () => {
       for (const part of parts) {
