@@ -134,11 +134,16 @@ async function sendSized(
 }
 
 async function sendFill(x: Exchange, fill: Fill): Promise<void> {
-  if (fill.size !== undefined) return sendSized(x, fill.digest, fill.size, (range) => fill.open(range));
-  // Upstream sent no length: the whole blob, chunked, ended only once verified.
-  x.res.writeHead(200, blobHeaders(fill.digest, x.outcome.cache));
-  if (x.req.method === 'HEAD') x.res.end();
-  else await pump(fill.open(), x.res, x.outcome);
+  if (fill.size !== undefined) {
+    await sendSized(x, fill.digest, fill.size, (range) => fill.open(range));
+  } else {
+    // Upstream sent no length: the whole blob, chunked, ended only once verified.
+    x.res.writeHead(200, blobHeaders(fill.digest, x.outcome.cache));
+    if (x.req.method === 'HEAD') x.res.end();
+    else await pump(fill.open(), x.res, x.outcome);
+  }
+  // The disk failed during the fill: the headers said MISS, the log line tells what happened.
+  if (!fill.caching) x.outcome.cache = 'bypass';
 }
 
 async function relayHead(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Promise<void> {

@@ -47,6 +47,8 @@ export interface ProxyOptions {
   processes: Processes;
   /** Require proxy authentication with this one user. */
   auth?: ProxyCredentials | undefined;
+  /** `cache` settings on top of `dir` (default `<dir>/cache`), e.g. `{ maxSize: '8MiB' }`. */
+  cache?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface WaitOptions {
@@ -186,7 +188,8 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
   mkdirSync(options.dir, { recursive: true });
   const caDir = join(options.dir, 'ca');
   const config = join(options.dir, 'config.yaml');
-  const cacheDir = join(options.dir, 'cache');
+  const cacheSettings = { dir: join(options.dir, 'cache'), ...options.cache };
+  const cacheDir = String(cacheSettings.dir);
   const settings: string[] = [];
   if (options.auth !== undefined) {
     const htpasswd = join(options.dir, 'htpasswd');
@@ -200,7 +203,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
       'listen: 127.0.0.1:0',
       `registries: ${JSON.stringify(options.registries)}`,
       `ca: { dir: ${JSON.stringify(caDir)} }`,
-      `cache: { dir: ${JSON.stringify(cacheDir)} }`,
+      `cache: ${JSON.stringify(cacheSettings)}`,
       `upstream: { caFiles: [${JSON.stringify(options.upstreamCaFile)}] }`,
       'log: { level: debug }',
       ...settings,

@@ -115,6 +115,11 @@ export interface World {
   tokenAuth: TokenAuthWorld;
   /** pullthrough; throws if the world was started without it. */
   proxy: Pullthrough;
+  /**
+   * Another pullthrough in front of the same registries, in `<world>/<name>`, stopped at the
+   * world's stop (or earlier by the caller); `cache` settings as in ProxyOptions.
+   */
+  startProxy(name: string, options?: { cache?: Readonly<Record<string, unknown>> }): Promise<Pullthrough>;
   /** A new directory inside the world. */
   mkdir(name: string): string;
   /** Writes a file outside the world (e.g. /etc/docker/certs.d/…), removed at stop or by crash cleanup. */
@@ -275,18 +280,22 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     for (const result of await Promise.allSettled(pushes))
       if (result.status === 'rejected') throw result.reason;
 
-    let proxy: Pullthrough | undefined;
-    if (options.proxy !== false) {
+    const startNamedProxy = async (
+      name: string,
+      extra: { cache?: Readonly<Record<string, unknown>> } = {},
+    ): Promise<Pullthrough> => {
       const started = await startProxy({
-        dir: join(dir, 'proxy'),
+        dir: join(dir, name),
         registries: [REGISTRY, REGISTRY_V6, ...(tokenRegistry ? [TOKEN_REGISTRY, AUTH] : [])],
         upstreamCaFile: pki.caCrt,
         processes,
         auth: options.proxyAuth,
+        cache: extra.cache,
       });
-      proxy = started;
-      cleanups.push(() => started.stop());
-    }
+      cleanups.push(() => (started.daemon.exit === undefined ? started.stop() : undefined));
+      return started;
+    };
+    const proxy = options.proxy === false ? undefined : await startNamedProxy('proxy');
 
     const world: World = {
       dir,
@@ -321,6 +330,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         if (proxy === undefined) throw new Error('this world was started without the proxy');
         return proxy;
       },
+      startProxy: startNamedProxy,
       mkdir: (name) => mkdirIn(dir, name),
       placeFile(path, content) {
         const created: string[] = [];
