@@ -160,6 +160,7 @@ async function createProxy(
       maxHeaderSize: limits.maxHeaderSize,
       maxHeaders: limits.maxHeaders,
       headersTimeoutMs: limits.headersTimeout,
+      handshakeTimeoutMs: limits.handshakeTimeout,
       idleTimeoutMs: limits.idleTimeout,
       tunnelIdleTimeoutMs: limits.tunnelIdleTimeout,
     },

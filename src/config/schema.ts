@@ -231,7 +231,12 @@ export const configSchema = z.strictObject({
       maxHeaders: z.number().int().min(1).default(100),
       /** Time a client may take to send a request's headers (408 after it). */
       headersTimeout: duration.prefault('30s'),
-      /** Idle time after which a kept-alive client connection between requests is closed. */
+      /** Time a client may take to finish the TLS handshake of an intercepted CONNECT. */
+      handshakeTimeout: duration.prefault('10s'),
+      /**
+       * Idle time after which a client connection with no request in progress is closed: between
+       * kept-alive requests, and before the first one (on the proxy port and inside intercepted TLS).
+       */
       idleTimeout: duration.prefault('5m'),
       /** Idle time after which a tunnel with no bytes either way is closed. */
       tunnelIdleTimeout: duration.prefault('1h'),
