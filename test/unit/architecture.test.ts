@@ -13,6 +13,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   oci: [],
   'buffer-pool.ts': [],
   'node-flags.ts': [],
+  'node-version.ts': [],
   'log.ts': [],
   http: [],
   net: [],
@@ -25,7 +26,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   proxy: ['buffer-pool.ts', 'http', 'log.ts', 'net'],
   registry: ['access', 'buffer-pool.ts', 'cache', 'config', 'http', 'log.ts', 'net', 'oci', 'upstream'],
   cli: ['app.ts', 'config', 'log.ts', 'node-flags.ts', 'tls'],
-  'main.ts': ['app.ts', 'cli', 'config', 'log.ts', 'node-flags.ts', 'tls'],
+  'main.ts': ['cli', 'node-version.ts'],
 };
 /** The one module that wires everything together. */
 const WIRING = 'app.ts';
