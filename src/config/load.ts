@@ -2,9 +2,9 @@
 // schema.ts into one frozen Config. Every problem is reported at once, by path, as a ConfigError.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigError, type ConfigIssue } from './errors.ts';
+import { describeIssue } from './issues.ts';
 import { DEFAULT_REGISTRIES, configSchema, type Config } from './schema.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -57,6 +57,7 @@ export interface LoadOptions {
 export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
   const env = options.env ?? process.env;
   let raw: unknown = {};
+  let lineOf: LineOf | undefined;
   if (options.file !== undefined) {
     let text: string;
     try {
@@ -65,19 +66,63 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
       const reason = (error as NodeJS.ErrnoException).code ?? String(error);
       throw new ConfigError(options.file, [{ path: '', message: `cannot read the file (${reason})` }]);
     }
-    raw = parseYamlText(text, options.file);
+    const yaml = parseYamlText(text, options.file);
+    raw = yaml.raw;
+    lineOf = yaml.lineOf;
   }
   const baseDir = options.file === undefined ? process.cwd() : path.dirname(path.resolve(options.file));
-  const config = parseConfig(raw, env, options.file ?? 'the environment', baseDir);
+  const config = withLines(lineOf, () => parseConfig(raw, env, options.file ?? 'the environment', baseDir));
   return deepFreeze(await resolveSecrets(config, options.file ?? 'the environment'));
 }
 
-function parseYamlText(text: string, file: string): unknown {
+/** The line of the key at a path of the file, when the file has it. */
+type LineOf = (at: readonly PropertyKey[]) => number | undefined;
+
+/** The file's value and where its keys are; a syntax error reads with its line and code frame. */
+function parseYamlText(text: string, file: string): { raw: unknown; lineOf: LineOf } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((error) => {
+        // "<reason> at line 3, column 1:\n\n<frame>\n": the reason, then the frame as it is.
+        const [first = '', ...frame] = error.message.split('\n');
+        const reason = first.replace(/ at line \d+, column \d+:$/, '');
+        const position = error.linePos?.[0];
+        return {
+          path: position ? `line ${position.line}, column ${position.col}` : '',
+          message: [`not valid YAML: ${reason}`, ...frame.filter((line) => line !== '')].join('\n'),
+        };
+      }),
+    );
+  }
+  return { raw: doc.toJS() ?? {}, lineOf: (at) => lineIn(doc, lineCounter, at) };
+}
+
+/** The line of the node at `at`, or of its nearest ancestor in the file (a key that is missing). */
+function lineIn(doc: Document, lines: LineCounter, at: readonly PropertyKey[]): number | undefined {
+  if (at.some((part) => typeof part === 'symbol')) return undefined;
+  for (let depth = at.length; depth > 0; depth -= 1) {
+    const node = doc.getIn(at.slice(0, depth) as Array<string | number>, true) as
+      { range?: [number, number, number] } | undefined;
+    if (node?.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+/** Runs `parse`, adding to each issue of the ConfigError it throws the line of its key. */
+function withLines<T>(lineOf: LineOf | undefined, parse: () => T): T {
   try {
-    return parseYaml(text) ?? {};
+    return parse();
   } catch (error) {
-    const message = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
-    throw new ConfigError(file, [{ path: '', message: `not valid YAML: ${message}` }]);
+    if (!(error instanceof ConfigError) || lineOf === undefined) throw error;
+    const issues = error.issues.map((issue) => {
+      // A key set by the environment is not on any line of the file.
+      const line = issue.at && !issue.path.includes('(from ') ? lineOf(issue.at) : undefined;
+      return line === undefined ? issue : { ...issue, line };
+    });
+    throw new ConfigError(error.source, issues, { cause: error.cause });
   }
 }
 
@@ -163,8 +208,9 @@ function validate(
   issues: ConfigIssue[],
   source: string,
 ): Config {
-  const result = configSchema.safeParse(merged);
-  if (!result.success) issues.push(...result.error.issues.map((issue) => describeIssue(issue, fromEnv)));
+  const result = configSchema.safeParse(merged, { reportInput: true });
+  if (!result.success)
+    issues.push(...result.error.issues.map((issue) => describeIssue(issue, configSchema, fromEnv)));
   if (issues.length > 0 || !result.success) throw new ConfigError(source, issues);
   return result.data;
 }
@@ -264,15 +310,6 @@ function parseAuthRegistries(env: Env, issues: ConfigIssue[]): Raw[] {
     out.push({ host, username, password: rest.join(fieldDelimiter) });
   }
   return out;
-}
-
-function describeIssue(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): ConfigIssue {
-  const dotted = issue.path.map(String).join('.');
-  const envName = [...fromEnv].find(([key]) => dotted === key || dotted.startsWith(`${key}.`))?.[1];
-  let message = issue.message;
-  if (issue.code === 'unrecognized_keys')
-    message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  return { path: envName ? `${dotted} (from ${envName})` : dotted, message };
 }
 
 async function resolveSecrets(config: Config, source: string): Promise<Config> {

@@ -3,6 +3,7 @@
 // documents the same keys for operators and a test keeps the two in step.
 import { z } from 'zod';
 import { parseCidr, formatCidr } from '../net/networks.ts';
+import { describeValue } from './issues.ts';
 import { parseDuration, parseSize } from './units.ts';
 
 /** Registries intercepted when config.yaml lists none. `docker.io` stands for Docker Hub's three hosts. */
@@ -33,54 +34,61 @@ export function parseRegistryEntry(entry: string): { host: string; port: number 
   return { host: (match[1] ?? '') + match[2], port };
 }
 
-const registryEntry = z.string().transform((value, ctx) => {
-  const parsed = parseRegistryEntry(value);
-  if (!parsed) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a host, host:port or *.domain entry` });
-    return z.NEVER;
-  }
-  return parsed.port === undefined ? parsed.host : `${parsed.host}:${parsed.port}`;
-});
+/**
+ * A value read by `parse`: what it refuses (a string it cannot read, a number where text is
+ * needed, a missing key) reads `<found> is not <what>`, in the words of issues.ts.
+ */
+function parsedValue<T>(what: string, parse: (value: unknown) => T | undefined) {
+  return z.unknown().transform((value, ctx) => {
+    const parsed = value === undefined || value === null ? undefined : parse(value);
+    if (parsed === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: value === undefined ? `missing: expected ${what}` : `${describeValue(value)} is not ${what}`,
+      });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+}
 
-const listenAddress = z.string().transform((value, ctx) => {
-  const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/i.exec(value.trim());
-  const port = Number(match?.[3]);
-  if (!match || port > 65535) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not host:port (e.g. 0.0.0.0:3128, [::]:3128)` });
-    return z.NEVER;
-  }
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
-});
+const asString =
+  <T>(parse: (value: string) => T | undefined) =>
+  (value: unknown) =>
+    typeof value === 'string' ? parse(value) : undefined;
 
-const duration = z.string().transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (e.g. 250ms, 10s, 5m, 1h, 7d)` });
-    return z.NEVER;
-  }
-  return ms;
-});
+const registryEntry = parsedValue(
+  'a host, host:port or *.domain entry',
+  asString((value) => {
+    const parsed = parseRegistryEntry(value);
+    if (!parsed) return undefined;
+    return parsed.port === undefined ? parsed.host : `${parsed.host}:${parsed.port}`;
+  }),
+);
 
-const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const bytes = parseSize(value);
-  if (bytes === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (e.g. 500MiB, 32GiB, 32g)` });
-    return z.NEVER;
-  }
-  return bytes;
-});
+const listenAddress = parsedValue(
+  'host:port (e.g. 0.0.0.0:3128, [::]:3128)',
+  asString((value) => {
+    const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/i.exec(value.trim());
+    const port = Number(match?.[3]);
+    if (!match || port > 65535) return undefined;
+    return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+  }),
+);
 
-const cidr = z.string().transform((value, ctx) => {
-  const parsed = parseCidr(value);
-  if (!parsed) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${value}" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)`,
-    });
-    return z.NEVER;
-  }
-  return formatCidr(parsed);
-});
+const duration = parsedValue('a duration (e.g. 250ms, 10s, 5m, 1h, 7d)', asString(parseDuration));
+
+const size = parsedValue('a size (e.g. 500MiB, 32GiB, 32g)', (value) =>
+  typeof value === 'string' || typeof value === 'number' ? parseSize(value) : undefined,
+);
+
+const cidr = parsedValue(
+  'an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)',
+  asString((value) => {
+    const parsed = parseCidr(value);
+    return parsed && formatCidr(parsed);
+  }),
+);
 
 const port = z.number().int().min(1).max(65535);
 

@@ -132,7 +132,7 @@ describe('signals', () => {
     // Two signals sent at once may merge into one pending signal: the second follows the first's
     // log line, as npm's forwarded copy follows the terminal's.
     child.kill('SIGINT');
-    while (!output().includes('"msg":"shutting down"')) await once(child.stdout!, 'data');
+    while (!output().includes('"msg":"shutting down"')) await once(child.stdout, 'data');
     child.kill('SIGINT');
     const [code] = (await exited) as [number | null];
     expect(code).toBe(0);
