@@ -5,7 +5,8 @@ import { Command } from 'commander';
 import { startApp, type App } from '../app.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { rpardiniNotices } from '../config/rpardini.ts';
+import { createLogger, logNotices, type Logger } from '../log.ts';
 import { missingNodeFlags, NODE_FLAGS } from '../node-flags.ts';
 import { stdoutLog, type LogOutput } from './log-output.ts';
 import { configOption, type ConfigOptions } from './options.ts';
@@ -30,6 +31,7 @@ async function serve(file: string | undefined): Promise<void> {
   const config = await loadConfig({ file });
   const output = stdoutLog();
   const log = createLogger(config.log.level, output);
+  logNotices(log, rpardiniNotices(process.env));
   let app: App;
   try {
     app = await startApp(config, log);

@@ -5,34 +5,22 @@ import path from 'node:path';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigError, type ConfigIssue } from './errors.ts';
 import { describeIssue } from './issues.ts';
+import { caDirOf, fromNginxTime, RPARDINI_ENV_KEYS, type EnvKey } from './rpardini.ts';
 import { DEFAULT_REGISTRIES, configSchema, type Config } from './schema.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
 type Raw = Record<string, unknown>;
 
 /**
- * Environment variables and the key each one sets. The rpardini/docker-registry-proxy names are
- * accepted with the same meaning, so existing manifests keep working.
+ * pullthrough's own environment variables and the key each one sets. The rpardini ones
+ * (rpardini.ts) are applied first, so these win.
  */
-interface EnvKey {
-  readonly env: string;
-  readonly key: readonly string[];
-  readonly kind: 'string' | 'boolean' | 'list';
-  /** What a boolean sets the key to, when that is not the boolean itself. */
-  readonly as?: (value: boolean) => unknown;
-}
-
 const ENV_KEYS: readonly EnvKey[] = [
   { env: 'PULLTHROUGH_LISTEN', key: ['listen'], kind: 'string' },
   { env: 'PULLTHROUGH_CA_DIR', key: ['ca', 'dir'], kind: 'string' },
   { env: 'CA_KEY_PASSPHRASE', key: ['ca', 'passphrase'], kind: 'string' },
   { env: 'CA_KEY_PASSPHRASE_FILE', key: ['ca', 'passphraseFile'], kind: 'string' },
   { env: 'PULLTHROUGH_CACHE_DIR', key: ['cache', 'dir'], kind: 'string' },
-  { env: 'CACHE_MAX_SIZE', key: ['cache', 'maxSize'], kind: 'string' },
-  // rpardini's switch: tags served from the cache for its default tier, 1h.
-  { env: 'ENABLE_MANIFEST_CACHE', key: ['cache', 'tagTtl'], kind: 'boolean', as: (on) => (on ? '1h' : '0s') },
-  { env: 'VERIFY_SSL', key: ['upstream', 'verifyTls'], kind: 'boolean' },
-  { env: 'ALLOW_PUSH', key: ['allowPush'], kind: 'boolean' },
   { env: 'LOG_LEVEL', key: ['log', 'level'], kind: 'string' },
   { env: 'PULLTHROUGH_SHUTDOWN_TIMEOUT', key: ['shutdownTimeout'], kind: 'string' },
   { env: 'PULLTHROUGH_HTPASSWD', key: ['proxy', 'htpasswd'], kind: 'string' },
@@ -163,11 +151,16 @@ function overlayEnv(
   return { merged, fromEnv };
 }
 
-/** The variables of ENV_KEYS, each set at its key. */
+/** The variables of RPARDINI_ENV_KEYS, then ENV_KEYS, each set at its key. */
 function overlayEnvKeys(merged: Raw, env: Env, issues: ConfigIssue[], fromEnv: Map<string, string>): void {
-  for (const { env: name, key, kind, as } of ENV_KEYS) {
+  const caDir = caDirOf(env);
+  if (caDir !== undefined) {
+    setPath(merged, ['ca', 'dir'], caDir);
+    fromEnv.set('ca.dir', 'CA_CRT_FILE');
+  }
+  for (const { env: name, key, kind, as, when } of [...RPARDINI_ENV_KEYS, ...ENV_KEYS]) {
     const value = env[name];
-    if (value === undefined || value === '') continue;
+    if (value === undefined || value === '' || (when && !when.test(env))) continue;
     if (kind === 'boolean') {
       const lower = value.toLowerCase();
       if (!TRUE.has(lower) && !FALSE.has(lower)) {
@@ -177,6 +170,8 @@ function overlayEnvKeys(merged: Raw, env: Env, issues: ConfigIssue[], fromEnv: M
       setPath(merged, key, as ? as(TRUE.has(lower)) : TRUE.has(lower));
     } else if (kind === 'list') {
       setPath(merged, key, value.split(/[\s,]+/).filter(Boolean));
+    } else if (kind === 'nginx-time') {
+      setPath(merged, key, fromNginxTime(value));
     } else {
       setPath(merged, key, value);
     }

@@ -224,6 +224,8 @@ export const configSchema = z.strictObject({
       httpPorts: z.array(port).default([80]),
       /** Networks no tunnel, forwarded request or upstream fetch may reach. */
       denyNetworks: z.array(cidr).default([...DEFAULT_DENY_NETWORKS]),
+      /** Connect to the IPv6 addresses of names too; false resolves names to IPv4 only (DISABLE_IPV6). */
+      ipv6: z.boolean().default(true),
     })
     .prefault({}),
   /** Limits on what clients may hold or send; each refusal is a status and one log line. */

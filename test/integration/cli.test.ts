@@ -153,6 +153,26 @@ describe('cli', () => {
     expect(stdout).toContain('"msg":"stopped"');
   });
 
+  it('serve warns once at start about each rpardini variable that means nothing here', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(file, 'listen: 127.0.0.1:0\nca: {dir: ./ca}\ncache: {dir: ./cache}\n');
+    const proc = run(['serve', '--config', file], {
+      SEND_TIMEOUT: '60s',
+      DEBUG: 'true',
+      KEEPALIVE_TIMEOUT: '300s', // mapped: no warning
+    });
+    await waitForStdout(proc, '"msg":"listening"');
+    proc.child.kill('SIGTERM');
+    const { code, stdout } = await proc.exited;
+    expect(code).toBe(0);
+    const warnings = stdout
+      .split('\n')
+      .filter((line) => line.includes(' is ignored: '))
+      .map((line) => (JSON.parse(line) as { env: string; level: number }).env);
+    expect(warnings.sort()).toEqual(['DEBUG', 'SEND_TIMEOUT']);
+  });
+
   it('serve -c FILE: a second signal while shutting down exits 1 at once', async () => {
     const dir = await tempDir();
     const upstream = await silentServer();

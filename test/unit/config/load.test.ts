@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/config/errors.ts';
 import { loadConfig, parseConfig } from '../../../src/config/load.ts';
+import { rpardiniEnv, rpardiniNotices } from '../../../src/config/rpardini.ts';
 import { DEFAULT_REGISTRIES } from '../../../src/config/schema.ts';
 import { tempDir } from '../../helpers/tmp.ts';
 
@@ -334,5 +335,103 @@ describe('config', () => {
     expect(message).not.toMatch(/Invalid input|Invalid option|Too small|Too big|received/);
     expect(message).not.toContain('12345');
     expect(message).toContain(`  line 7: limits: unknown key "idleTimout" (did you mean "idleTimeout"?)\n`);
+  });
+});
+
+describe('rpardini/docker-registry-proxy environment variables', () => {
+  it('map onto the keys with the same meaning, in nginx time units', () => {
+    const env = {
+      CLIENT_HEADER_TIMEOUT: '60s',
+      KEEPALIVE_TIMEOUT: '300',
+      PROXY_CONNECT_TIMEOUT: '1m',
+      PROXY_READ_TIMEOUT: '900s',
+      PROXY_CONNECT_READ_TIMEOUT: '2w',
+      DISABLE_IPV6: 'true',
+      ENABLE_MANIFEST_CACHE: 'true',
+      MANIFEST_CACHE_DEFAULT_TIME: '10m',
+      CA_CRT_FILE: '/secrets/ca/ca.crt',
+      CA_KEY_FILE: '/secrets/ca/ca.key',
+    };
+    const config = parseConfig({}, env, 't', '/');
+    expect(config.limits.headersTimeout).toBe(60_000);
+    expect(config.limits.idleTimeout).toBe(300_000);
+    expect(config.upstream.connectTimeout).toBe(60_000);
+    expect(config.upstream.bodyTimeout).toBe(900_000);
+    expect(config.limits.tunnelIdleTimeout).toBe(14 * 86_400_000);
+    expect(config.proxy.ipv6).toBe(false);
+    expect(config.cache.tagTtl).toBe(600_000);
+    expect(config.ca.dir).toBe('/secrets/ca');
+    expect(
+      rpardiniEnv(env)
+        .mapped.map(({ env: name, key }) => `${name} → ${key}`)
+        .sort(),
+    ).toEqual([
+      'CA_CRT_FILE → ca.dir',
+      'CA_KEY_FILE → ca.dir',
+      'CLIENT_HEADER_TIMEOUT → limits.headersTimeout',
+      'DISABLE_IPV6 → proxy.ipv6',
+      'ENABLE_MANIFEST_CACHE → cache.tagTtl',
+      'KEEPALIVE_TIMEOUT → limits.idleTimeout',
+      'MANIFEST_CACHE_DEFAULT_TIME → cache.tagTtl',
+      'PROXY_CONNECT_READ_TIMEOUT → limits.tunnelIdleTimeout',
+      'PROXY_CONNECT_TIMEOUT → upstream.connectTimeout',
+      'PROXY_READ_TIMEOUT → upstream.bodyTimeout',
+    ]);
+    expect(rpardiniEnv(env).ignored).toEqual([]);
+  });
+
+  it("lose to pullthrough's own variables, and name themselves in errors", () => {
+    const config = parseConfig(
+      {},
+      { CA_CRT_FILE: '/a/ca.crt', CA_KEY_FILE: '/a/ca.key', PULLTHROUGH_CA_DIR: '/b' },
+      't',
+      '/',
+    );
+    expect(config.ca.dir).toBe('/b');
+    expect(parseConfig({}, { DISABLE_IPV6: 'false' }, 't', '/').proxy.ipv6).toBe(true);
+    expect(
+      issuesOf(() => parseConfig({}, { KEEPALIVE_TIMEOUT: '1h30m', DISABLE_IPV6: 'v4' }, 't', '/')),
+    ).toEqual([
+      'DISABLE_IPV6: "v4" is not true or false',
+      'limits.idleTimeout (from KEEPALIVE_TIMEOUT): "1h30m" is not a duration (e.g. 250ms, 10s, 5m, 1h, 7d)',
+    ]);
+  });
+
+  it('warn once each about those that mean nothing here, saying why', () => {
+    const env = {
+      MANIFEST_CACHE_PRIMARY_REGEX: '(stable|nightly)',
+      MANIFEST_CACHE_PRIMARY_TIME: '10m',
+      MANIFEST_CACHE_SECONDARY_REGEX: '(.*)',
+      MANIFEST_CACHE_SECONDARY_TIME: '60d',
+      MANIFEST_CACHE_DEFAULT_TIME: '1h', // without ENABLE_MANIFEST_CACHE=true: no effect in rpardini either
+      SEND_TIMEOUT: '60s',
+      CLIENT_BODY_TIMEOUT: '60s',
+      PROXY_SEND_TIMEOUT: '60s',
+      PROXY_CONNECT_CONNECT_TIMEOUT: '60s',
+      PROXY_CONNECT_SEND_TIMEOUT: '60s',
+      PROXY_REQUEST_BUFFERING: 'false',
+      CA_SRL_FILE: '/ca/ca.srl',
+      CA_CRT_FILE: '/ca/my.crt',
+      CA_KEY_FILE: '/ca/ca.key',
+      DEBUG: 'true',
+      DEBUG_HUB: 'true',
+      DEBUG_NGINX: 'true',
+      UNRELATED: 'x',
+      SEND_TIMEOUT_EMPTY: '',
+    };
+    const notices = rpardiniNotices(env);
+    expect(notices.map((notice) => notice.fields['env']).sort()).toEqual(
+      Object.keys(env)
+        .filter((name) => !name.startsWith('UNRELATED') && !name.endsWith('_EMPTY'))
+        .sort(),
+    );
+    for (const notice of notices) {
+      expect(notice.level).toBe('warn');
+      expect(notice.message).toMatch(new RegExp(`^${String(notice.fields['env'])} is ignored: .{20,}`));
+    }
+    const config = parseConfig({}, env, 't', '/');
+    expect(config.cache.tagTtl).toBe(0);
+    expect(config.ca.dir).toBe('/ca');
+    expect(rpardiniNotices({ SEND_TIMEOUT: '' })).toEqual([]);
   });
 });
