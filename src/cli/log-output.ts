@@ -2,7 +2,8 @@
 // destination writes fd 1 with fs.writeSync, and fd 1 as a child inherits it is a blocking pipe:
 // a reader that stops reading (a paused `docker logs`, a full pipe to a stuck collector) froze the
 // whole proxy, signals included. process.stdout queues instead; past a bound, lines are dropped
-// and counted, and exit waits for the queue only so long.
+// and counted, and exit waits for the queue only so long. log.format: pretty makes each JSON line
+// readable for a person at a terminal (pino-pretty, loaded only then).
 import type { Writable } from 'node:stream';
 import type { DestinationStream } from 'pino';
 
@@ -14,7 +15,16 @@ export interface LogOutput extends DestinationStream {
   drain(ms: number): Promise<void>;
 }
 
-export function stdoutLog(out: Writable = process.stdout, maxQueued = MAX_QUEUED): LogOutput {
+export interface LogOutputOptions {
+  readonly out?: Writable;
+  /** Bytes queued beyond which lines are dropped. */
+  readonly maxQueued?: number;
+  /** Turns one JSON line into what is written; the line itself when absent. */
+  readonly format?: (line: string) => string;
+}
+
+export function stdoutLog(options: LogOutputOptions = {}): LogOutput {
+  const { out = process.stdout, maxQueued = MAX_QUEUED, format = (line: string) => line } = options;
   let dropped = 0;
   let corked = false;
   const uncork = () => {
@@ -36,10 +46,10 @@ export function stdoutLog(out: Writable = process.stdout, maxQueued = MAX_QUEUED
         process.nextTick(uncork);
       }
       if (dropped > 0) {
-        out.write(droppedLine(dropped));
+        out.write(format(droppedLine(dropped)));
         dropped = 0;
       }
-      out.write(line);
+      out.write(format(line));
     },
     async drain(ms) {
       let timer: NodeJS.Timeout | undefined;
@@ -63,4 +73,16 @@ function droppedLine(count: number): string {
     msg: 'log lines dropped: stdout is not being read',
   };
   return `${JSON.stringify(line)}\n`;
+}
+
+/**
+ * pino-pretty's formatter for log.format: pretty (a runtime dependency for this alone): colours
+ * when stdout is a terminal, the time of day, no repeated `name`.
+ */
+export async function prettyFormat(
+  colorize = Boolean(process.stdout.isTTY),
+): Promise<(line: string) => string> {
+  const { prettyFactory } = await import('pino-pretty');
+  const pretty = prettyFactory({ colorize, translateTime: 'SYS:HH:MM:ss.l', ignore: 'name' });
+  return (line) => pretty(line);
 }

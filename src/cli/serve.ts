@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { rpardiniNotices } from '../config/rpardini.ts';
 import { createLogger, logNotices, type Logger } from '../log.ts';
 import { missingNodeFlags, NODE_FLAGS } from '../node-flags.ts';
-import { stdoutLog, type LogOutput } from './log-output.ts';
+import { prettyFormat, stdoutLog, type LogOutput } from './log-output.ts';
 import { configOption, type ConfigOptions } from './options.ts';
 
 /** How long exit waits for log lines still queued for stdout (a reader may never take them). */
@@ -29,7 +29,7 @@ export function serveCommand(): Command {
 
 async function serve(file: string | undefined): Promise<void> {
   const config = await loadConfig({ file });
-  const output = stdoutLog();
+  const output = stdoutLog(config.log.format === 'pretty' ? { format: await prettyFormat() } : {});
   const log = createLogger(config.log.level, output);
   logNotices(log, rpardiniNotices(process.env));
   let app: App;

@@ -22,6 +22,7 @@ const ENV_KEYS: readonly EnvKey[] = [
   { env: 'CA_KEY_PASSPHRASE_FILE', key: ['ca', 'passphraseFile'], kind: 'string' },
   { env: 'PULLTHROUGH_CACHE_DIR', key: ['cache', 'dir'], kind: 'string' },
   { env: 'LOG_LEVEL', key: ['log', 'level'], kind: 'string' },
+  { env: 'LOG_FORMAT', key: ['log', 'format'], kind: 'string' },
   { env: 'PULLTHROUGH_SHUTDOWN_TIMEOUT', key: ['shutdownTimeout'], kind: 'string' },
   { env: 'PULLTHROUGH_HTPASSWD', key: ['proxy', 'htpasswd'], kind: 'string' },
   { env: 'PULLTHROUGH_ALLOW_CLIENTS', key: ['proxy', 'allowClients'], kind: 'list' },

@@ -257,6 +257,8 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** json: one JSON object a line, for collectors; pretty: readable lines for a terminal. */
+      format: z.enum(['json', 'pretty']).default('json'),
     })
     .prefault({}),
   /** On SIGTERM/SIGINT, how long in-flight requests may finish before tunnels and sockets are cut. */

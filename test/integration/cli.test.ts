@@ -173,6 +173,20 @@ describe('cli', () => {
     expect(warnings.sort()).toEqual(['DEBUG', 'SEND_TIMEOUT']);
   });
 
+  it('serve with LOG_FORMAT=pretty logs readable lines', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(file, 'listen: 127.0.0.1:0\nca: {dir: ./ca}\ncache: {dir: ./cache}\n');
+    const proc = run(['serve', '--config', file], { LOG_FORMAT: 'pretty' });
+    await waitForStdout(proc, 'INFO: listening');
+    proc.child.kill('SIGTERM');
+    const { code, stdout } = await proc.exited;
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^\[[\d:.]+\] INFO: listening\n {4}address: "127\.0\.0\.1"/m);
+    expect(stdout).toContain('INFO: stopped');
+    expect(stdout).not.toContain('"msg"');
+  });
+
   it('serve -c FILE: a second signal while shutting down exits 1 at once', async () => {
     const dir = await tempDir();
     const upstream = await silentServer();

@@ -2,7 +2,8 @@
 // dropped and then counted in one warning, and drain() waits for the queue only so long.
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { stdoutLog } from '../../../src/cli/log-output.ts';
+import { prettyFormat, stdoutLog } from '../../../src/cli/log-output.ts';
+import { createLogger } from '../../../src/log.ts';
 
 /** A stream that takes writes only when `flow()` is called; `written` is what it took. */
 function stalledStream() {
@@ -29,7 +30,7 @@ function stalledStream() {
 describe('stdoutLog', () => {
   it('queues lines while the reader stalls, drops them past the bound, then says how many', async () => {
     const { stream, written, flowAll } = stalledStream();
-    const output = stdoutLog(stream, 100);
+    const output = stdoutLog({ out: stream, maxQueued: 100 });
     for (let i = 0; i < 20; i += 1) output.write(`line ${String(i).padStart(2, '0')} .........\n`); // 20 bytes
     expect(stream.writableLength).toBeGreaterThan(0);
     expect(stream.writableLength).toBeLessThanOrEqual(120);
@@ -50,7 +51,7 @@ describe('stdoutLog', () => {
 
   it('drain() resolves once everything is written, or after its time when nothing moves', async () => {
     const { stream, flowAll } = stalledStream();
-    const output = stdoutLog(stream);
+    const output = stdoutLog({ out: stream });
     output.write('one\n');
     const started = performance.now();
     await output.drain(100);
@@ -60,5 +61,18 @@ describe('stdoutLog', () => {
     await flowAll();
     await drained;
     expect(stream.writableLength).toBe(0);
+  });
+
+  it('log.format: pretty writes readable lines, credentials still redacted', async () => {
+    const { stream, written, flowAll } = stalledStream();
+    const output = stdoutLog({ out: stream, format: await prettyFormat(false) });
+    const log = createLogger('info', output);
+    log.info({ port: 3128, headers: { authorization: 'Bearer sesame' } }, 'listening');
+    await flowAll();
+    const text = written.join('');
+    expect(text).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: listening\n/);
+    expect(text).toContain('port: 3128');
+    expect(text).not.toContain('sesame');
+    expect(text).not.toContain('{"level"');
   });
 });
