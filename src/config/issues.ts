@@ -1,8 +1,9 @@
 // How a schema issue reads to an operator: the key's path, what was expected and what was found,
 // in the words of YAML ("a mapping", "a list", "true or false"), never zod's own wording. Values
 // under secret keys (passwords, passphrases, tokens) are described by their kind, never echoed.
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { ConfigIssue } from './errors.ts';
+import { objectAt } from './walk.ts';
 
 const SECRET_KEY = /password|passphrase|token|secret/i;
 
@@ -121,41 +122,8 @@ function editDistance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-/** The keys a mapping at `path` of `schema` takes, through defaults, pipes and lists. */
+/** The keys a mapping at `path` of `schema` takes. */
 function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] | undefined {
   const node = objectAt(schema, path);
   return node ? Object.keys(node.shape) : undefined;
-}
-
-function objectAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodObject | undefined {
-  const node = unwrap(schema);
-  if (node === undefined) return undefined;
-  if (path.length === 0) return node instanceof z.ZodObject ? node : undefined;
-  const [head, ...rest] = path;
-  if (node instanceof z.ZodObject && typeof head === 'string') {
-    const child = (node.shape as Record<string, z.ZodType | undefined>)[head];
-    return child && objectAt(child, rest);
-  }
-  if (node instanceof z.ZodArray && typeof head === 'number')
-    return objectAt(node.element as z.ZodType, rest);
-  return undefined;
-}
-
-/** The object or list under defaults, optionals and pipes (preprocess: its output side). */
-function unwrap(schema: z.ZodType): z.ZodType | undefined {
-  let node: z.ZodType = schema;
-  for (let depth = 0; depth < 10; depth += 1) {
-    if (node instanceof z.ZodObject || node instanceof z.ZodArray) return node;
-    if (
-      node instanceof z.ZodPrefault ||
-      node instanceof z.ZodDefault ||
-      node instanceof z.ZodOptional ||
-      node instanceof z.ZodNullable
-    )
-      node = node.unwrap() as z.ZodType;
-    else if (node instanceof z.ZodPipe)
-      node = (node.out instanceof z.ZodTransform ? node.in : node.out) as z.ZodType;
-    else return undefined;
-  }
-  return undefined;
 }

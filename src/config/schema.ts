@@ -90,6 +90,9 @@ const cidr = parsedValue(
   }),
 );
 
+/** The schemas of values written in units: effective.ts writes a config back with them. */
+export { duration as durationSchema, size as sizeSchema, listenAddress as listenSchema };
+
 const port = z.number().int().min(1).max(65535);
 
 /**

@@ -17,7 +17,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   'log.ts': [],
   http: [],
   net: [],
-  'local.ts': [],
+  'local.ts': ['setup'],
+  setup: [],
   tls: ['log.ts'],
   config: ['http', 'log.ts', 'net'],
   upstream: ['net', 'oci', 'http', 'log.ts'],
@@ -25,7 +26,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   access: ['cache', 'config', 'http', 'oci', 'upstream'],
   proxy: ['buffer-pool.ts', 'http', 'log.ts', 'net'],
   registry: ['access', 'buffer-pool.ts', 'cache', 'config', 'http', 'log.ts', 'net', 'oci', 'upstream'],
-  cli: ['app.ts', 'config', 'log.ts', 'node-flags.ts', 'tls'],
+  cli: ['app.ts', 'config', 'log.ts', 'node-flags.ts', 'setup', 'tls'],
   'main.ts': ['cli', 'node-version.ts'],
 };
 /** The one module that wires everything together. */
