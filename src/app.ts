@@ -14,7 +14,7 @@ import { Registries } from './config/registries.ts';
 import type { Config } from './config/schema.ts';
 import { createLocalHandler } from './local.ts';
 import { logNotices, type Logger } from './log.ts';
-import { DestinationGuard, type Resolver } from './net/guard.ts';
+import { DestinationGuard, ipv4Resolver, systemResolver, type Resolver } from './net/guard.ts';
 import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
 import { Admission } from './proxy/admission.ts';
 import { ProxyAuth } from './proxy/auth.ts';
@@ -57,7 +57,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
   logNotices(log, registries.notices());
   const guard = new DestinationGuard({
     deny: networks(config.proxy.denyNetworks),
-    ...(seams.resolve ? { resolve: seams.resolve } : {}),
+    resolve: seams.resolve ?? (config.proxy.ipv6 ? systemResolver : ipv4Resolver),
   });
   const upstream = await createUpstream(config, registries, guard, seams);
   const cache = await openCache(config, log);
@@ -164,6 +164,7 @@ async function createProxy(
       maxHeaderSize: limits.maxHeaderSize,
       maxHeaders: limits.maxHeaders,
       headersTimeoutMs: limits.headersTimeout,
+      handshakeTimeoutMs: limits.handshakeTimeout,
       idleTimeoutMs: limits.idleTimeout,
       tunnelIdleTimeoutMs: limits.tunnelIdleTimeout,
     },

@@ -1,6 +1,9 @@
 // Requests addressed to the proxy itself (origin-form, not proxied): a health text at `/`
-// (what rpardini/docker-registry-proxy's probes expect), `/healthz`, and the CA at `/ca.crt`.
+// (what rpardini/docker-registry-proxy's probes expect), `/healthz`, the CA at `/ca.crt`, and at
+// `/setup/systemd` the script that points a docker host at this proxy (rpardini's setup script).
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { planFor } from './setup/clients.ts';
+import { proxyUrlFromHost, setupScript } from './setup/script.ts';
 
 export function createLocalHandler(caCertPem: string) {
   return function local(req: IncomingMessage, res: ServerResponse): void {
@@ -18,6 +21,15 @@ export function createLocalHandler(caCertPem: string) {
       send(200, 'text/plain; charset=utf-8', 'ok\n');
     } else if (path === '/ca.crt') {
       send(200, 'application/x-pem-file', caCertPem);
+    } else if (path === '/setup/systemd') {
+      // The proxy's URL is the one this request came to: what the host running the script reaches.
+      const proxy = proxyUrlFromHost(req.headers.host);
+      if (proxy === undefined)
+        send(400, 'text/plain; charset=utf-8', 'a Host header of host[:port] is needed\n');
+      else {
+        const invocation = `curl -fsS ${proxy}/setup/systemd | sudo bash`;
+        send(200, 'text/x-shellscript; charset=utf-8', setupScript(planFor('docker'), proxy, invocation));
+      }
     } else {
       send(404, 'text/plain; charset=utf-8', 'not found\n');
     }

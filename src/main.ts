@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// The `pullthrough` executable: runs the command line of cli/program.ts and turns a failure into
-// one line on stderr (`pullthrough: <message>`, never a stack trace) and its exit code.
-import { buildProgram, exitCodeOf } from './cli/program.ts';
+// The `pullthrough` executable. It checks the Node version before anything else is loaded: on an
+// older Node, undici and node:sqlite fail at import time with a stack trace, so the command line
+// (cli/run.ts) is imported only once the check has passed. Keep this file's static imports to
+// node-version.ts, which any Node can run.
+import { nodeVersionProblem } from './node-version.ts';
 
-buildProgram()
-  .parseAsync(process.argv.slice(2), { from: 'user' })
-  .catch((error: unknown) => {
-    const code = exitCodeOf(error);
-    if (code === 0) return; // --help or --version, already printed
-    process.stderr.write(`pullthrough: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(code);
-  });
+const problem = nodeVersionProblem(process.version);
+if (problem === undefined) {
+  const { run } = await import('./cli/run.ts');
+  await run(process.argv.slice(2));
+} else {
+  process.stderr.write(`pullthrough: ${problem}\n`);
+  process.exitCode = 1;
+}

@@ -6,14 +6,13 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/errors.ts';
 import { CaError } from '../tls/errors.ts';
 import { caRotateCommand } from './ca-rotate.ts';
+import { caExportCommand, caShowCommand } from './ca-show.ts';
+import { configCommand } from './config-check.ts';
+import { UsageError } from './errors.ts';
 import { serveCommand } from './serve.ts';
+import { setupCommand } from './setup.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-/** The command line cannot be parsed: unknown command or option, missing value, no command. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
 
 export function buildProgram(): Command {
   const program = new Command('pullthrough')
@@ -23,8 +22,12 @@ export function buildProgram(): Command {
     .addCommand(
       new Command('ca')
         .description('manage the CA that signs intercepted hosts')
+        .addCommand(caShowCommand())
+        .addCommand(caExportCommand())
         .addCommand(caRotateCommand()),
     )
+    .addCommand(configCommand())
+    .addCommand(setupCommand())
     .addHelpText('after', '\nExit codes: 0 ok, 1 could not run, 2 bad usage or bad configuration.');
   for (const command of withDescendants(program)) {
     command

@@ -1,13 +1,24 @@
 // `pullthrough serve`: load the config, start the app, warn when Node lacks the recommended flags,
 // and turn SIGTERM/SIGINT into a graceful stop (a second signal exits 1 at once). Failures are
-// thrown to main.ts, which owns exit codes.
+// thrown to run.ts, which owns exit codes.
 import { Command } from 'commander';
 import { startApp, type App } from '../app.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { rpardiniNotices } from '../config/rpardini.ts';
+import { createLogger, logNotices, type Logger } from '../log.ts';
 import { missingNodeFlags, NODE_FLAGS } from '../node-flags.ts';
+import { prettyFormat, stdoutLog, type LogOutput } from './log-output.ts';
 import { configOption, type ConfigOptions } from './options.ts';
+
+/** How long exit waits for log lines still queued for stdout (a reader may never take them). */
+const LOG_DRAIN_MS = 1_000;
+
+/**
+ * The same signal again within this time is the same event delivered twice, not an operator
+ * insisting: Ctrl-C in a terminal reaches both `npm start` and node, and npm forwards it too.
+ */
+const REPEAT_MS = 1_000;
 
 export function serveCommand(): Command {
   return new Command('serve')
@@ -18,7 +29,9 @@ export function serveCommand(): Command {
 
 async function serve(file: string | undefined): Promise<void> {
   const config = await loadConfig({ file });
-  const log = createLogger(config.log.level);
+  const output = stdoutLog(config.log.format === 'pretty' ? { format: await prettyFormat() } : {});
+  const log = createLogger(config.log.level, output);
+  logNotices(log, rpardiniNotices(process.env));
   let app: App;
   try {
     app = await startApp(config, log);
@@ -31,7 +44,7 @@ async function serve(file: string | undefined): Promise<void> {
       { missing, recommended: NODE_FLAGS },
       'Node started without the recommended flags: cold fills cost more CPU (README: Performance)',
     );
-  stopOnSignals(app, log);
+  stopOnSignals(app, log, output);
 }
 
 /** A port taken or privileged says which address, not just the errno; other errors pass as they are. */
@@ -43,20 +56,24 @@ function listenError(error: unknown, config: Config): unknown {
   });
 }
 
-function stopOnSignals(app: App, log: Logger): void {
-  let stopping = false;
+function stopOnSignals(app: App, log: Logger, output: LogOutput): void {
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
+  const exit = (code: number) => void output.drain(LOG_DRAIN_MS).then(() => process.exit(code));
   const stop = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    const now = performance.now();
+    if (first?.signal === signal && now - first.at < REPEAT_MS) return;
+    if (first) {
       log.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      exit(1);
+      return;
     }
-    stopping = true;
+    first = { signal, at: now };
     log.info({ signal }, 'shutting down');
     app.close().then(
-      () => process.exit(0),
+      () => exit(0),
       (error: unknown) => {
         log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
+        exit(1);
       },
     );
   };

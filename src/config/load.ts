@@ -2,38 +2,27 @@
 // schema.ts into one frozen Config. Every problem is reported at once, by path, as a ConfigError.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import { ConfigError, type ConfigIssue } from './errors.ts';
+import { describeIssue } from './issues.ts';
+import { caDirOf, fromNginxTime, RPARDINI_ENV_KEYS, type EnvKey } from './rpardini.ts';
 import { DEFAULT_REGISTRIES, configSchema, type Config } from './schema.ts';
 
 type Env = Readonly<Record<string, string | undefined>>;
 type Raw = Record<string, unknown>;
 
 /**
- * Environment variables and the key each one sets. The rpardini/docker-registry-proxy names are
- * accepted with the same meaning, so existing manifests keep working.
+ * pullthrough's own environment variables and the key each one sets. The rpardini ones
+ * (rpardini.ts) are applied first, so these win.
  */
-interface EnvKey {
-  readonly env: string;
-  readonly key: readonly string[];
-  readonly kind: 'string' | 'boolean' | 'list';
-  /** What a boolean sets the key to, when that is not the boolean itself. */
-  readonly as?: (value: boolean) => unknown;
-}
-
 const ENV_KEYS: readonly EnvKey[] = [
   { env: 'PULLTHROUGH_LISTEN', key: ['listen'], kind: 'string' },
   { env: 'PULLTHROUGH_CA_DIR', key: ['ca', 'dir'], kind: 'string' },
   { env: 'CA_KEY_PASSPHRASE', key: ['ca', 'passphrase'], kind: 'string' },
   { env: 'CA_KEY_PASSPHRASE_FILE', key: ['ca', 'passphraseFile'], kind: 'string' },
   { env: 'PULLTHROUGH_CACHE_DIR', key: ['cache', 'dir'], kind: 'string' },
-  { env: 'CACHE_MAX_SIZE', key: ['cache', 'maxSize'], kind: 'string' },
-  // rpardini's switch: tags served from the cache for its default tier, 1h.
-  { env: 'ENABLE_MANIFEST_CACHE', key: ['cache', 'tagTtl'], kind: 'boolean', as: (on) => (on ? '1h' : '0s') },
-  { env: 'VERIFY_SSL', key: ['upstream', 'verifyTls'], kind: 'boolean' },
-  { env: 'ALLOW_PUSH', key: ['allowPush'], kind: 'boolean' },
   { env: 'LOG_LEVEL', key: ['log', 'level'], kind: 'string' },
+  { env: 'LOG_FORMAT', key: ['log', 'format'], kind: 'string' },
   { env: 'PULLTHROUGH_SHUTDOWN_TIMEOUT', key: ['shutdownTimeout'], kind: 'string' },
   { env: 'PULLTHROUGH_HTPASSWD', key: ['proxy', 'htpasswd'], kind: 'string' },
   { env: 'PULLTHROUGH_ALLOW_CLIENTS', key: ['proxy', 'allowClients'], kind: 'list' },
@@ -57,6 +46,7 @@ export interface LoadOptions {
 export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
   const env = options.env ?? process.env;
   let raw: unknown = {};
+  let lineOf: LineOf | undefined;
   if (options.file !== undefined) {
     let text: string;
     try {
@@ -65,19 +55,63 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
       const reason = (error as NodeJS.ErrnoException).code ?? String(error);
       throw new ConfigError(options.file, [{ path: '', message: `cannot read the file (${reason})` }]);
     }
-    raw = parseYamlText(text, options.file);
+    const yaml = parseYamlText(text, options.file);
+    raw = yaml.raw;
+    lineOf = yaml.lineOf;
   }
   const baseDir = options.file === undefined ? process.cwd() : path.dirname(path.resolve(options.file));
-  const config = parseConfig(raw, env, options.file ?? 'the environment', baseDir);
+  const config = withLines(lineOf, () => parseConfig(raw, env, options.file ?? 'the environment', baseDir));
   return deepFreeze(await resolveSecrets(config, options.file ?? 'the environment'));
 }
 
-function parseYamlText(text: string, file: string): unknown {
+/** The line of the key at a path of the file, when the file has it. */
+type LineOf = (at: readonly PropertyKey[]) => number | undefined;
+
+/** The file's value and where its keys are; a syntax error reads with its line and code frame. */
+function parseYamlText(text: string, file: string): { raw: unknown; lineOf: LineOf } {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((error) => {
+        // "<reason> at line 3, column 1:\n\n<frame>\n": the reason, then the frame as it is.
+        const [first = '', ...frame] = error.message.split('\n');
+        const reason = first.replace(/ at line \d+, column \d+:$/, '');
+        const position = error.linePos?.[0];
+        return {
+          path: position ? `line ${position.line}, column ${position.col}` : '',
+          message: [`not valid YAML: ${reason}`, ...frame.filter((line) => line !== '')].join('\n'),
+        };
+      }),
+    );
+  }
+  return { raw: doc.toJS() ?? {}, lineOf: (at) => lineIn(doc, lineCounter, at) };
+}
+
+/** The line of the node at `at`, or of its nearest ancestor in the file (a key that is missing). */
+function lineIn(doc: Document, lines: LineCounter, at: readonly PropertyKey[]): number | undefined {
+  if (at.some((part) => typeof part === 'symbol')) return undefined;
+  for (let depth = at.length; depth > 0; depth -= 1) {
+    const node = doc.getIn(at.slice(0, depth) as Array<string | number>, true) as
+      { range?: [number, number, number] } | undefined;
+    if (node?.range) return lines.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+/** Runs `parse`, adding to each issue of the ConfigError it throws the line of its key. */
+function withLines<T>(lineOf: LineOf | undefined, parse: () => T): T {
   try {
-    return parseYaml(text) ?? {};
+    return parse();
   } catch (error) {
-    const message = error instanceof YAMLParseError ? error.message.split('\n')[0] : String(error);
-    throw new ConfigError(file, [{ path: '', message: `not valid YAML: ${message}` }]);
+    if (!(error instanceof ConfigError) || lineOf === undefined) throw error;
+    const issues = error.issues.map((issue) => {
+      // A key set by the environment is not on any line of the file.
+      const line = issue.at && !issue.path.includes('(from ') ? lineOf(issue.at) : undefined;
+      return line === undefined ? issue : { ...issue, line };
+    });
+    throw new ConfigError(error.source, issues, { cause: error.cause });
   }
 }
 
@@ -118,11 +152,16 @@ function overlayEnv(
   return { merged, fromEnv };
 }
 
-/** The variables of ENV_KEYS, each set at its key. */
+/** The variables of RPARDINI_ENV_KEYS, then ENV_KEYS, each set at its key. */
 function overlayEnvKeys(merged: Raw, env: Env, issues: ConfigIssue[], fromEnv: Map<string, string>): void {
-  for (const { env: name, key, kind, as } of ENV_KEYS) {
+  const caDir = caDirOf(env);
+  if (caDir !== undefined) {
+    setPath(merged, ['ca', 'dir'], caDir);
+    fromEnv.set('ca.dir', 'CA_CRT_FILE');
+  }
+  for (const { env: name, key, kind, as, when } of [...RPARDINI_ENV_KEYS, ...ENV_KEYS]) {
     const value = env[name];
-    if (value === undefined || value === '') continue;
+    if (value === undefined || value === '' || (when && !when.test(env))) continue;
     if (kind === 'boolean') {
       const lower = value.toLowerCase();
       if (!TRUE.has(lower) && !FALSE.has(lower)) {
@@ -132,6 +171,8 @@ function overlayEnvKeys(merged: Raw, env: Env, issues: ConfigIssue[], fromEnv: M
       setPath(merged, key, as ? as(TRUE.has(lower)) : TRUE.has(lower));
     } else if (kind === 'list') {
       setPath(merged, key, value.split(/[\s,]+/).filter(Boolean));
+    } else if (kind === 'nginx-time') {
+      setPath(merged, key, fromNginxTime(value));
     } else {
       setPath(merged, key, value);
     }
@@ -163,8 +204,9 @@ function validate(
   issues: ConfigIssue[],
   source: string,
 ): Config {
-  const result = configSchema.safeParse(merged);
-  if (!result.success) issues.push(...result.error.issues.map((issue) => describeIssue(issue, fromEnv)));
+  const result = configSchema.safeParse(merged, { reportInput: true });
+  if (!result.success)
+    issues.push(...result.error.issues.map((issue) => describeIssue(issue, configSchema, fromEnv)));
   if (issues.length > 0 || !result.success) throw new ConfigError(source, issues);
   return result.data;
 }
@@ -264,15 +306,6 @@ function parseAuthRegistries(env: Env, issues: ConfigIssue[]): Raw[] {
     out.push({ host, username, password: rest.join(fieldDelimiter) });
   }
   return out;
-}
-
-function describeIssue(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): ConfigIssue {
-  const dotted = issue.path.map(String).join('.');
-  const envName = [...fromEnv].find(([key]) => dotted === key || dotted.startsWith(`${key}.`))?.[1];
-  let message = issue.message;
-  if (issue.code === 'unrecognized_keys')
-    message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  return { path: envName ? `${dotted} (from ${envName})` : dotted, message };
 }
 
 async function resolveSecrets(config: Config, source: string): Promise<Config> {

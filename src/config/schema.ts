@@ -3,6 +3,7 @@
 // documents the same keys for operators and a test keeps the two in step.
 import { z } from 'zod';
 import { parseCidr, formatCidr } from '../net/networks.ts';
+import { describeValue } from './issues.ts';
 import { parseDuration, parseSize } from './units.ts';
 
 /** Registries intercepted when config.yaml lists none. `docker.io` stands for Docker Hub's three hosts. */
@@ -33,54 +34,64 @@ export function parseRegistryEntry(entry: string): { host: string; port: number 
   return { host: (match[1] ?? '') + match[2], port };
 }
 
-const registryEntry = z.string().transform((value, ctx) => {
-  const parsed = parseRegistryEntry(value);
-  if (!parsed) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a host, host:port or *.domain entry` });
-    return z.NEVER;
-  }
-  return parsed.port === undefined ? parsed.host : `${parsed.host}:${parsed.port}`;
-});
+/**
+ * A value read by `parse`: what it refuses (a string it cannot read, a number where text is
+ * needed, a missing key) reads `<found> is not <what>`, in the words of issues.ts.
+ */
+function parsedValue<T>(what: string, parse: (value: unknown) => T | undefined) {
+  return z.unknown().transform((value, ctx) => {
+    const parsed = value === undefined || value === null ? undefined : parse(value);
+    if (parsed === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: value === undefined ? `missing: expected ${what}` : `${describeValue(value)} is not ${what}`,
+      });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+}
 
-const listenAddress = z.string().transform((value, ctx) => {
-  const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/i.exec(value.trim());
-  const port = Number(match?.[3]);
-  if (!match || port > 65535) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not host:port (e.g. 0.0.0.0:3128, [::]:3128)` });
-    return z.NEVER;
-  }
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
-});
+const asString =
+  <T>(parse: (value: string) => T | undefined) =>
+  (value: unknown) =>
+    typeof value === 'string' ? parse(value) : undefined;
 
-const duration = z.string().transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration (e.g. 250ms, 10s, 5m, 1h, 7d)` });
-    return z.NEVER;
-  }
-  return ms;
-});
+const registryEntry = parsedValue(
+  'a host, host:port or *.domain entry',
+  asString((value) => {
+    const parsed = parseRegistryEntry(value);
+    if (!parsed) return undefined;
+    return parsed.port === undefined ? parsed.host : `${parsed.host}:${parsed.port}`;
+  }),
+);
 
-const size = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const bytes = parseSize(value);
-  if (bytes === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size (e.g. 500MiB, 32GiB, 32g)` });
-    return z.NEVER;
-  }
-  return bytes;
-});
+const listenAddress = parsedValue(
+  'host:port (e.g. 0.0.0.0:3128, [::]:3128)',
+  asString((value) => {
+    const match = /^(?:\[([0-9a-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/i.exec(value.trim());
+    const port = Number(match?.[3]);
+    if (!match || port > 65535) return undefined;
+    return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
+  }),
+);
 
-const cidr = z.string().transform((value, ctx) => {
-  const parsed = parseCidr(value);
-  if (!parsed) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${value}" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)`,
-    });
-    return z.NEVER;
-  }
-  return formatCidr(parsed);
-});
+const duration = parsedValue('a duration (e.g. 250ms, 10s, 5m, 1h, 7d)', asString(parseDuration));
+
+const size = parsedValue('a size (e.g. 500MiB, 32GiB, 32g)', (value) =>
+  typeof value === 'string' || typeof value === 'number' ? parseSize(value) : undefined,
+);
+
+const cidr = parsedValue(
+  'an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)',
+  asString((value) => {
+    const parsed = parseCidr(value);
+    return parsed && formatCidr(parsed);
+  }),
+);
+
+/** The schemas of values written in units: effective.ts writes a config back with them. */
+export { duration as durationSchema, size as sizeSchema, listenAddress as listenSchema };
 
 const port = z.number().int().min(1).max(65535);
 
@@ -216,6 +227,8 @@ export const configSchema = z.strictObject({
       httpPorts: z.array(port).default([80]),
       /** Networks no tunnel, forwarded request or upstream fetch may reach. */
       denyNetworks: z.array(cidr).default([...DEFAULT_DENY_NETWORKS]),
+      /** Connect to the IPv6 addresses of names too; false resolves names to IPv4 only (DISABLE_IPV6). */
+      ipv6: z.boolean().default(true),
     })
     .prefault({}),
   /** Limits on what clients may hold or send; each refusal is a status and one log line. */
@@ -231,7 +244,12 @@ export const configSchema = z.strictObject({
       maxHeaders: z.number().int().min(1).default(100),
       /** Time a client may take to send a request's headers (408 after it). */
       headersTimeout: duration.prefault('30s'),
-      /** Idle time after which a kept-alive client connection between requests is closed. */
+      /** Time a client may take to finish the TLS handshake of an intercepted CONNECT. */
+      handshakeTimeout: duration.prefault('10s'),
+      /**
+       * Idle time after which a client connection with no request in progress is closed: between
+       * kept-alive requests, and before the first one (on the proxy port and inside intercepted TLS).
+       */
       idleTimeout: duration.prefault('5m'),
       /** Idle time after which a tunnel with no bytes either way is closed. */
       tunnelIdleTimeout: duration.prefault('1h'),
@@ -242,6 +260,8 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** json: one JSON object a line, for collectors; pretty: readable lines for a terminal. */
+      format: z.enum(['json', 'pretty']).default('json'),
     })
     .prefault({}),
   /** On SIGTERM/SIGINT, how long in-flight requests may finish before tunnels and sockets are cut. */

@@ -43,3 +43,25 @@ export function parseDuration(input: string): number | undefined {
   const factor = DURATION_UNITS[(match[2] ?? '').toLowerCase()];
   return factor === undefined ? undefined : Math.round(Number(match[1]) * factor);
 }
+
+/** "10s", "5m", "30d", "250ms": the largest unit that says `ms` exactly. */
+export function formatDuration(ms: number): string {
+  for (const unit of ['d', 'h', 'm', 's'] as const) {
+    const factor = DURATION_UNITS[unit]!;
+    if (ms !== 0 && ms % factor === 0) return `${ms / factor}${unit}`;
+  }
+  return ms === 0 ? '0s' : `${ms}ms`;
+}
+
+/** "32GiB", "16KiB", "1000": the largest binary unit that says `bytes` exactly. */
+export function formatSize(bytes: number): string {
+  for (const [unit, factor] of [
+    ['TiB', 1024 ** 4],
+    ['GiB', 1024 ** 3],
+    ['MiB', 1024 ** 2],
+    ['KiB', 1024],
+  ] as const) {
+    if (bytes !== 0 && bytes % factor === 0) return `${bytes / factor}${unit}`;
+  }
+  return String(bytes);
+}

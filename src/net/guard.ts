@@ -21,6 +21,10 @@ export const systemResolver: Resolver = async (host) =>
     family: family === 6 ? 6 : 4,
   }));
 
+/** The OS's IPv4 addresses of a name only (proxy.ipv6: false), for hosts without IPv6 routes. */
+export const ipv4Resolver: Resolver = async (host) =>
+  (await dns.lookup(host, { all: true, family: 4 })).map(({ address }) => ({ address, family: 4 }));
+
 /** The destination may not be reached through this proxy; `reason` is safe to show the client. */
 export class DestinationRefusedError extends Error {
   override readonly name = 'DestinationRefusedError';

@@ -56,13 +56,12 @@ export class Admission {
     const header = req.headers['proxy-authorization'];
     const user = await auth.check(header);
     if (user !== undefined) return undefined;
-    // A client without credentials is asked for them: logged only when it sent wrong ones.
-    if (header !== undefined) {
-      this.#options.log.warn(
-        { client: req.socket.remoteAddress, user: claimedUser(header), target: req.url?.slice(0, 300) },
-        'proxy authentication failed',
-      );
-    }
+    const client = req.socket.remoteAddress;
+    const target = req.url?.slice(0, 300);
+    // No credentials: a client whose proxy setting lacks user:pass (info, the usual first
+    // mistake); wrong ones: a warning.
+    if (header === undefined) this.#options.log.info({ client, target }, 'proxy authentication required');
+    else this.#options.log.warn({ client, user: claimedUser(header), target }, 'proxy authentication failed');
     return {
       status: 407,
       message: 'proxy authentication required',

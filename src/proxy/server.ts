@@ -11,6 +11,7 @@ import type { DestinationGuard } from '../net/guard.ts';
 import type { Admission } from './admission.ts';
 import { dispatchConnect, type ConnectDispatch } from './connect.ts';
 import { Connections } from './connections.ts';
+import { enforceHeaderDeadlines, FirstRequestDeadline, stopHeaderDeadlines } from './deadlines.ts';
 import type { CertificateSource } from './intercept.ts';
 import type { InterceptList } from './intercept-list.ts';
 import { routeRequest, type InterceptHandler, type LocalHandler, type RequestRouting } from './requests.ts';
@@ -36,13 +37,14 @@ export interface ProxyServerOptions {
   /** Opens tunnel and forward connections; tests inject one. */
   readonly connect?: Connector;
   readonly connectTimeoutMs: number;
-  readonly handshakeTimeoutMs?: number;
   readonly limits: {
     readonly maxHeaderSize: number;
     readonly maxHeaders: number;
     /** Time a client may take to send a request's headers (slowloris guard). */
     readonly headersTimeoutMs: number;
-    /** Idle time after which a kept-alive client connection is closed. */
+    /** Time a client may take to finish the TLS handshake of an intercepted CONNECT. */
+    readonly handshakeTimeoutMs: number;
+    /** Idle time after which a client connection with no request in progress is closed. */
     readonly idleTimeoutMs: number;
     readonly tunnelIdleTimeoutMs: number;
   };
@@ -59,10 +61,13 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
   const connect = options.connect ?? netConnector;
   const connections = new Connections();
   const serverOptions = httpServerOptions(limits);
+  const firstRequest = new FirstRequestDeadline(limits.idleTimeoutMs);
 
-  // Decrypted requests of intercepted connections arrive here; it never listens itself.
+  // Decrypted requests of intercepted connections arrive here; it never listens itself, so its
+  // header deadline is switched on by hand.
   const destinations = new WeakMap<net.Socket, Destination>();
   const inner = createHttpServer(serverOptions, options, (req, res) => {
+    firstRequest.firstRequest(req.socket);
     connections.begin(req, res);
     const destination = destinations.get(req.socket);
     if (destination === undefined) {
@@ -71,6 +76,8 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     }
     void options.handler(req, res, destination);
   });
+  enforceHeaderDeadlines(inner);
+  inner.on('connection', (socket: Duplex) => firstRequest.arm(socket));
 
   const routing: RequestRouting = {
     admission: options.admission,
@@ -82,7 +89,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     forward: { guard: options.guard, connect, log },
   };
   const dispatch = connectDispatch(options, connect, connections, inner, destinations);
-  const outer = createOuterServer(serverOptions, options, connections, routing, dispatch);
+  const outer = createOuterServer(serverOptions, options, { connections, firstRequest, routing, dispatch });
 
   return {
     listen: (host, port) => listen(outer, host, port),
@@ -90,6 +97,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
       connections.beginClosing();
       const stopped = new Promise<void>((resolve) => outer.close(() => resolve()));
       outer.closeIdleConnections();
+      stopHeaderDeadlines(inner);
       await connections.drain(graceMs);
       await stopped;
     },
@@ -115,7 +123,7 @@ function connectDispatch(
       certificates: options.certificates,
       inner,
       destinations,
-      handshakeTimeoutMs: options.handshakeTimeoutMs ?? 10_000,
+      handshakeTimeoutMs: options.limits.handshakeTimeoutMs,
       log,
       track: connections.track,
     },
@@ -161,10 +169,14 @@ function createHttpServer(
 function createOuterServer(
   serverOptions: http.ServerOptions,
   options: ProxyServerOptions,
-  connections: Connections,
-  routing: RequestRouting,
-  dispatch: ConnectDispatch,
+  parts: {
+    connections: Connections;
+    firstRequest: FirstRequestDeadline;
+    routing: RequestRouting;
+    dispatch: ConnectDispatch;
+  },
 ): http.Server {
+  const { connections, firstRequest, routing, dispatch } = parts;
   // Connections refused at accept time: answered and ended, but Node's HTTP parser is already
   // attached and would still hand over whatever requests they send. Those are dropped here.
   const refusedSockets = new WeakSet<Duplex>();
@@ -174,11 +186,13 @@ function createOuterServer(
       req.socket.destroy();
       return;
     }
+    firstRequest.firstRequest(req.socket);
     connections.begin(req, res);
     void routeRequest(req, res, routing);
   });
   outer.on('connection', (socket: net.Socket) => {
     connections.track(socket);
+    firstRequest.arm(socket);
     const refusal = options.admission.admitConnection(socket);
     if (refusal) {
       refusedSockets.add(socket);
@@ -189,6 +203,7 @@ function createOuterServer(
   outer.on('connect', (req: http.IncomingMessage, duplex: Duplex, head: Buffer) => {
     // http.Server hands over the raw TCP socket of the CONNECT request.
     const socket = duplex as net.Socket;
+    firstRequest.firstRequest(socket);
     socket.on('error', () => socket.destroy());
     if (refusedSockets.has(socket)) {
       socket.destroy();

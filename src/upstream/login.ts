@@ -116,17 +116,45 @@ export class SharedLogin {
   }
 }
 
-/** `scheme` and auth-params of a WWW-Authenticate challenge (the first one). */
+interface Challenge {
+  readonly scheme: string;
+  readonly params: Record<string, string>;
+}
+
+/**
+ * The first Bearer or Basic challenge of a WWW-Authenticate header, with its auth-params. A header
+ * may hold several challenges (`Bearer realm="a",service="b", Basic realm="c"`): commas separate
+ * both challenges and parameters, and a new challenge starts at a token not followed by `=`
+ * (RFC 9110 §11.6.1). Each challenge keeps its own parameters.
+ */
 export function parseChallenge(
   header: string,
 ): { scheme: 'bearer' | 'basic'; params: Record<string, string> } | undefined {
-  const match = /^\s*(bearer|basic)\b(.*)$/i.exec(header);
-  if (!match?.[1]) return undefined;
-  const params: Record<string, string> = {};
-  for (const param of (match[2] ?? '').matchAll(/([a-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/gi)) {
-    if (param[1]) params[param[1].toLowerCase()] = (param[2] ?? param[3] ?? '').replace(/\\(.)/g, '$1');
+  const found = parseChallenges(header).find((c) => c.scheme === 'bearer' || c.scheme === 'basic');
+  return found && { scheme: found.scheme as 'bearer' | 'basic', params: found.params };
+}
+
+// One step of a WWW-Authenticate header: a parameter (name `=` quoted-string or bare value) or a
+// scheme with its optional token68 (`Negotiate abc==`). Sticky: each step starts where the last ended.
+const TCHARS = "[!#$%&'*+.^_`|~0-9a-z-]+";
+const CHALLENGE_PART = new RegExp(
+  `[\\s,]*(?:(${TCHARS})\\s*=\\s*(?:"((?:[^"\\\\]|\\\\.)*)"|([^\\s,"]+))` +
+    `|(${TCHARS})(?:\\s+[a-z0-9._~+/-]+=*(?=\\s*(?:,|$)))?)`,
+  'giy',
+);
+
+/** Every challenge of a WWW-Authenticate header, schemes lower-cased; stops at what it cannot read. */
+function parseChallenges(header: string): Challenge[] {
+  const challenges: Challenge[] = [];
+  CHALLENGE_PART.lastIndex = 0;
+  for (let part = CHALLENGE_PART.exec(header); part; part = CHALLENGE_PART.exec(header)) {
+    const [, name, quoted, bare, scheme] = part;
+    const current = challenges.at(-1);
+    if (scheme !== undefined) challenges.push({ scheme: scheme.toLowerCase(), params: {} });
+    else if (name !== undefined && current !== undefined)
+      current.params[name.toLowerCase()] = quoted?.replace(/\\(.)/g, '$1') ?? bare ?? '';
   }
-  return { scheme: match[1].toLowerCase() as 'bearer' | 'basic', params };
+  return challenges;
 }
 
 /** The token scope a registry asks for on this path: `repository:<name>:pull`, or none. */

@@ -4,10 +4,12 @@
 // says what to do next; --help and --version print to stdout and exit 0.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { X509Certificate } from 'node:crypto';
 import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { loadOrCreateCa } from '../../src/tls/ca.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
@@ -59,7 +61,7 @@ describe('cli', () => {
   it.each([
     [
       ['bogus'],
-      /^pullthrough: unknown command 'bogus' \(usage: pullthrough serve \| ca rotate; see pullthrough --help\)\n$/,
+      /^pullthrough: unknown command 'bogus' \(usage: pullthrough serve \| ca show \| ca export \| ca rotate \| config check \| setup; see pullthrough --help\)\n$/,
     ],
     [
       ['serve', '--nope'],
@@ -151,6 +153,40 @@ describe('cli', () => {
     const { code, stdout } = await proc.exited;
     expect(code).toBe(0);
     expect(stdout).toContain('"msg":"stopped"');
+  });
+
+  it('serve warns once at start about each rpardini variable that means nothing here', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(file, 'listen: 127.0.0.1:0\nca: {dir: ./ca}\ncache: {dir: ./cache}\n');
+    const proc = run(['serve', '--config', file], {
+      SEND_TIMEOUT: '60s',
+      DEBUG: 'true',
+      KEEPALIVE_TIMEOUT: '300s', // mapped: no warning
+    });
+    await waitForStdout(proc, '"msg":"listening"');
+    proc.child.kill('SIGTERM');
+    const { code, stdout } = await proc.exited;
+    expect(code).toBe(0);
+    const warnings = stdout
+      .split('\n')
+      .filter((line) => line.includes(' is ignored: '))
+      .map((line) => (JSON.parse(line) as { env: string; level: number }).env);
+    expect(warnings.sort()).toEqual(['DEBUG', 'SEND_TIMEOUT']);
+  });
+
+  it('serve with LOG_FORMAT=pretty logs readable lines', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(file, 'listen: 127.0.0.1:0\nca: {dir: ./ca}\ncache: {dir: ./cache}\n');
+    const proc = run(['serve', '--config', file], { LOG_FORMAT: 'pretty' });
+    await waitForStdout(proc, 'INFO: listening');
+    proc.child.kill('SIGTERM');
+    const { code, stdout } = await proc.exited;
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^\[[\d:.]+\] INFO: listening\n {4}address: "127\.0\.0\.1"/m);
+    expect(stdout).toContain('INFO: stopped');
+    expect(stdout).not.toContain('"msg"');
   });
 
   it('serve -c FILE: a second signal while shutting down exits 1 at once', async () => {
@@ -258,5 +294,139 @@ describe('cli', () => {
       `pullthrough: no CA in ${path.join(dir, 'ca')} (ca.crt and ca.key are missing): check ca.dir, or start pullthrough serve once to create one\n`,
     );
     expect(await readdir(dir)).toEqual(['config.yaml']);
+  });
+
+  describe('config check', () => {
+    it('prints the effective config as YAML with secrets masked, and the rpardini variables', async () => {
+      const dir = await tempDir();
+      const file = path.join(dir, 'config.yaml');
+      await writeFile(
+        file,
+        'ca: {dir: ./ca, passphrase: hunter2}\nregistries: [quay.io]\nlimits: {idleTimeout: 90s}\n' +
+          'upstream: {credentials: [{host: quay.io, username: bot, password: sesame}]}\n',
+      );
+      const { code, stdout, stderr } = await run(['config', 'check', file], {
+        KEEPALIVE_TIMEOUT: '', // set but empty: not set
+        CLIENT_HEADER_TIMEOUT: '45',
+        SEND_TIMEOUT: '60s',
+      }).exited;
+      expect(stderr).toBe('');
+      expect(code).toBe(0);
+      expect(stdout).not.toMatch(/hunter2|sesame/);
+      const effective = parseYaml(stdout) as Record<string, Record<string, unknown>>;
+      expect(effective['ca']).toEqual({
+        dir: path.join(dir, 'ca'),
+        passphrase: '[masked]',
+        passphraseFile: null,
+      });
+      expect(effective['limits']).toMatchObject({
+        idleTimeout: '90s',
+        headersTimeout: '45s',
+        maxHeaderSize: '16KiB',
+      });
+      expect(effective['upstream']?.['credentials']).toEqual([
+        { host: 'quay.io', username: 'bot', password: '[masked]' },
+      ]);
+      expect(effective['listen']).toBe('0.0.0.0:3128');
+      expect(stdout).toContain('#   CLIENT_HEADER_TIMEOUT: sets limits.headersTimeout\n');
+      expect(stdout).toMatch(/^# {3}SEND_TIMEOUT: ignored, no equivalent setting/m);
+      expect(stdout).not.toContain('KEEPALIVE_TIMEOUT');
+    });
+
+    it('the printed config, read back, is the same config', async () => {
+      const dir = await tempDir();
+      const file = path.join(dir, 'config.yaml');
+      await writeFile(
+        file,
+        'listen: "[::1]:3129"\nregistries: [quay.io, {host: "ghcr.io", tagTtl: 90s, policy: share}]\n' +
+          'cache: {maxSize: 1500MB, maxStale: 36h}\nlimits: {headersTimeout: 250ms}\n',
+      );
+      const first = await run(['config', 'check', file]).exited;
+      expect(first.code).toBe(0);
+      const again = path.join(dir, 'again.yaml');
+      await writeFile(again, first.stdout);
+      const second = await run(['config', 'check', again]).exited;
+      expect(second.code).toBe(0);
+      expect(second.stdout.split('\n').slice(1)).toEqual(first.stdout.split('\n').slice(1));
+    });
+
+    it('exits 2 with the same messages as serve', async () => {
+      const dir = await tempDir();
+      const file = path.join(dir, 'bad.yaml');
+      await writeFile(file, 'listen: nope\nlimits: {idleTimout: 5m}\n');
+      const check = await run(['config', 'check', file]).exited;
+      const serve = await run(['serve', '--config', file]).exited;
+      expect(check.code).toBe(2);
+      expect(check.stdout).toBe('');
+      expect(check.stderr).toBe(serve.stderr);
+      expect(check.stderr).toContain(
+        'line 2: limits: unknown key "idleTimout" (did you mean "idleTimeout"?)',
+      );
+    });
+  });
+
+  describe('ca show and ca export', () => {
+    it('show: subject, fingerprint, validity and rotation state, without creating anything', async () => {
+      const dir = await tempDir();
+      const file = path.join(dir, 'config.yaml');
+      await writeFile(file, 'ca: {dir: ./ca}\n');
+      const missing = await run(['ca', 'show', '-c', file]).exited;
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toMatch(/^pullthrough: no CA in /);
+      expect(await readdir(dir)).toEqual(['config.yaml']);
+
+      const ca = await loadOrCreateCa({ dir: path.join(dir, 'ca') });
+      const { code, stdout } = await run(['ca', 'show', '-c', file]).exited;
+      expect(code).toBe(0);
+      expect(stdout).toContain(`CA in ${path.join(dir, 'ca')}\n`);
+      expect(stdout).toMatch(/^ {2}subject {6}O=pullthrough, CN=pullthrough CA /m);
+      expect(stdout).toContain(`  sha256       ${ca.fingerprintSha256}\n`);
+      expect(stdout).toContain(`to ${ca.notAfter.toISOString()} (`);
+      expect(stdout).toContain('  rotation     none\n');
+
+      await run(['ca', 'rotate', '-c', file]).exited;
+      const rotated = await run(['ca', 'show', '-c', file]).exited;
+      expect(rotated.stdout).toContain(
+        `  rotation     in progress: signing with the previous CA (sha256 ${ca.fingerprintSha256})`,
+      );
+    });
+
+    it('export: the certificate the proxy serves, as PEM or DER, to stdout or a file', async () => {
+      const dir = await tempDir();
+      const file = path.join(dir, 'config.yaml');
+      await writeFile(file, 'ca: {dir: ./ca}\n');
+      const ca = await loadOrCreateCa({ dir: path.join(dir, 'ca') });
+      const pem = await run(['ca', 'export', '-c', file]).exited;
+      expect(pem.code).toBe(0);
+      expect(pem.stdout).toBe(ca.certPem);
+
+      const out = path.join(dir, 'ca.der');
+      const der = await run(['ca', 'export', '-c', file, '--format', 'der', '--out', out]).exited;
+      expect(der.code).toBe(0);
+      expect(der.stdout).toBe('');
+      expect((await readFile(out)).equals(new X509Certificate(ca.certPem).raw)).toBe(true);
+
+      const bad = await run(['ca', 'export', '-c', file, '--format', 'p12']).exited;
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/argument 'p12' is invalid\. Allowed choices are pem, der\./);
+    });
+  });
+
+  it('setup: a script for each client; a bad client, proxy URL or NO_PROXY entry is bad usage', async () => {
+    const { code, stdout } = await run(['setup', 'kubernetes', '--proxy', 'http://10.0.0.5:3128']).exited;
+    expect(code).toBe(0);
+    expect(stdout).toContain('Environment="HTTPS_PROXY=http://10.0.0.5:3128"');
+    expect(stdout).toContain('.svc,.cluster.local');
+    for (const args of [
+      ['setup', 'rkt'],
+      ['setup', 'docker', '--proxy', 'https://p:3128'],
+      ['setup', 'docker', '--proxy', 'http://p:3128/$(id)'],
+      ['setup', 'docker', '--direct', 'a b'],
+    ]) {
+      const bad = await run(args).exited;
+      expect(bad.code, args.join(' ')).toBe(2);
+      expect(bad.stdout).toBe('');
+      expect(bad.stderr).toMatch(/^pullthrough: .+\n$/);
+    }
   });
 });

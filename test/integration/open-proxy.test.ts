@@ -194,9 +194,16 @@ describe('clients', () => {
     const none = await connectStatus(proxy.port, upstream.authority);
     expect(none.head).toMatch(/^HTTP\/1\.1 407 /);
     expect(none.head).toMatch(/\r\nProxy-Authenticate: Basic realm="pullthrough"/);
+    // No credentials at all: one info line, so an operator sees which client lacks them.
+    expect(await proxy.waitForLog((l) => l.msg === 'proxy authentication required')).toMatchObject({
+      level: 30,
+      target: upstream.authority,
+      client: '127.0.0.1',
+    });
     const wrong = await connectStatus(proxy.port, upstream.authority, basic('alice', 'nope'));
     expect(wrong.head).toMatch(/^HTTP\/1\.1 407 /);
     expect(await proxy.waitForLog((l) => l.msg === 'proxy authentication failed')).toMatchObject({
+      level: 40,
       user: 'alice',
       target: upstream.authority,
     });

@@ -13,10 +13,12 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   oci: [],
   'buffer-pool.ts': [],
   'node-flags.ts': [],
+  'node-version.ts': [],
   'log.ts': [],
   http: [],
   net: [],
-  'local.ts': [],
+  'local.ts': ['setup'],
+  setup: [],
   tls: ['log.ts'],
   config: ['http', 'log.ts', 'net'],
   upstream: ['net', 'oci', 'http', 'log.ts'],
@@ -24,8 +26,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   access: ['cache', 'config', 'http', 'oci', 'upstream'],
   proxy: ['buffer-pool.ts', 'http', 'log.ts', 'net'],
   registry: ['access', 'buffer-pool.ts', 'cache', 'config', 'http', 'log.ts', 'net', 'oci', 'upstream'],
-  cli: ['app.ts', 'config', 'log.ts', 'node-flags.ts', 'tls'],
-  'main.ts': ['app.ts', 'cli', 'config', 'log.ts', 'node-flags.ts', 'tls'],
+  cli: ['app.ts', 'config', 'log.ts', 'node-flags.ts', 'setup', 'tls'],
+  'main.ts': ['cli', 'node-version.ts'],
 };
 /** The one module that wires everything together. */
 const WIRING = 'app.ts';

@@ -13,7 +13,10 @@ describe('NODE_FLAGS', () => {
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
       scripts: Record<string, string>;
     };
-    expect(pkg.scripts['start']).toMatch(new RegExp(`^node ${NODE_FLAGS.join(' ')} src/main\\.ts serve`));
+    // `exec`: the shell npm runs the script in becomes node, so npm's SIGTERM reaches node itself.
+    expect(pkg.scripts['start']).toMatch(
+      new RegExp(`^exec node ${NODE_FLAGS.join(' ')} src/main\\.ts serve`),
+    );
   });
 
   it('are missing only when neither the command line nor NODE_OPTIONS sets them, in any value', () => {

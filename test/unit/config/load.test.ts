@@ -1,8 +1,11 @@
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/config/errors.ts';
 import { loadConfig, parseConfig } from '../../../src/config/load.ts';
+import { rpardiniEnv, rpardiniNotices } from '../../../src/config/rpardini.ts';
 import { DEFAULT_REGISTRIES } from '../../../src/config/schema.ts';
+import { tempDir } from '../../helpers/tmp.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 
@@ -41,7 +44,7 @@ describe('config', () => {
     );
     expect(issues).toEqual(
       expect.arrayContaining([
-        'upstream: unknown key "verifyTLS"',
+        'upstream: unknown key "verifyTLS" (did you mean "verifyTls"?)',
         'cache.maxSize: "lots" is not a size (e.g. 500MiB, 32GiB, 32g)',
         'listen: ":99999" is not host:port (e.g. 0.0.0.0:3128, [::]:3128)',
       ]),
@@ -185,7 +188,7 @@ describe('config', () => {
     );
     expect(issues).toEqual([
       'registries.0.tagTtl: "soon" is not a duration (e.g. 250ms, 10s, 5m, 1h, 7d)',
-      'registries.1: unknown key "bogus"',
+      'registries.1: unknown key "bogus" (keys here: host, tagTtl, maxStale, policy)',
     ]);
   });
 
@@ -246,10 +249,189 @@ describe('config', () => {
     expect(config.upstream.caFiles).toEqual(['/abs.pem', '/srv/pt/rel.pem']);
   });
 
-  it('reports an unreadable file and invalid YAML in one line each', async () => {
+  it('reports an unreadable file and a document that is not a mapping in one line each', async () => {
     await expect(loadConfig({ file: '/nonexistent/config.yaml', env: {} })).rejects.toThrow(
       /cannot read the file \(ENOENT\)/,
     );
     expect(issuesOf(() => parseConfig(['a list'], {}, 't', '/'))).toEqual([': expected a mapping of keys']);
+  });
+
+  it('shows invalid YAML with its line, column and code frame', async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(file, 'listen: 1\ncache:\n\tdir: x\n');
+    const error = await loadConfig({ file, env: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toBe(
+      `invalid configuration in ${file}:\n` +
+        '  line 3, column 1: not valid YAML: Tabs are not allowed as indentation\n' +
+        '    cache:\n' +
+        '    \tdir: x\n' +
+        '    ^',
+    );
+    await writeFile(file, 'log: {level: info}\nlog: {level: debug}\n');
+    await expect(loadConfig({ file, env: {} })).rejects.toThrow(
+      /line 2, column 1: not valid YAML: Map keys must be unique\n/,
+    );
+  });
+
+  it("speaks the config's language: path, line, what was expected, what was found", async () => {
+    const dir = await tempDir();
+    const file = path.join(dir, 'config.yaml');
+    await writeFile(
+      file,
+      [
+        'listen: 3128',
+        'log:',
+        '  level: verbose',
+        'limits:',
+        '  maxConnections: 0',
+        '  maxHeaders: 1.5',
+        '  idleTimout: 5m',
+        '  headersTimeout: 30',
+        'upstream:',
+        '  verifyTls: "yes"',
+        '  caFiles: a.pem',
+        '  credentials:',
+        '    - {host: quay.io, username: u, password: 12345}',
+        'ca:',
+        'cache: {dir: "", maxSize: [1]}',
+        'proxy: {connectPorts: [443, 70000], allowClients: [10.0.0.0/33]}',
+        'registries:',
+        '  - quay.io',
+        '  - {hots: x.io}',
+        'bogus: 1',
+        '',
+      ].join('\n'),
+    );
+    const error = await loadConfig({ file, env: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    const lines = (error as ConfigError).issues.map(
+      (issue) => `${issue.line ?? '-'} ${issue.path}: ${issue.message}`,
+    );
+    expect(lines.sort()).toEqual(
+      [
+        '1 listen: 3128 is not host:port (e.g. 0.0.0.0:3128, [::]:3128)',
+        '3 log.level: expected one of fatal, error, warn, info, debug, trace, silent, found "verbose"',
+        '5 limits.maxConnections: expected a number of at least 1, found 0',
+        '6 limits.maxHeaders: expected a whole number, found 1.5',
+        '7 limits: unknown key "idleTimout" (did you mean "idleTimeout"?)',
+        '8 limits.headersTimeout: 30 is not a duration (e.g. 250ms, 10s, 5m, 1h, 7d)',
+        '10 upstream.verifyTls: expected true or false, found "yes"',
+        '11 upstream.caFiles: expected a list, found "a.pem"',
+        '13 upstream.credentials.0.password: expected a string, found a number',
+        '14 ca: expected a mapping (key: value), found an empty value',
+        '15 cache.dir: must not be empty',
+        '15 cache.maxSize: a list is not a size (e.g. 500MiB, 32GiB, 32g)',
+        '16 proxy.connectPorts.1: expected a number of at most 65535, found 70000',
+        '16 proxy.allowClients.0: "10.0.0.0/33" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)',
+        '19 registries.1.host: missing: expected a host, host:port or *.domain entry',
+        '19 registries.1: unknown key "hots" (did you mean "host"?)',
+        '20 : unknown key "bogus" (keys here: listen, registries, ca, cache, upstream, access, proxy, limits, allowPush, log, shutdownTimeout)',
+      ].sort(),
+    );
+    // Never zod's own words, never a secret.
+    const message = (error as Error).message;
+    expect(message).not.toMatch(/Invalid input|Invalid option|Too small|Too big|received/);
+    expect(message).not.toContain('12345');
+    expect(message).toContain(`  line 7: limits: unknown key "idleTimout" (did you mean "idleTimeout"?)\n`);
+  });
+});
+
+describe('rpardini/docker-registry-proxy environment variables', () => {
+  it('map onto the keys with the same meaning, in nginx time units', () => {
+    const env = {
+      CLIENT_HEADER_TIMEOUT: '60s',
+      KEEPALIVE_TIMEOUT: '300',
+      PROXY_CONNECT_TIMEOUT: '1m',
+      PROXY_READ_TIMEOUT: '900s',
+      PROXY_CONNECT_READ_TIMEOUT: '2w',
+      DISABLE_IPV6: 'true',
+      ENABLE_MANIFEST_CACHE: 'true',
+      MANIFEST_CACHE_DEFAULT_TIME: '10m',
+      CA_CRT_FILE: '/secrets/ca/ca.crt',
+      CA_KEY_FILE: '/secrets/ca/ca.key',
+    };
+    const config = parseConfig({}, env, 't', '/');
+    expect(config.limits.headersTimeout).toBe(60_000);
+    expect(config.limits.idleTimeout).toBe(300_000);
+    expect(config.upstream.connectTimeout).toBe(60_000);
+    expect(config.upstream.bodyTimeout).toBe(900_000);
+    expect(config.limits.tunnelIdleTimeout).toBe(14 * 86_400_000);
+    expect(config.proxy.ipv6).toBe(false);
+    expect(config.cache.tagTtl).toBe(600_000);
+    expect(config.ca.dir).toBe('/secrets/ca');
+    expect(
+      rpardiniEnv(env)
+        .mapped.map(({ env: name, key }) => `${name} → ${key}`)
+        .sort(),
+    ).toEqual([
+      'CA_CRT_FILE → ca.dir',
+      'CA_KEY_FILE → ca.dir',
+      'CLIENT_HEADER_TIMEOUT → limits.headersTimeout',
+      'DISABLE_IPV6 → proxy.ipv6',
+      'ENABLE_MANIFEST_CACHE → cache.tagTtl',
+      'KEEPALIVE_TIMEOUT → limits.idleTimeout',
+      'MANIFEST_CACHE_DEFAULT_TIME → cache.tagTtl',
+      'PROXY_CONNECT_READ_TIMEOUT → limits.tunnelIdleTimeout',
+      'PROXY_CONNECT_TIMEOUT → upstream.connectTimeout',
+      'PROXY_READ_TIMEOUT → upstream.bodyTimeout',
+    ]);
+    expect(rpardiniEnv(env).ignored).toEqual([]);
+  });
+
+  it("lose to pullthrough's own variables, and name themselves in errors", () => {
+    const config = parseConfig(
+      {},
+      { CA_CRT_FILE: '/a/ca.crt', CA_KEY_FILE: '/a/ca.key', PULLTHROUGH_CA_DIR: '/b' },
+      't',
+      '/',
+    );
+    expect(config.ca.dir).toBe('/b');
+    expect(parseConfig({}, { DISABLE_IPV6: 'false' }, 't', '/').proxy.ipv6).toBe(true);
+    expect(
+      issuesOf(() => parseConfig({}, { KEEPALIVE_TIMEOUT: '1h30m', DISABLE_IPV6: 'v4' }, 't', '/')),
+    ).toEqual([
+      'DISABLE_IPV6: "v4" is not true or false',
+      'limits.idleTimeout (from KEEPALIVE_TIMEOUT): "1h30m" is not a duration (e.g. 250ms, 10s, 5m, 1h, 7d)',
+    ]);
+  });
+
+  it('warn once each about those that mean nothing here, saying why', () => {
+    const env = {
+      MANIFEST_CACHE_PRIMARY_REGEX: '(stable|nightly)',
+      MANIFEST_CACHE_PRIMARY_TIME: '10m',
+      MANIFEST_CACHE_SECONDARY_REGEX: '(.*)',
+      MANIFEST_CACHE_SECONDARY_TIME: '60d',
+      MANIFEST_CACHE_DEFAULT_TIME: '1h', // without ENABLE_MANIFEST_CACHE=true: no effect in rpardini either
+      SEND_TIMEOUT: '60s',
+      CLIENT_BODY_TIMEOUT: '60s',
+      PROXY_SEND_TIMEOUT: '60s',
+      PROXY_CONNECT_CONNECT_TIMEOUT: '60s',
+      PROXY_CONNECT_SEND_TIMEOUT: '60s',
+      PROXY_REQUEST_BUFFERING: 'false',
+      CA_SRL_FILE: '/ca/ca.srl',
+      CA_CRT_FILE: '/ca/my.crt',
+      CA_KEY_FILE: '/ca/ca.key',
+      DEBUG: 'true',
+      DEBUG_HUB: 'true',
+      DEBUG_NGINX: 'true',
+      UNRELATED: 'x',
+      SEND_TIMEOUT_EMPTY: '',
+    };
+    const notices = rpardiniNotices(env);
+    expect(notices.map((notice) => notice.fields['env']).sort()).toEqual(
+      Object.keys(env)
+        .filter((name) => !name.startsWith('UNRELATED') && !name.endsWith('_EMPTY'))
+        .sort(),
+    );
+    for (const notice of notices) {
+      expect(notice.level).toBe('warn');
+      expect(notice.message).toMatch(new RegExp(`^${String(notice.fields['env'])} is ignored: .{20,}`));
+    }
+    const config = parseConfig({}, env, 't', '/');
+    expect(config.cache.tagTtl).toBe(0);
+    expect(config.ca.dir).toBe('/ca');
+    expect(rpardiniNotices({ SEND_TIMEOUT: '' })).toEqual([]);
   });
 });

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_DENY_NETWORKS } from '../../../src/config/schema.ts';
-import { DestinationGuard, DestinationRefusedError } from '../../../src/net/guard.ts';
+import {
+  DestinationGuard,
+  DestinationRefusedError,
+  ipv4Resolver,
+  systemResolver,
+} from '../../../src/net/guard.ts';
 import { NetworkList, parseCidr, unmapIpv4, type Cidr } from '../../../src/net/networks.ts';
 
 const deny = new NetworkList(DEFAULT_DENY_NETWORKS.map((c) => parseCidr(c) as Cidr));
@@ -82,5 +87,18 @@ describe('DestinationGuard', () => {
     expect(await guard.addresses('local.test', { allowLoopback: true })).toEqual([
       { address: '127.0.0.1', family: 4 },
     ]);
+  });
+});
+
+describe('resolvers', () => {
+  it('ipv4Resolver (proxy.ipv6: false) gives only the IPv4 addresses of a name', async () => {
+    // localhost is in /etc/hosts: no DNS query leaves the machine.
+    const all = await systemResolver('localhost');
+    const v4 = await ipv4Resolver('localhost');
+    expect(v4.length).toBeGreaterThan(0);
+    expect(v4.every(({ family }) => family === 4)).toBe(true);
+    expect(v4.map(({ address }) => address)).toEqual(
+      all.filter(({ family }) => family === 4).map(({ address }) => address),
+    );
   });
 });

@@ -29,6 +29,28 @@ describe('upstream login', () => {
     expect(parseChallenge('Negotiate abc')).toBeUndefined();
   });
 
+  it('keeps each challenge of a header its own parameters', () => {
+    expect(parseChallenge('Bearer realm="a",service="b", Basic realm="c"')).toEqual({
+      scheme: 'bearer',
+      params: { realm: 'a', service: 'b' },
+    });
+    // The first challenge the proxy can answer wins, whatever comes before it.
+    expect(parseChallenge('Negotiate abc==, Basic realm="c", Bearer realm="https://t/token"')).toEqual({
+      scheme: 'basic',
+      params: { realm: 'c' },
+    });
+    expect(parseChallenge('Negotiate, Bearer realm="https://t/token",scope="repository:a,b:pull"')).toEqual({
+      scheme: 'bearer',
+      params: { realm: 'https://t/token', scope: 'repository:a,b:pull' },
+    });
+    expect(parseChallenge('Bearer realm="quote \\" inside" , error="invalid_token"')?.params).toEqual({
+      realm: 'quote " inside',
+      error: 'invalid_token',
+    });
+    expect(parseChallenge('')).toBeUndefined();
+    expect(parseChallenge(', ,')).toBeUndefined();
+  });
+
   it('derives the pull scope from a /v2/ path', () => {
     expect(scopeOf('/v2/library/alpine/manifests/3.20')).toBe('repository:library/alpine:pull');
     expect(scopeOf('/v2/a/b/c/blobs/sha256:00')).toBe('repository:a/b/c:pull');
