@@ -29,6 +29,7 @@ const ENV_KEYS: readonly EnvKey[] = [
   { env: 'CA_KEY_PASSPHRASE_FILE', key: ['ca', 'passphraseFile'], kind: 'string' },
   { env: 'PULLTHROUGH_CACHE_DIR', key: ['cache', 'dir'], kind: 'string' },
   { env: 'CACHE_MAX_SIZE', key: ['cache', 'maxSize'], kind: 'string' },
+  { env: 'CACHE_INACTIVE', key: ['cache', 'inactive'], kind: 'string' },
   // rpardini's switch: tags served from the cache for its default tier, 1h.
   { env: 'ENABLE_MANIFEST_CACHE', key: ['cache', 'tagTtl'], kind: 'boolean', as: (on) => (on ? '1h' : '0s') },
   { env: 'VERIFY_SSL', key: ['upstream', 'verifyTls'], kind: 'boolean' },
