@@ -7,6 +7,7 @@
 // alive), never of its layers: a base layer every image shares must not make them all recent.
 // Removing an image removes the root and, parents first, whatever no remaining manifest still
 // references; a layer shared with another image stays.
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { EntryRow, Snapshot } from './index.ts';
 import type { Pins } from './pins.ts';
 
@@ -18,35 +19,49 @@ export interface Image {
   readonly host: string | null;
 }
 
+/** Items handled between two turns of the event loop while a plan is built: a few ms each. */
+const CHUNK = 8192;
+
 export class EvictionPlan {
-  readonly #entries: Map<string, EntryRow>;
+  readonly #entries: ReadonlyMap<string, EntryRow>;
   readonly #children: ReadonlyMap<string, readonly string[]>;
+  readonly #gone = new Set<string>();
   /** Present manifests referencing each digest. */
   readonly #parents = new Map<string, number>();
   /** Pinned digests and everything under them. */
   readonly #pinned = new Set<string>();
   readonly #byHost = new Map<string, number>();
-  readonly images: readonly Image[];
-  readonly pinnedRoots: readonly string[];
+  #images: Image[] = [];
+  #pinnedRoots: string[] = [];
   #total = 0;
 
-  constructor(snapshot: Snapshot, pins: Pins) {
-    this.#entries = new Map(snapshot.entries);
+  private constructor(snapshot: Snapshot) {
+    this.#entries = snapshot.entries;
     this.#children = snapshot.children;
-    for (const entry of this.#entries.values()) {
-      this.#total += entry.size;
-      if (entry.host !== null) this.#byHost.set(entry.host, (this.#byHost.get(entry.host) ?? 0) + entry.size);
-      for (const child of this.#childrenOf(entry.digest)) {
-        this.#parents.set(child, (this.#parents.get(child) ?? 0) + 1);
-      }
-    }
-    for (const digest of pinnedDigests(snapshot, pins)) this.#protect(digest);
-    const roots = [...this.#entries.keys()].filter((digest) => !this.#parents.has(digest));
-    this.pinnedRoots = roots.filter((digest) => this.#pinned.has(digest));
-    this.images = roots
-      .filter((digest) => !this.#pinned.has(digest))
-      .map((root) => ({ root, lastUsed: this.#recency(root), host: this.#entries.get(root)?.host ?? null }))
-      .sort((a, b) => a.lastUsed - b.lastUsed);
+  }
+
+  /** The plan over `snapshot` (which it keeps), built a chunk at a time: 100k entries never block for long. */
+  static async build(snapshot: Snapshot, pins: Pins): Promise<EvictionPlan> {
+    const plan = new EvictionPlan(snapshot);
+    await chunked(snapshot.entries.values(), (entry) => plan.#count(entry));
+    for (const digest of pinnedDigests(snapshot, pins)) plan.#protect(digest);
+    await chunked(snapshot.entries.keys(), (digest) => {
+      if (plan.#parents.has(digest)) return;
+      const entry = snapshot.entries.get(digest);
+      if (plan.#pinned.has(digest)) plan.#pinnedRoots.push(digest);
+      else plan.#images.push({ root: digest, lastUsed: plan.#recency(digest), host: entry?.host ?? null });
+    });
+    plan.#images.sort((a, b) => a.lastUsed - b.lastUsed);
+    return plan;
+  }
+
+  /** Unpinned images, least recently used first, as they were when the plan was built. */
+  get images(): readonly Image[] {
+    return this.#images;
+  }
+
+  get pinnedRoots(): readonly string[] {
+    return this.#pinnedRoots;
   }
 
   /** Bytes of everything present. */
@@ -67,26 +82,21 @@ export class EvictionPlan {
   }
 
   has(digest: string): boolean {
-    return this.#entries.has(digest);
+    return this.#entries.has(digest) && !this.#gone.has(digest);
   }
 
-  entry(digest: string): EntryRow | undefined {
-    return this.#entries.get(digest);
-  }
-
-  /** What evicting `root` would remove, parents before children. Empty if it is gone. */
+  /** What evicting `root` would remove, parents before children. Empty if it is gone or pinned. */
   removal(root: string): EntryRow[] {
-    const rootEntry = this.#entries.get(root);
+    const rootEntry = this.#present(root);
     if (!rootEntry || this.#pinned.has(root)) return [];
     const out = [rootEntry];
     const left = new Map<string, number>();
     for (let i = 0; i < out.length; i++) {
-      for (const child of this.#childrenOf(out[i]?.digest ?? '')) {
+      this.#eachChild(out[i]?.digest ?? '', (child, entry) => {
         const count = (left.get(child) ?? this.#parents.get(child) ?? 0) - 1;
         left.set(child, count);
-        const entry = this.#entries.get(child);
-        if (count === 0 && entry && !this.#pinned.has(child)) out.push(entry);
-      }
+        if (count === 0 && !this.#pinned.has(child)) out.push(entry);
+      });
     }
     return out;
   }
@@ -94,29 +104,42 @@ export class EvictionPlan {
   /** Records that these entries are gone (their files and rows removed). */
   removed(digests: readonly string[]): void {
     for (const digest of digests) {
-      const entry = this.#entries.get(digest);
+      const entry = this.#present(digest);
       if (!entry) continue;
-      for (const child of this.#childrenOf(digest)) {
+      this.#eachChild(digest, (child) => {
         const count = (this.#parents.get(child) ?? 1) - 1;
         if (count > 0) this.#parents.set(child, count);
         else this.#parents.delete(child);
-      }
-      this.#entries.delete(digest);
+      });
+      this.#gone.add(digest);
       this.#total -= entry.size;
       if (entry.host !== null) this.#byHost.set(entry.host, (this.#byHost.get(entry.host) ?? 0) - entry.size);
     }
   }
 
-  /** Present digests a present manifest references (each once). */
-  #childrenOf(digest: string): string[] {
-    if (this.#entries.get(digest)?.kind !== 'manifest') return [];
-    return (this.#children.get(digest) ?? []).filter((child) => this.#entries.has(child));
+  #present(digest: string): EntryRow | undefined {
+    return this.#gone.has(digest) ? undefined : this.#entries.get(digest);
+  }
+
+  #count(entry: EntryRow): void {
+    this.#total += entry.size;
+    if (entry.host !== null) this.#byHost.set(entry.host, (this.#byHost.get(entry.host) ?? 0) + entry.size);
+    this.#eachChild(entry.digest, (child) => this.#parents.set(child, (this.#parents.get(child) ?? 0) + 1));
+  }
+
+  /** Calls `fn` for each present digest a present manifest references. */
+  #eachChild(digest: string, fn: (child: string, entry: EntryRow) => void): void {
+    if (this.#present(digest)?.kind !== 'manifest') return;
+    for (const child of this.#children.get(digest) ?? []) {
+      const entry = this.#present(child);
+      if (entry) fn(child, entry);
+    }
   }
 
   #protect(digest: string): void {
-    if (this.#pinned.has(digest) || !this.#entries.has(digest)) return;
+    if (this.#pinned.has(digest) || !this.#present(digest)) return;
     this.#pinned.add(digest);
-    for (const child of this.#childrenOf(digest)) this.#protect(child);
+    this.#eachChild(digest, (child) => this.#protect(child));
   }
 
   #recency(root: string): number {
@@ -124,15 +147,22 @@ export class EvictionPlan {
     const seen = new Set([root]);
     const stack = [root];
     for (let digest = stack.pop(); digest !== undefined; digest = stack.pop()) {
-      for (const child of this.#childrenOf(digest)) {
-        const entry = this.#entries.get(child);
-        if (seen.has(child) || entry?.kind !== 'manifest') continue;
+      this.#eachChild(digest, (child, entry) => {
+        if (seen.has(child) || entry.kind !== 'manifest') return;
         seen.add(child);
         latest = Math.max(latest, entry.lastUsed);
         stack.push(child);
-      }
+      });
     }
     return latest;
+  }
+}
+
+async function chunked<T>(items: Iterable<T>, fn: (item: T) => void): Promise<void> {
+  let count = 0;
+  for (const item of items) {
+    fn(item);
+    if (++count % CHUNK === 0) await nextTurn();
   }
 }
 

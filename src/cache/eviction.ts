@@ -185,8 +185,8 @@ export class Evictor {
   /** One eviction pass over every bound. */
   async pass(): Promise<PassResult> {
     const started = this.#now();
-    const snapshot = this.#options.index.snapshot();
-    const plan = new EvictionPlan(snapshot, this.#pins);
+    const snapshot = await this.#options.index.snapshot();
+    const plan = await EvictionPlan.build(snapshot, this.#pins);
     const pass = new PassState(plan, started, snapshot.tags);
     const space = await this.#space();
     await this.#expire(pass);
@@ -249,25 +249,39 @@ export class Evictor {
       pass.skippedInUse.add(image.root);
       return;
     }
-    const removed: string[] = [];
-    let bytes = 0;
-    try {
-      for (const entry of victims) {
-        const tags = entry.kind === 'manifest' ? pass.tagsOf(entry.digest) : [];
-        await this.#options.remove({ digest: entry.digest, kind: entry.kind, size: entry.size, tags });
-        removed.push(entry.digest);
-        bytes += entry.size;
-      }
-    } catch (error) {
-      this.#options.onError?.(error);
-    } finally {
-      this.#options.index.remove(removed, pass.started);
-      pass.plan.removed(removed);
-    }
+    const removed = await this.#removeAll(pass, victims);
+    this.#options.index.remove(removed, pass.started);
+    pass.plan.removed(removed);
+    const gone = new Set(removed);
+    const bytes = victims.reduce((sum, entry) => sum + (gone.has(entry.digest) ? entry.size : 0), 0);
     pass.freed += bytes;
     if (removed.length > 0) {
       pass.evicted.push({ root: image.root, reason, digests: removed, bytes, lastUsed: image.lastUsed });
     }
+  }
+
+  /**
+   * Removes the files of `victims`: manifests one by one, parents first, so that a crash never
+   * leaves a manifest whose layers are gone; then configs and layers together. Stops at the
+   * first manifest that cannot be removed; resolves with the digests removed, in order.
+   */
+  async #removeAll(pass: PassState, victims: readonly EntryRow[]): Promise<string[]> {
+    const done = new Set<string>();
+    const remove = async (entry: EntryRow) => {
+      const tags = entry.kind === 'manifest' ? pass.tagsOf(entry.digest) : [];
+      await this.#options.remove({ digest: entry.digest, kind: entry.kind, size: entry.size, tags });
+      done.add(entry.digest);
+    };
+    try {
+      for (const entry of victims) if (entry.kind === 'manifest') await remove(entry);
+      const outcomes = await Promise.allSettled(victims.filter((e) => e.kind !== 'manifest').map(remove));
+      for (const outcome of outcomes) {
+        if (outcome.status === 'rejected') this.#options.onError?.(outcome.reason);
+      }
+    } catch (error) {
+      this.#options.onError?.(error);
+    }
+    return victims.filter((entry) => done.has(entry.digest)).map((entry) => entry.digest);
   }
 
   /** Whether a pass has anything to do, judged without reading the whole index. */

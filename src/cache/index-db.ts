@@ -10,7 +10,8 @@
 //   refs(parent, child)        a present manifest references `child` (oci/manifest.ts)
 //   tags(host, repo, tag, digest)  one row per tag record file
 //   meta(key, value)           schema version; whether the last process closed the index
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 
 export const SCHEMA_VERSION = '1';
 
@@ -50,9 +51,22 @@ const SCHEMA = `
 `;
 
 const ENTRY_COLUMNS = 'digest, size, kind, host, repo, last_used AS lastUsed, added';
+/** Rows read between two turns of the event loop by snapshot(): a few ms of work each. */
+const PAGE = 4096;
+/** Tags whose images get their origin inferred per call of inferSources(). */
+const SOURCE_PAGE = 256;
+
+export interface SnapshotSink {
+  readonly entry: (row: EntryRow) => void;
+  /** Absent: references are not read. */
+  readonly ref?: (parent: string, child: string) => void;
+}
 
 export class IndexDb {
   readonly db: DatabaseSync;
+  readonly #file: string;
+  #reader: DatabaseSync | undefined;
+  #reading: Promise<unknown> = Promise.resolve();
   readonly #upsert: StatementSync;
   readonly #get: StatementSync;
   readonly #delete: StatementSync;
@@ -62,16 +76,19 @@ export class IndexDb {
   readonly #deleteTag: StatementSync;
   readonly #deleteTagsOf: StatementSync;
   readonly #touchTree: StatementSync;
+  readonly #tagPage: StatementSync;
+  readonly #inferSources: StatementSync;
   readonly #setKind: StatementSync;
   readonly #getMeta: StatementSync;
   readonly #setMeta: StatementSync;
 
   /** Opens (creating when absent) and checks the file; throws when it is not a sound database. */
   constructor(file: string) {
+    this.#file = file;
     this.db = new DatabaseSync(file, { timeout: 1000 });
     try {
       this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
-      // quick_check reads every page but skips index cross-checks: ~10 ms per 100k rows.
+      // quick_check reads every page but skips index cross-checks: tens of ms per 100k rows.
       const check = this.db.prepare('PRAGMA quick_check').all();
       if (check.length !== 1 || check[0]?.['quick_check'] !== 'ok')
         throw new Error('index.db failed quick_check');
@@ -94,12 +111,27 @@ export class IndexDb {
     this.#upsertTag = prepare('INSERT OR REPLACE INTO tags (host, repo, tag, digest) VALUES (?, ?, ?, ?)');
     this.#deleteTag = prepare('DELETE FROM tags WHERE host = ? AND repo = ? AND tag = ?');
     this.#deleteTagsOf = prepare('DELETE FROM tags WHERE digest = ?');
-    // A pull refreshes the manifest and everything under it (index → manifests → config, layers).
+    // A pull refreshes the manifest and the manifests under it (an index's platform manifests).
+    // Configs and layers are not written: they age with the images that reference them
+    // (eviction-plan.ts), which saves the ~10 scattered row writes per pull that dominate.
     this.#touchTree = prepare(`
       WITH RECURSIVE tree (digest) AS (
-        SELECT ? UNION SELECT refs.child FROM refs JOIN tree ON refs.parent = tree.digest
+        SELECT ? UNION
+        SELECT refs.child FROM refs JOIN tree ON refs.parent = tree.digest
+          JOIN blobs ON blobs.digest = refs.child AND blobs.kind = 'manifest'
       )
       UPDATE blobs SET last_used = ?2 WHERE digest IN (SELECT digest FROM tree) AND last_used < ?2`);
+    this.#tagPage = prepare(
+      `SELECT host, repo, tag FROM tags WHERE (host, repo, tag) > (?, ?, ?) ORDER BY 1, 2, 3 LIMIT ${SOURCE_PAGE}`,
+    );
+    this.#inferSources = prepare(`
+      WITH RECURSIVE tree (digest, host, repo) AS (
+        SELECT digest, host, repo FROM tags WHERE (host, repo, tag) > (?, ?, ?) AND (host, repo, tag) <= (?, ?, ?)
+        UNION SELECT refs.child, tree.host, tree.repo FROM refs JOIN tree ON refs.parent = tree.digest
+      )
+      UPDATE blobs SET host = source.host, repo = source.repo
+      FROM (SELECT digest, host, repo FROM tree GROUP BY digest) AS source
+      WHERE blobs.digest = source.digest AND blobs.host IS NULL`);
     this.#setKind = prepare('UPDATE blobs SET kind = ? WHERE digest = ?');
     this.#getMeta = prepare('SELECT value FROM meta WHERE key = ?');
     this.#setMeta = prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)');
@@ -163,32 +195,63 @@ export class IndexDb {
 
   /**
    * Gives rows without a known registry the host and repository of a tag that reaches them
-   * through manifests: what a rebuild can tell about where content came from.
+   * through manifests: what a rebuild can tell about where content came from. One page of tags
+   * (after the tag key `after`) per call; returns the key to continue from, or undefined.
    */
-  inferSources(): void {
-    this.db.exec(`
-      WITH RECURSIVE tree (digest, host, repo) AS (
-        SELECT digest, host, repo FROM tags
-        UNION SELECT refs.child, tree.host, tree.repo FROM refs JOIN tree ON refs.parent = tree.digest
-      )
-      UPDATE blobs SET host = source.host, repo = source.repo
-      FROM (SELECT digest, host, repo FROM tree GROUP BY digest) AS source
-      WHERE blobs.digest = source.digest AND blobs.host IS NULL`);
-  }
-
-  entries(): EntryRow[] {
-    return this.db.prepare(`SELECT ${ENTRY_COLUMNS} FROM blobs`).all() as unknown as EntryRow[];
-  }
-
-  refs(): Array<{ parent: string; child: string }> {
-    return this.db.prepare('SELECT parent, child FROM refs').all() as unknown as Array<{
-      parent: string;
-      child: string;
-    }>;
+  inferSources(after: readonly [string, string, string]): [string, string, string] | undefined {
+    const page = this.#tagPage.all(...after) as unknown as TagRow[];
+    const last = page.at(-1);
+    if (last === undefined) return undefined;
+    this.#inferSources.run(...after, last.host, last.repo, last.tag);
+    return page.length < SOURCE_PAGE ? undefined : [last.host, last.repo, last.tag];
   }
 
   tags(): TagRow[] {
     return this.db.prepare('SELECT host, repo, tag, digest FROM tags').all() as unknown as TagRow[];
+  }
+
+  /**
+   * Every row, as of one instant, read in pages on a second connection (WAL lets it keep its
+   * view while this one writes) and handed to the callbacks a page per turn of the event loop,
+   * so that 100k rows never hold it for long. Resolves with the tags.
+   */
+  snapshotRows(sink: SnapshotSink): Promise<TagRow[]> {
+    const read = this.#reading.then(async () => {
+      const reader = (this.#reader ??= new DatabaseSync(this.#file, { readOnly: true, timeout: 1000 }));
+      reader.exec('BEGIN');
+      try {
+        const page = (sql: string) => reader.prepare(`${sql} LIMIT ${PAGE}`);
+        await paged<EntryRow>(
+          page(`SELECT ${ENTRY_COLUMNS} FROM blobs WHERE digest > ? ORDER BY digest`),
+          [''],
+          (row) => [row.digest],
+          sink.entry,
+        );
+        const ref = sink.ref;
+        if (ref) {
+          await paged<{ parent: string; child: string }>(
+            page('SELECT parent, child FROM refs WHERE (parent, child) > (?, ?) ORDER BY parent, child'),
+            ['', ''],
+            (row) => [row.parent, row.child],
+            (row) => ref(row.parent, row.child),
+          );
+        }
+        const tags: TagRow[] = [];
+        await paged<TagRow>(
+          page(
+            'SELECT host, repo, tag, digest FROM tags WHERE (host, repo, tag) > (?, ?, ?) ORDER BY 1, 2, 3',
+          ),
+          ['', '', ''],
+          (row) => [row.host, row.repo, row.tag],
+          (row) => tags.push(row),
+        );
+        return tags;
+      } finally {
+        reader.exec('COMMIT');
+      }
+    });
+    this.#reading = read.catch(() => undefined);
+    return read;
   }
 
   tagsOf(digest: string): TagRow[] {
@@ -214,6 +277,24 @@ export class IndexDb {
   }
 
   close(): void {
+    if (this.#reader?.isOpen) this.#reader.close();
     if (this.db.isOpen) this.db.close();
+  }
+}
+
+/** Hands every row of a keyset-paged statement to `each`, yielding to the event loop between pages. */
+async function paged<T>(
+  statement: StatementSync,
+  first: SQLInputValue[],
+  key: (row: T) => SQLInputValue[],
+  each: (row: T) => void,
+): Promise<void> {
+  for (let after = first; ;) {
+    const rows = statement.all(...after) as unknown as T[];
+    for (const row of rows) each(row);
+    const last = rows.at(-1);
+    if (rows.length < PAGE || last === undefined) return;
+    after = key(last);
+    await nextTurn();
   }
 }

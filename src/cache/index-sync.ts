@@ -4,9 +4,10 @@
 // crash before a batch of writes was flushed). Both tolerate the request path writing meanwhile:
 // a file is declared gone only after a second look.
 import { readFile } from 'node:fs/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { parseDigest } from '../oci/digest.ts';
 import { manifestReferences } from '../oci/manifest.ts';
-import type { EntryKind, IndexDb, TagRow } from './index-db.ts';
+import type { EntryKind, EntryRow, IndexDb, TagRow } from './index-db.ts';
 import { exists, scanBlobs, scanManifestMetas, scanTags, type ScannedBlob } from './index-scan.ts';
 import type { CacheLayout } from './layout.ts';
 
@@ -35,8 +36,8 @@ export async function rebuild(db: IndexDb, layout: CacheLayout): Promise<SyncSta
   const tags = await scanTags(layout);
   db.transaction(() => {
     for (const tag of tags) db.upsertTag({ ...tag, repo: tag.repository });
-    db.inferSources();
   });
+  await inferSources(db);
   return { added, dropped: 0, rekinded: 0, tagsAdded: tags.length, tagsDropped: 0 };
 }
 
@@ -68,12 +69,13 @@ export async function reconcile(db: IndexDb, layout: CacheLayout): Promise<SyncS
   }
   const dropped = await dropMissing(db, layout, seen);
   const tags = await reconcileTags(db, layout);
-  db.transaction(() => db.inferSources());
+  if (added + rekinded + tags.tagsAdded > 0) await inferSources(db);
   return { added, dropped, rekinded, ...tags };
 }
 
 async function dropMissing(db: IndexDb, layout: CacheLayout, seen: ReadonlySet<string>): Promise<number> {
-  const unseen = db.entries().filter((row) => !seen.has(row.digest));
+  const unseen: EntryRow[] = [];
+  await db.snapshotRows({ entry: (row) => (seen.has(row.digest) ? undefined : unseen.push(row)) });
   const gone: string[] = [];
   for (const row of unseen) {
     const parsed = parseDigest(row.digest);
@@ -140,4 +142,13 @@ async function readReferences(
     if (content) references.set(blob.digest, manifestReferences(content));
   }
   return references;
+}
+
+/** Infers where content came from (IndexDb.inferSources), a page of tags per turn of the event loop. */
+async function inferSources(db: IndexDb): Promise<void> {
+  for (let after = db.transaction(() => db.inferSources(['', '', ''])); after;) {
+    await nextTurn();
+    const from = after;
+    after = db.transaction(() => db.inferSources(from));
+  }
 }

@@ -13,10 +13,15 @@ function clock(start = 1_000_000) {
   return { now: () => now, advance: (ms: number) => (now += ms) };
 }
 
-async function setup(options: { flushCount?: number } = {}) {
+async function setup(options: { flushCount?: number; touchGranularityMs?: number } = {}) {
   const dir = await tempDir();
   const time = clock();
-  const index = await CacheIndex.open(dir, { now: time.now, flushDelayMs: 60_000, ...options });
+  const index = await CacheIndex.open(dir, {
+    now: time.now,
+    flushDelayMs: 60_000,
+    touchGranularityMs: 0,
+    ...options,
+  });
   const images = await CacheImages.create(dir, index);
   return { dir, time, index, images };
 }
@@ -43,31 +48,40 @@ describe('CacheIndex', () => {
       repo: 'team/app',
       lastUsed: 1_005_000,
     });
-    expect(again.get(app.layers[0]!)).toMatchObject({
-      kind: 'blob',
-      host: HOST,
-      lastUsed: 1_005_000,
-      added: 1_000_000,
-    });
-    const snapshot = again.snapshot();
+    expect(again.get(app.layers[0]!)).toMatchObject({ kind: 'blob', host: HOST, lastUsed: 1_000_000 });
+    const snapshot = await again.snapshot();
     expect(snapshot.children.get(app.manifest)?.toSorted()).toEqual([app.config, ...app.layers].sort());
     expect(snapshot.tags).toEqual([{ host: HOST, repo: 'team/app', tag: 'v1', digest: app.manifest }]);
     again.close();
   });
 
-  it('a touched manifest refreshes everything under it; a touched layer only itself', async () => {
+  it('a touched index refreshes the manifests under it; configs and layers age with their image', async () => {
     const { time, index, images } = await setup();
     const amd = await images.image({ repository: 'multi', layers: ['amd64 layer', 'shared'] });
     const arm = await images.image({ repository: 'multi', layers: ['arm64 layer', 'shared'] });
     const top = await images.imageIndex([amd, arm], 'multi', 'latest');
     time.advance(1000);
     index.touch(top);
-    for (const digest of [top, ...amd.digests, ...arm.digests])
+    for (const digest of [top, amd.manifest, arm.manifest])
       expect(index.get(digest)?.lastUsed).toBe(1_001_000);
+    for (const digest of [amd.config, ...amd.layers]) expect(index.get(digest)?.lastUsed).toBe(1_000_000);
     time.advance(1000);
     index.touch(amd.layers[0]!);
     expect(index.get(amd.layers[0]!)?.lastUsed).toBe(1_002_000);
     expect(index.get(amd.manifest)?.lastUsed).toBe(1_001_000);
+    index.close();
+  });
+
+  it('writes a digest touched again within touchGranularityMs once', async () => {
+    const { time, index, images } = await setup({ touchGranularityMs: 60_000 });
+    const app = await images.image({ repository: 'app', layers: ['l'] });
+    index.touch(app.manifest);
+    time.advance(30_000);
+    index.touch(app.manifest);
+    expect(index.get(app.manifest)?.lastUsed).toBe(1_000_000);
+    time.advance(30_000);
+    index.touch(app.manifest);
+    expect(index.get(app.manifest)?.lastUsed).toBe(1_060_000);
     index.close();
   });
 
@@ -118,7 +132,7 @@ describe('CacheIndex', () => {
     expect(rebuilt.get(app.manifest)).toMatchObject({ kind: 'manifest', host: HOST, repo: 'team/app' });
     expect(rebuilt.get(app.layers[0]!)).toMatchObject({ kind: 'blob', host: HOST, lastUsed: 2_000_000 });
     expect(rebuilt.get(loose)).toMatchObject({ kind: 'blob', host: null });
-    expect(rebuilt.snapshot().children.get(app.manifest)?.toSorted()).toEqual(
+    expect((await rebuilt.snapshot()).children.get(app.manifest)?.toSorted()).toEqual(
       [app.config, ...app.layers].sort(),
     );
     expect(rebuilt.tagsOf(app.manifest)).toEqual([
@@ -186,7 +200,7 @@ describe('CacheIndex', () => {
     expect(index.get(kept.manifest)).toMatchObject({ lastUsed: 1_001_000, repo: 'kept' });
     for (const digest of lost.digests) expect(index.get(digest)).toBeUndefined();
     expect(index.get(demoted.manifest)?.kind).toBe('blob');
-    expect(index.snapshot().children.has(demoted.manifest)).toBe(false);
+    expect((await index.snapshot()).children.has(demoted.manifest)).toBe(false);
     expect(index.get(unknown.layers[0]!)).toMatchObject({ kind: 'blob', host: HOST, repo: 'unknown' });
     expect(index.get(unknown.manifest)?.kind).toBe('manifest');
     expect(index.usage().total).toBe(kept.size + demoted.size + unknown.size);
