@@ -317,12 +317,18 @@ export class Evictor {
     return destination && this.#budgets.match(destination.host, destination.port);
   }
 
+  /** Free space, when minFree is set; undefined (no bound) when it is not, or statfs fails. */
   async #space(): Promise<Space | undefined> {
     const { minFree } = this.#config;
     if (('bytes' in minFree ? minFree.bytes : minFree.percent) <= 0) return undefined;
-    if (this.#options.statfs) return this.#options.statfs();
-    const stats = await statfs(this.#options.index.layout.root);
-    return { free: stats.bavail * stats.bsize, total: stats.blocks * stats.bsize };
+    try {
+      if (this.#options.statfs) return await this.#options.statfs();
+      const stats = await statfs(this.#options.index.layout.root);
+      return { free: stats.bavail * stats.bsize, total: stats.blocks * stats.bsize };
+    } catch (error) {
+      this.#options.onError?.(error);
+      return undefined;
+    }
   }
 }
 

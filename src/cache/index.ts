@@ -8,7 +8,6 @@
 // of one per request. A crash loses at most that window: files stored meanwhile are found by the
 // next reconcile, and some recency is lost. usage() counts queued writes at once.
 import { mkdir, rm } from 'node:fs/promises';
-import path from 'node:path';
 import { manifestReferences } from '../oci/manifest.ts';
 import { IndexDb, SCHEMA_VERSION, type EntryRow, type TagRow } from './index-db.ts';
 import { exists } from './index-scan.ts';
@@ -18,7 +17,6 @@ import { CacheLayout } from './layout.ts';
 export type { EntryKind, EntryRow, TagRow } from './index-db.ts';
 export type { SyncStats } from './index-sync.ts';
 
-export const INDEX_FILE = 'index.db';
 const FLUSH_DELAY_MS = 1000;
 const FLUSH_COUNT = 256;
 /**
@@ -112,7 +110,7 @@ export class CacheIndex {
     const started = performance.now();
     const layout = new CacheLayout(root);
     await mkdir(layout.root, { recursive: true });
-    const file = path.join(layout.root, INDEX_FILE);
+    const file = layout.indexFile;
     let state: OpenReport['state'] = (await exists(file)) ? 'existing' : 'missing';
     let db: IndexDb | undefined;
     if (state === 'existing') {

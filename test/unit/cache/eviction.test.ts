@@ -286,6 +286,18 @@ describe('Evictor', () => {
     index.close();
   });
 
+  it('reads free space with statfs on the cache directory by default', async () => {
+    const { index } = await setup();
+    const base = { maxSize: 1e12, inactive: 0, pins: [], budgets: [] };
+    const remove = removeFiles(index.layout);
+    const roomy = new Evictor({ index, remove, config: { ...base, minFree: { bytes: 1 } } });
+    expect(await roomy.admit(1)).toBe(true);
+    const impossible = new Evictor({ index, remove, config: { ...base, minFree: { percent: 100 } } });
+    expect(await impossible.admit(1)).toBe(false);
+    await impossible.stop();
+    index.close();
+  });
+
   it("enforces a registry's budget on its own images only; docker.io stands for Docker Hub", async () => {
     const { index, makeEvictor, pull } = await setup();
     const hubOld = await pull('library/old', { host: 'registry-1.docker.io:443' });
