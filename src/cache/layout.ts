@@ -14,6 +14,8 @@
 //     public/<2 hex>/<sha256 hex of host, repository and digest>   empty; its mtime is when
 //                                             upstream last served that digest of that
 //                                             repository to a request without credentials
+//     index.db (+ -wal, -shm)                 the cache index (index.ts): sizes, last use, references,
+//                                             tags; rebuilt from the files above when missing
 //     tmp/<algorithm>-<hex>.<random>          fills in progress, hashed while written; renamed
 //                                             into blobs/ only when digest and size match;
 //                                             removed at start (a crash mid-fill leaves nothing
@@ -35,6 +37,7 @@ export class CacheLayout {
   readonly manifestsDir: string;
   readonly tagsDir: string;
   readonly publicDir: string;
+  readonly indexFile: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -43,6 +46,7 @@ export class CacheLayout {
     this.manifestsDir = path.join(this.root, 'manifests');
     this.tagsDir = path.join(this.root, 'tags');
     this.publicDir = path.join(this.root, 'public');
+    this.indexFile = path.join(this.root, 'index.db');
   }
 
   /** `key` is a sha256 hex string (public-marks.ts), never request text. */

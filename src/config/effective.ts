@@ -2,7 +2,14 @@
 // durations and sizes in their units (10s, 32GiB), the listen address as host:port, and every
 // secret (passwords, passphrases, tokens) masked. Paths are as resolved, absolute.
 import { z } from 'zod';
-import { configSchema, durationSchema, listenSchema, sizeSchema, type Config } from './schema.ts';
+import {
+  configSchema,
+  durationSchema,
+  listenSchema,
+  minFreeSchema,
+  sizeSchema,
+  type Config,
+} from './schema.ts';
 import { formatDuration, formatSize } from './units.ts';
 import { unwrapOnce } from './walk.ts';
 
@@ -21,6 +28,7 @@ function written(schema: z.ZodType, value: unknown): unknown {
     if (node === durationSchema && typeof value === 'number') return formatDuration(value);
     if (node === sizeSchema && typeof value === 'number') return formatSize(value);
     if (node === listenSchema) return listenText(value as Config['listen']);
+    if (node === minFreeSchema) return minFreeText(value as Config['cache']['minFree']);
     if (node instanceof z.ZodObject && isMapping(value)) return mapping(node.shape, value);
     if (node instanceof z.ZodArray && Array.isArray(value)) {
       const element = node.element as z.ZodType;
@@ -39,6 +47,10 @@ function mapping(shape: Record<string, z.ZodType>, value: Record<string, unknown
     out[key] = SECRET_KEY.test(key) && child !== null ? MASKED : schema ? written(schema, child) : child;
   }
   return out;
+}
+
+function minFreeText(minFree: Config['cache']['minFree']): string {
+  return 'percent' in minFree ? `${minFree.percent}%` : formatSize(minFree.bytes);
 }
 
 function listenText({ host, port }: Config['listen']): string {

@@ -29,6 +29,7 @@ const manifestCacheOn = {
 /** rpardini's variables that set a key; applied before pullthrough's own, which win. */
 export const RPARDINI_ENV_KEYS: readonly EnvKey[] = [
   { env: 'CACHE_MAX_SIZE', key: ['cache', 'maxSize'], kind: 'string' },
+  { env: 'CACHE_INACTIVE', key: ['cache', 'inactive'], kind: 'nginx-time' },
   // rpardini's switch: tags served from the cache for its default tier, 1h.
   { env: 'ENABLE_MANIFEST_CACHE', key: ['cache', 'tagTtl'], kind: 'boolean', as: (on) => (on ? '1h' : '0s') },
   // Its default tier is every tag here: there are no tiers.

@@ -2,6 +2,7 @@
 // Parsing only; reading the file and the environment is load.ts. The shipped config.yaml
 // documents the same keys for operators and a test keeps the two in step.
 import { z } from 'zod';
+import { parsePin } from './pins.ts';
 import { parseCidr, formatCidr } from '../net/networks.ts';
 import { describeValue } from './issues.ts';
 import { parseDuration, parseSize } from './units.ts';
@@ -90,8 +91,29 @@ const cidr = parsedValue(
   }),
 );
 
+/** Free space to keep on the cache's filesystem: bytes, or a percentage of the filesystem. */
+const minFree = parsedValue('a size or a percentage (e.g. 10%, 20GiB)', (value) => {
+  const percent = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(value) : null;
+  if (percent) {
+    const share = Number(percent[1]);
+    return share <= 100 ? { percent: share } : undefined;
+  }
+  const bytes = typeof value === 'string' || typeof value === 'number' ? parseSize(value) : undefined;
+  return bytes === undefined ? undefined : { bytes };
+});
+
+const pin = parsedValue(
+  'a pin (e.g. docker.io/library/postgres:16, registry.k8s.io/pause:*, ghcr.io/org/*)',
+  asString((value) => (parsePin(value) === undefined ? undefined : value.trim())),
+);
+
 /** The schemas of values written in units: effective.ts writes a config back with them. */
-export { duration as durationSchema, size as sizeSchema, listenAddress as listenSchema };
+export {
+  duration as durationSchema,
+  size as sizeSchema,
+  listenAddress as listenSchema,
+  minFree as minFreeSchema,
+};
 
 const port = z.number().int().min(1).max(65535);
 
@@ -147,6 +169,8 @@ const registrySettings = z.strictObject({
    * everyone, fetched with the configured credentials. no-cache: relayed, never stored.
    */
   policy: z.enum(['verify', 'share', 'no-cache']).optional(),
+  /** Disk budget of this registry's content inside cache.maxSize; unset: only the global cap. */
+  maxSize: size.optional(),
 });
 
 /** `registries` entries: a bare host, or `{host, ...settings}`. */
@@ -175,8 +199,20 @@ export const configSchema = z.strictObject({
   cache: z
     .strictObject({
       dir: z.string().min(1).default('./cache'),
-      /** Disk budget of the cache. Accepted now; enforced once eviction lands. */
+      /**
+       * Disk budget of the cache. Eviction starts when usage passes 95 % of it and stops at 90 %;
+       * a fill larger than the whole budget is served but not stored.
+       */
       maxSize: size.prefault('32GiB'),
+      /**
+       * Free space kept on the cache's filesystem (bytes or a percentage of it): cached images
+       * are evicted to keep it, and when eviction cannot, new fills are served uncached.
+       */
+      minFree: minFree.prefault('10%'),
+      /** Cached images not pulled for this long are removed, even under maxSize. 0s: never. */
+      inactive: duration.prefault('60d'),
+      /** Images eviction never removes (still counted in maxSize): references or repository globs. */
+      pin: z.array(pin).default([]),
       /**
        * How long a tag's manifest is served without asking upstream. 0s: every pull asks with a
        * HEAD (not counted by Docker Hub's pull limit) and is served from the cache when unchanged.

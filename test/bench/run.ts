@@ -22,6 +22,7 @@ import { skopeoPull, skopeoStampede } from './scenarios/skopeo.ts';
 import { stampede } from './scenarios/stampede.ts';
 import { startRegistries, type Registries } from './registries.ts';
 import { startup } from './scenarios/startup.ts';
+import { cacheIndex } from './scenarios/eviction.ts';
 import { tunnel } from './scenarios/tunnel.ts';
 import { makeWorld, type World } from './world.ts';
 
@@ -108,6 +109,7 @@ async function main(): Promise<number> {
     rows.push(...(await attempt(['first request to a new host'], () => firstRequestToNewHost(w))));
     rows.push(...(await attempt(['peak RSS'], () => memoryPeak(w, memorySizes, memoryRounds))));
     rows.push(...(await attempt(['start-up with a full cache'], () => startup(w))));
+    rows.push(...(await attempt(['cache index and eviction, 100k entries'], () => cacheIndex(w))));
   } finally {
     await registries?.close();
     await world?.close();
