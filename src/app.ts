@@ -5,11 +5,10 @@ import 'reflect-metadata';
 import { statfs } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { Access } from './access/access.ts';
-import { DiskBlobStore } from './cache/blobs.ts';
 import { CacheWriteError, type WriteFailureContext } from './cache/errors.ts';
-import { Fills } from './cache/fills.ts';
-import { ManifestStore } from './cache/manifests.ts';
-import { PublicMarks } from './cache/public-marks.ts';
+import type { Fills } from './cache/fills.ts';
+import type { PassResult } from './cache/eviction.ts';
+import { openCache, type OpenedCache } from './cache/open.ts';
 import { Registries } from './config/registries.ts';
 import type { Config } from './config/schema.ts';
 import { createLocalHandler } from './local.ts';
@@ -60,11 +59,17 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     resolve: seams.resolve ?? (config.proxy.ipv6 ? systemResolver : ipv4Resolver),
   });
   const upstream = await createUpstream(config, registries, guard, seams);
-  const cache = await openCache(config, log);
+  // One once-per-cause log of cache write failures, for the store and the registry alike.
+  const writeFailed = onceByCode(log, config.cache.dir);
+  const cache = await openCacheFor(config, registries, log, writeFailed);
   const certificates = new LeafContexts(ca);
   const handler = createRegistryHandler({
     upstream,
-    ...cache,
+    store: cache.store,
+    fills: cache.fills,
+    manifests: cache.manifests,
+    book: cache.book,
+    cacheWriteFailed: writeFailed,
     access: new Access({
       grantTtlMs: config.access.grantTtl,
       publicTtlMs: config.access.publicTtl,
@@ -90,6 +95,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     (closed ??= (async () => {
       await proxy.close(config.shutdownTimeout);
       await upstream.destroy();
+      await cache.close();
       log.info('stopped');
     })());
   return { address, ca, certificates, fills: cache.fills, close };
@@ -113,19 +119,56 @@ async function createUpstream(
   });
 }
 
-async function openCache(config: Config, log: Logger) {
-  const store = new DiskBlobStore(config.cache.dir);
-  const init = await store.init();
-  if (init.writable) log.info({ dir: config.cache.dir, sweptTempFiles: init.sweptTempFiles }, 'cache ready');
-  else log.warn({ dir: config.cache.dir, code: init.code }, `${init.reason}: serving read-only`);
-  const writeFailed = onceByCode(log, store.layout.root);
-  return {
-    store,
-    fills: new Fills(store, { onWriteFailure: writeFailed }),
-    manifests: new ManifestStore(store.layout, store, { onWriteFailure: writeFailed }),
-    marks: new PublicMarks(store.layout),
-    cacheWriteFailed: writeFailed,
+async function openCacheFor(
+  config: Config,
+  registries: Registries,
+  log: Logger,
+  writeFailed: ReturnType<typeof onceByCode>,
+): Promise<OpenedCache> {
+  const cache = await openCache({
+    dir: config.cache.dir,
+    eviction: {
+      maxSize: config.cache.maxSize,
+      minFree: config.cache.minFree,
+      inactive: config.cache.inactive,
+      pins: config.cache.pin,
+      budgets: registries.budgets(),
+    },
+    onWriteFailure: writeFailed,
+    onPass: (result) => logEviction(log, result),
+    onIndexError: (error) => log.warn({ err: (error as Error).message }, 'cache index: eviction delayed'),
+    onReconciled: (stats) => log.info({ ...stats }, 'cache index reconciled after an unclean stop'),
+  });
+  const { init } = cache;
+  if (init.writable) {
+    log.info(
+      { dir: config.cache.dir, sweptTempFiles: init.sweptTempFiles, index: cache.index },
+      'cache ready',
+    );
+  } else log.warn({ dir: config.cache.dir, code: init.code }, `${init.reason}: serving read-only`);
+  return cache;
+}
+
+/** One line per image evicted (what, why, how much), and one for the pass. */
+function logEviction(log: Logger, result: PassResult): void {
+  for (const image of result.evicted) {
+    log.info(
+      { digest: image.root, reason: image.reason, bytes: image.bytes, files: image.digests.length },
+      'evicted',
+    );
+  }
+  const { usage, freedBytes, unmet, skipped, onlyPinnedLeft } = result;
+  const fields = {
+    images: result.evicted.length,
+    freedBytes,
+    usageBefore: usage.before,
+    usageAfter: usage.after,
+    pinned: skipped.pinned.length,
+    inUse: skipped.inUse.length,
   };
+  if (unmet.length === 0) log.info(fields, 'eviction pass');
+  else if (onlyPinnedLeft) log.warn({ ...fields, unmet }, 'eviction pass: only pinned content left');
+  else log.warn({ ...fields, unmet }, 'eviction pass: bounds still unmet');
 }
 
 async function createProxy(

@@ -33,3 +33,16 @@ export class CacheWriteError extends Error {
 export function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
+
+/**
+ * The cache chose not to store a fill (larger than the cache, or the disk below its free-space
+ * floor): the fill relays, verified, and nothing failed.
+ */
+export class NotAdmittedError extends Error {
+  readonly code = 'NOT_ADMITTED';
+
+  constructor(reason: string) {
+    super(`not stored: ${reason}`);
+    this.name = 'NotAdmittedError';
+  }
+}

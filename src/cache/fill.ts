@@ -30,7 +30,8 @@ export type FillState = 'running' | 'done' | 'failed';
  * How a fill ended, when its content was right (otherwise `settled` rejects): published, or not
  * stored because the disk refused (`cause`, its error); every reader got the whole blob either way.
  */
-export type FillResult = { readonly stored: true } | { readonly stored: false; readonly cause: Error };
+export type FillResult =
+  { readonly stored: true; readonly size: number } | { readonly stored: false; readonly cause: Error };
 
 /** Where a fill writes: its temp file (written by `writer`, read through `file`), or why none. */
 export type FillTarget =
@@ -157,7 +158,9 @@ export class Fill extends EventEmitter {
         // Verified above: commit() only syncs, closes and renames, and any of those may fail.
         await this.#writer.commit().catch((error: unknown) => this.#writeFailed(asError(error)));
       }
-      return this.#writeFailure ? { stored: false, cause: this.#writeFailure } : { stored: true };
+      return this.#writeFailure
+        ? { stored: false, cause: this.#writeFailure }
+        : { stored: true, size: this.#verifier.size };
     } catch (error) {
       await this.#behind.stop();
       await this.#writer?.abort();

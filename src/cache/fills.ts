@@ -5,7 +5,7 @@
 import { open } from 'node:fs/promises';
 import { parseDigest } from '../oci/digest.ts';
 import type { BlobStore, BlobWriter } from './blobs.ts';
-import { asError, type WriteFailureListener } from './errors.ts';
+import { asError, type NotAdmittedError, type WriteFailureListener } from './errors.ts';
 import { Fill, type FillSource, type FillTarget } from './fill.ts';
 
 export type { Fill, FillResult, FillSource, FillState } from './fill.ts';
@@ -15,10 +15,16 @@ export interface FillsOptions {
   readonly onWriteFailure?: WriteFailureListener;
 }
 
+/** How a fill starts. */
+export interface StartOptions {
+  /** Set when the cache will not store this fill (eviction's admission): it relays, verified. */
+  readonly notStored?: NotAdmittedError;
+}
+
 /** A caller's exclusive right to start the fill of one digest; joiners wait on it. */
 export interface Claim {
   /** Starts the fill (see Fills.start); joiners receive it. */
-  start(source: FillSource): Promise<Fill>;
+  start(source: FillSource, options?: StartOptions): Promise<Fill>;
   /** Gives the claim up without a fill (upstream said no). */
   release(): void;
 }
@@ -66,9 +72,9 @@ export class Fills {
       settle(fill);
     };
     return {
-      start: async (source) => {
+      start: async (source, options = {}) => {
         try {
-          const fill = await this.#start(digest, source);
+          const fill = await this.#start(digest, source, options);
           finish(fill);
           return fill;
         } catch (error) {
@@ -84,10 +90,10 @@ export class Fills {
    * Starts filling `digest` from `source`: into a temp file, or, when the disk refuses one, as a
    * relay from memory (`fill.caching` is false). Rejects only for a malformed digest.
    */
-  async #start(digest: string, source: FillSource): Promise<Fill> {
+  async #start(digest: string, source: FillSource, options: StartOptions): Promise<Fill> {
     const parsed = parseDigest(digest);
     if (!parsed) throw new TypeError(`not a supported digest: ${JSON.stringify(digest).slice(0, 100)}`);
-    const target = await this.#target(digest);
+    const target = options.notStored ? { cause: options.notStored } : await this.#target(digest);
     const fill: Fill = new Fill(parsed, source, target, {
       retired: () => {
         if (this.#joinable.get(digest) === fill) this.#joinable.delete(digest);

@@ -20,10 +20,12 @@ export type { SyncStats } from './index-sync.ts';
 const FLUSH_DELAY_MS = 1000;
 const FLUSH_COUNT = 256;
 /**
- * A digest touched again within this long is not written again: recency to the minute is plenty
- * for an LRU over days, and a busy image then costs one tree update a minute, not one per pull.
+ * A digest touched again within this long is not written again. Off by default: touches within
+ * one flush are coalesced anyway (one tree update per digest per second at most), and an LRU
+ * must tell apart two images pulled a few seconds apart (pull A, pull B, pull A again: B goes
+ * first). A deployment with heavy traffic on few images may set it to a minute.
  */
-const TOUCH_GRANULARITY_MS = 60_000;
+const TOUCH_GRANULARITY_MS = 0;
 /** Digests whose last touch is remembered for that (~100 bytes each); past it, older ones are forgotten. */
 const RECENT_TOUCHES = 50_000;
 
@@ -262,15 +264,23 @@ export class CacheIndex {
     }
   }
 
-  /** Flushes and closes; marks the index as closed cleanly. */
+  /**
+   * Flushes and closes; marks the index as closed cleanly. Never throws: on a full or failing
+   * disk the mark stays unwritten (reported to onError), and the next start reconciles.
+   */
   close(): void {
     if (this.#closed) return;
     this.flush();
     this.#closed = true;
     try {
       this.#db.setMeta('open', '0');
-    } finally {
+    } catch (error) {
+      this.#onError(error);
+    }
+    try {
       this.#db.close();
+    } catch (error) {
+      this.#onError(error);
     }
   }
 

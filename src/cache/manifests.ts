@@ -90,6 +90,11 @@ export class ManifestStore {
     this.#memory.set(digest, { digest, mediaType, content });
   }
 
+  /** Drops the copy kept in memory (eviction removed the files). */
+  forget(digest: string): void {
+    this.#memory.delete(digest);
+  }
+
   async getTag(host: string, name: string, tag: string): Promise<TagRecord | undefined> {
     return readJson<TagRecord>(this.#layout.tagPath(host, name, tag));
   }

@@ -52,6 +52,13 @@ export class Registries {
     return this.#config.upstream.credentials.find((credential) => credential.host === registry.host);
   };
 
+  /** Per-registry disk budgets (`registries[].maxSize`), for eviction. */
+  budgets(): { registry: string; maxSize: number }[] {
+    return this.#config.registries.flatMap((registry) =>
+      registry.maxSize === undefined ? [] : [{ registry: registry.host, maxSize: registry.maxSize }],
+    );
+  }
+
   /** Policies other than the default, and credentials that no `share` registry will use. */
   notices(): Notice[] {
     const { registries, upstream } = this.#config;

@@ -4,6 +4,7 @@
 // has said they may read the repository (access/authorize.ts).
 import { ensureAccess, recordAccess } from '../access/authorize.ts';
 import type { ByteRange, ByteSource } from '../cache/blobs.ts';
+import { NotAdmittedError } from '../cache/errors.ts';
 import type { Fill } from '../cache/fills.ts';
 import { originOf } from '../http/destination.ts';
 import { wholeObjectHeaders, withoutHopByHop } from '../http/headers.ts';
@@ -23,11 +24,18 @@ interface BlobRoute {
 export async function serveBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Promise<void> {
   const { digest } = blob;
   const content = { kind: 'blob', name: blob.name, digest } as const;
-  const stored = await deps.store.stat(digest);
-  if (stored) {
-    await ensureAccess(x, content, deps);
-    x.outcome.cache = 'hit';
-    return sendSized(x, digest, stored.size, (range) => deps.store.open(digest, range));
+  // Held from before the stat to the end of the response: eviction never deletes under a reader.
+  const release = deps.book.reading(digest);
+  try {
+    const stored = await deps.store.stat(digest);
+    if (stored) {
+      await ensureAccess(x, content, deps);
+      x.outcome.cache = 'hit';
+      deps.book.used(digest);
+      return await sendSized(x, digest, stored.size, (range) => deps.store.open(digest, range));
+    }
+  } finally {
+    release();
   }
 
   const running = deps.fills.lookup(digest);
@@ -72,7 +80,9 @@ async function fetchBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Prom
   const size = contentLength(response);
   let fill: Fill;
   try {
-    fill = await claim.start({ body: response.body, size });
+    // Too large for the cache, or the disk below its floor: relayed, verified, not stored.
+    const notStored = await deps.book.admit(size, x.host);
+    fill = await claim.start({ body: response.body, size }, notStored ? { notStored } : {});
   } catch (error) {
     response.body.destroy();
     throw error;
@@ -81,7 +91,8 @@ async function fetchBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Prom
   if (!fill.caching) x.outcome.cache = 'bypass';
   fill.settled.then(
     (result) => {
-      if (!result.stored) deps.cacheWriteFailed(result.cause);
+      if (result.stored) deps.book.storedBlob(digest, result.size, { host: x.host, repository: blob.name });
+      else if (!(result.cause instanceof NotAdmittedError)) deps.cacheWriteFailed(result.cause);
     },
     (error: unknown) =>
       deps.log.warn(

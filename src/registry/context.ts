@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Access } from '../access/access.ts';
 import type { PolicyOf } from '../access/policy.ts';
 import type { BlobStore } from '../cache/blobs.ts';
+import type { CacheBook } from '../cache/book.ts';
 import type { Fills } from '../cache/fills.ts';
 import type { ManifestStore } from '../cache/manifests.ts';
 import type { Freshness } from '../config/registries.ts';
@@ -28,6 +29,8 @@ export interface RegistryDeps {
   readonly store: BlobStore;
   readonly fills: Fills;
   readonly manifests: ManifestStore;
+  /** What is read, used, stored and tagged, and whether a new fill may be stored (eviction). */
+  readonly book: CacheBook;
   readonly access: Access;
   readonly policy: PolicyOf;
   /** Tag freshness for a destination (per registry, falling back to the cache-wide settings). */

@@ -97,6 +97,9 @@ function expectLayoutPlaces(entries: readonly TreeEntry[], layout: CacheLayout, 
       expected = undefined;
     } else if (top === 'tags') {
       expected = tagPathOf(rest, layout, host);
+    } else if (rest.length === 0 && ['', '-wal', '-shm'].some((suffix) => top === `index.db${suffix}`)) {
+      // The index (node:sqlite in WAL mode) and its write-ahead log and shared memory.
+      expected = `${layout.indexFile}${top.slice('index.db'.length)}`;
     }
     expect(expected, `${entry.path} is a place the cache layout defines`).toBe(absolute);
     allow(absolute);

@@ -28,7 +28,7 @@ export async function serveByTag(x: Exchange, route: ManifestRoute, deps: Regist
   const { record, manifest } = tag;
   if (record && manifest && deps.now() - record.checkedAt < deps.freshness(x.destination).tagTtlMs) {
     await ensureAccess(x, { kind: 'manifest', name: route.name, digest: manifest.digest }, deps);
-    return sendManifest(x, manifest, 'hit');
+    return sendManifest(x, deps, manifest, 'hit');
   }
 
   let head: UpstreamResponse;
@@ -64,15 +64,18 @@ async function serveConfirmed(
   deps: RegistryDeps,
 ): Promise<void> {
   // What the tag resolves to, as upstream confirmed it just now: best effort, like every record.
-  const rememberTag = (entry: Omit<TagRecord, 'checkedAt'>) =>
-    bestEffort(deps, () =>
-      deps.manifests.putTag(x.host, route.name, route.reference, { ...entry, checkedAt: deps.now() }),
+  const rememberTag = async (entry: Omit<TagRecord, 'checkedAt'>) => {
+    const record = { ...entry, checkedAt: deps.now() };
+    const written = await bestEffort(deps, () =>
+      deps.manifests.putTag(x.host, route.name, route.reference, record),
     );
+    if (written) deps.book.tagged(x.host, route.name, route.reference, entry.digest);
+  };
   const digest = headerValue(head, 'docker-content-digest');
   if (manifest && record && digest === record.digest) {
     recordAccess(x, route.name, digest, deps.access);
     await rememberTag(record);
-    return sendManifest(x, manifest, 'revalidated');
+    return sendManifest(x, deps, manifest, 'revalidated');
   }
   if (x.req.method === 'HEAD') {
     // dockerd and containerd resolve tags with HEAD, then GET by digest: record what the tag
@@ -88,13 +91,15 @@ async function serveConfirmed(
   const response = await askUpstream(x, route, 'GET', deps);
   if (response.statusCode !== 200) return sendResponse(x.res, response, x.outcome);
   const fetched = await storeManifest(
+    x,
+    route,
     response,
     headerValue(response, 'docker-content-digest') ?? digest,
     deps,
   );
   await rememberTag({ digest: fetched.digest, mediaType: fetched.mediaType, size: fetched.content.length });
   recordAccess(x, route.name, fetched.digest, deps.access);
-  return sendManifest(x, fetched, fetched.stored ? 'miss' : 'bypass');
+  return sendManifest(x, deps, fetched, fetched.stored ? 'miss' : 'bypass');
 }
 
 /** Upstream cannot answer for the tag: serve the cached copy if it is young enough and allowed. */
@@ -130,7 +135,7 @@ async function serveStale(
     'serving stale tag',
   );
   x.res.setHeader('warning', '110 pullthrough "Response is Stale"');
-  return sendManifest(x, manifest, 'stale');
+  return sendManifest(x, deps, manifest, 'stale');
 }
 
 /**

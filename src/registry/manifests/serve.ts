@@ -21,12 +21,12 @@ async function serveByDigest(x: Exchange, route: ManifestRoute, deps: RegistryDe
   const cached = await deps.manifests.get(route.reference);
   if (cached && accepts(x.req.headers.accept, cached.mediaType)) {
     await ensureAccess(x, { kind: 'manifest', name: route.name, digest: cached.digest }, deps);
-    return sendManifest(x, cached, 'hit');
+    return sendManifest(x, deps, cached, 'hit');
   }
   if (x.req.method === 'HEAD') return relayUpstream(x, route, 'HEAD', deps);
   const response = await askUpstream(x, route, 'GET', deps);
   if (response.statusCode !== 200) return sendResponse(x.res, response, x.outcome);
-  const fetched = await storeManifest(response, route.reference, deps);
+  const fetched = await storeManifest(x, route, response, route.reference, deps);
   recordAccess(x, route.name, fetched.digest, deps.access);
-  return sendManifest(x, fetched, fetched.stored ? 'miss' : 'bypass');
+  return sendManifest(x, deps, fetched, fetched.stored ? 'miss' : 'bypass');
 }

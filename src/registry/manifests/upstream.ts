@@ -60,6 +60,8 @@ export interface FetchedManifest extends StoredManifest {
  * can be written (best effort: a verified manifest is served either way).
  */
 export async function storeManifest(
+  x: Exchange,
+  route: ManifestRoute,
   response: UpstreamResponse,
   expected: string | undefined,
   deps: RegistryDeps,
@@ -71,6 +73,7 @@ export async function storeManifest(
   if (expected !== undefined && digest !== expected) throw registryErrors.manifestMismatch(expected, digest);
   const mediaType = headerValue(response, 'content-type') ?? mediaTypeInside(content);
   const stored = await bestEffort(deps, () => deps.manifests.put(digest, mediaType, content));
+  if (stored) deps.book.storedManifest(digest, content, { host: x.host, repository: route.name });
   return { digest, mediaType, content, stored };
 }
 

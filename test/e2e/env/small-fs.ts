@@ -21,6 +21,16 @@ export function remount(dir: string, mode: 'ro' | 'rw'): void {
   mount(['-o', `remount,${mode}`, dir]);
 }
 
+/**
+ * Makes `dir` read-only for everyone from now on, files already open for writing elsewhere in
+ * the file system notwithstanding (a remount of the whole file system would be refused as busy
+ * while the cache's index is open): a read-only bind mount of `dir` onto itself.
+ */
+export function bindReadOnly(dir: string): void {
+  mount(['--bind', dir, dir]);
+  mount(['-o', 'remount,bind,ro', dir]);
+}
+
 /** Fills the file system of `dir` to the last block with one file of zeros. */
 export function fillUp(dir: string): void {
   // dd stops with "No space left on device" and a non-zero status: that is the point.

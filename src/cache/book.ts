@@ -1,0 +1,141 @@
+// The cache's bookkeeping as the registry endpoints see it: what is being read (never evicted
+// under a reader), what was used (recency for eviction), what was stored and tagged (the index),
+// and whether a new fill may be stored (the size cap and the free-space floor). Built on the
+// index and the evictor when the cache can be written; a read-only cache keeps no books.
+import { NotAdmittedError } from './errors.ts';
+import type { Evictor, PassResult } from './eviction.ts';
+import type { CacheIndex, Source } from './index.ts';
+
+export interface CacheBook {
+  /** A client reads `digest` from the cache until the returned function is called (idempotent). */
+  reading(digest: string): () => void;
+  /** Whether a client is reading `digest` now. */
+  inUse(digest: string): boolean;
+  /** `digest` was served: recently used (a manifest refreshes its image). */
+  used(digest: string): void;
+  /** Whether a new fill of `size` bytes (unknown: undefined) from `host` may be stored; why not. */
+  admit(size: number | undefined, host: string): Promise<NotAdmittedError | undefined>;
+  storedBlob(digest: string, size: number, source: Source): void;
+  storedManifest(digest: string, content: Uint8Array, source: Source): void;
+  tagged(host: string, repository: string, tag: string, digest: string): void;
+  /** Stops background passes and writes what is queued. */
+  close(): Promise<void>;
+}
+
+/** Readers by digest: shared by every kind of book, since even a read-only cache has readers. */
+class Readers {
+  readonly #counts = new Map<string, number>();
+
+  acquire(digest: string): () => void {
+    this.#counts.set(digest, (this.#counts.get(digest) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.#counts.get(digest) ?? 1) - 1;
+      if (left === 0) this.#counts.delete(digest);
+      else this.#counts.set(digest, left);
+    };
+  }
+
+  has(digest: string): boolean {
+    return this.#counts.has(digest);
+  }
+}
+
+/** Books of a cache without an index (read-only, or an index that could not be opened). */
+export class NoBook implements CacheBook {
+  readonly #readers = new Readers();
+
+  reading(digest: string): () => void {
+    return this.#readers.acquire(digest);
+  }
+
+  inUse(digest: string): boolean {
+    return this.#readers.has(digest);
+  }
+
+  used(): void {}
+
+  admit(): Promise<NotAdmittedError | undefined> {
+    return Promise.resolve(undefined);
+  }
+
+  storedBlob(): void {}
+  storedManifest(): void {}
+  tagged(): void {}
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+export interface IndexedBookOptions {
+  readonly index: CacheIndex;
+  /** Built with `inUse` reading this book's readers: `(evictor) => …` after construction. */
+  readonly evictor: (inUse: (digest: string) => boolean) => Evictor;
+  /** How often bounds are checked without a store (expiry, disks filled by others). */
+  readonly checkIntervalMs?: number;
+  /** Each pass that evicted something or left a bound unmet. */
+  readonly onPass?: (result: PassResult) => void;
+}
+
+/** Books kept in the index, with eviction after stores and on a timer. */
+export class IndexedBook implements CacheBook {
+  readonly #readers = new Readers();
+  readonly #index: CacheIndex;
+  readonly #evictor: Evictor;
+  readonly #onPass: ((result: PassResult) => void) | undefined;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(options: IndexedBookOptions) {
+    this.#index = options.index;
+    this.#evictor = options.evictor((digest) => this.#readers.has(digest));
+    this.#onPass = options.onPass;
+    this.#timer = setInterval(() => this.#check(), options.checkIntervalMs ?? 60_000).unref();
+  }
+
+  reading(digest: string): () => void {
+    return this.#readers.acquire(digest);
+  }
+
+  inUse(digest: string): boolean {
+    return this.#readers.has(digest);
+  }
+
+  used(digest: string): void {
+    this.#index.touch(digest);
+  }
+
+  async admit(size: number | undefined, host: string): Promise<NotAdmittedError | undefined> {
+    if (await this.#evictor.admit(size ?? 0, host)) return undefined;
+    return new NotAdmittedError('larger than the cache allows, or the disk is below cache.minFree');
+  }
+
+  storedBlob(digest: string, size: number, source: Source): void {
+    this.#index.recordBlob(digest, size, source);
+    this.#check();
+  }
+
+  storedManifest(digest: string, content: Uint8Array, source: Source): void {
+    this.#index.recordManifest(digest, content, source);
+    this.#check();
+  }
+
+  tagged(host: string, repository: string, tag: string, digest: string): void {
+    this.#index.recordTag(host, repository, tag, digest);
+  }
+
+  /** Evicts in the background when a bound is passed (after a store, and on the timer). */
+  #check(): void {
+    void this.#evictor.schedule().then((result) => {
+      if (result && (result.evicted.length > 0 || result.unmet.length > 0)) this.#onPass?.(result);
+    });
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#evictor.stop();
+    this.#index.close();
+  }
+}

@@ -1,0 +1,179 @@
+// A bounded cache through the real proxy: whole images evicted least recently used first once
+// usage passes 95 % of cache.maxSize, down to 90 %; pins kept; nothing deleted under a reader;
+// the index rebuilt from the files when it is gone. Unit tests (test/unit/cache/eviction.test.ts)
+// cover expiry, budgets and the free-space floor with an injected clock and statfs.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startProxy, type TestProxy } from '../helpers/proxy.ts';
+import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
+import { tempDir } from '../helpers/tmp.ts';
+
+const MiB = 1024 * 1024;
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+interface Image {
+  readonly name: string;
+  readonly manifest: string;
+  readonly config: string;
+  readonly layer: string;
+}
+
+/** An image of one layer of `size` random bytes, pushed to the fake upstream as `name:v1`. */
+function addImage(upstream: FakeRegistry, name: string, size: number): Image {
+  const layerBytes = randomBytes(size);
+  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', name }));
+  const layer = upstream.addBlob(layerBytes);
+  const config = upstream.addBlob(configBytes);
+  const manifest = upstream.addManifest(name, 'v1', {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: config,
+      size: configBytes.length,
+    },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size }],
+  });
+  return { name, manifest, config, layer };
+}
+
+/** Pulls as a client does: the manifest by tag, then config and layer; returns the layer's X-Cache. */
+async function pull(proxy: TestProxy, upstream: FakeRegistry, image: Image): Promise<string> {
+  const manifest = await proxy.fetch(upstream.authority, `/v2/${image.name}/manifests/v1`, {
+    headers: { accept: OCI_MANIFEST },
+  });
+  expect(manifest.statusCode).toBe(200);
+  await manifest.body.dump();
+  let layerCache = '';
+  for (const digest of [image.config, image.layer]) {
+    const res = await proxy.fetch(upstream.authority, `/v2/${image.name}/blobs/${digest}`);
+    expect(res.statusCode).toBe(200);
+    expect(await sha256Of(res.body)).toBe(digest);
+    if (digest === image.layer) layerCache = String(res.headers['x-cache']);
+  }
+  await proxy.app.fills.idle();
+  return layerCache;
+}
+
+async function sha256Of(body: AsyncIterable<unknown>): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of body) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+function blobFile(cacheDir: string, digest: string): string {
+  const hex = digest.slice('sha256:'.length);
+  return path.join(cacheDir, 'blobs', 'sha256', hex.slice(0, 2), hex);
+}
+
+function cached(cacheDir: string, image: Image): boolean[] {
+  return [image.manifest, image.config, image.layer].map((digest) => existsSync(blobFile(cacheDir, digest)));
+}
+
+const BOUNDED = { maxSize: '10MiB', minFree: '0%' };
+
+describe('eviction', () => {
+  it('evicts the least recently used image whole, keeps the rest, and refetches it when asked', async () => {
+    const upstream = await startFakeRegistry();
+    const dir = path.join(await tempDir(), 'cache');
+    const proxy = await startProxy({ registries: [upstream.authority], cache: { dir, ...BOUNDED } });
+    const [a, b, c] = ['lib/a', 'lib/b', 'lib/c'].map((name) => addImage(upstream, name, 3.2 * MiB)) as [
+      Image,
+      Image,
+      Image,
+    ];
+    expect(await pull(proxy, upstream, a)).toBe('MISS');
+    expect(await pull(proxy, upstream, b)).toBe('MISS');
+    expect(await pull(proxy, upstream, a)).toBe('HIT'); // a is now more recent than b
+    expect(await pull(proxy, upstream, c)).toBe('MISS'); // 9.6 MiB: past 95 % of 10 MiB
+
+    const evicted = await proxy.waitForLog((l) => l.msg === 'evicted');
+    expect(evicted['digest']).toBe(b.manifest);
+    expect(evicted['reason']).toBe('cap');
+    const pass = await proxy.waitForLog((l) => l.msg === 'eviction pass');
+    expect(pass['usageAfter']).toBeLessThanOrEqual(9 * MiB);
+    expect(cached(dir, b)).toEqual([false, false, false]);
+    expect(existsSync(path.join(dir, 'tags', upstream.authority, 'lib/b', '_tags', 'v1.json'))).toBe(false);
+    expect(cached(dir, a)).toEqual([true, true, true]);
+    expect(cached(dir, c)).toEqual([true, true, true]);
+
+    // The newest image is still a complete pull with the upstream gone (STALE tag, HIT blobs).
+    await upstream.close();
+    const offline = await proxy.fetch(upstream.authority, `/v2/lib/c/manifests/v1`, {
+      headers: { accept: OCI_MANIFEST },
+    });
+    expect(offline.headers['x-cache']).toBe('STALE');
+    await offline.body.dump();
+    for (const digest of [c.config, c.layer]) {
+      const res = await proxy.fetch(upstream.authority, `/v2/lib/c/blobs/${digest}`);
+      expect(res.headers['x-cache']).toBe('HIT');
+      expect(await sha256Of(res.body)).toBe(digest);
+    }
+  });
+
+  it('keeps pinned images and never deletes a blob under a reader', async () => {
+    const upstream = await startFakeRegistry();
+    const dir = path.join(await tempDir(), 'cache');
+    const pin = `${upstream.authority}/lib/a:v1`;
+    const cache = { dir, maxSize: '64MiB', minFree: '0%', pin: [pin] };
+    const proxy = await startProxy({ registries: [upstream.authority], cache });
+    // Large enough that a client that stops reading holds the server's read (socket buffers
+    // take a few MiB): 62 MiB after c, past 95 % of 64 MiB.
+    const sizes = { 'lib/a': 20, 'lib/b': 20, 'lib/c': 22, 'lib/d': 22 };
+    const [a, b, c, d] = Object.entries(sizes).map(([name, size]) =>
+      addImage(upstream, name, size * MiB),
+    ) as [Image, Image, Image, Image];
+    await pull(proxy, upstream, a);
+    await pull(proxy, upstream, b);
+    // A client starts reading b's layer and stalls: b is in use.
+    const reading = await proxy.fetch(upstream.authority, `/v2/lib/b/blobs/${b.layer}`);
+    expect(reading.headers['x-cache']).toBe('HIT');
+    await pull(proxy, upstream, c); // past the mark: a is pinned, b in use, so c goes
+    const evicted = await proxy.waitForLog((l) => l.msg === 'evicted');
+    console.log(
+      'DBG',
+      JSON.stringify(proxy.logs.filter((l) => /evict/.test(String(l.msg)))),
+      JSON.stringify({ a: a.manifest, b: b.manifest, c: c.manifest }),
+    );
+    expect(evicted['digest']).toBe(c.manifest);
+    const pass = await proxy.waitForLog((l) => l.msg === 'eviction pass');
+    expect(pass['pinned']).toBe(1);
+    expect(pass['inUse']).toBe(1);
+    expect(await sha256Of(reading.body)).toBe(b.layer);
+    expect(cached(dir, a)).toEqual([true, true, true]);
+    expect(cached(dir, b)).toEqual([true, true, true]);
+
+    // With the reader gone, b is the least recently used unpinned image.
+    await pull(proxy, upstream, d);
+    await proxy.waitForLog((l) => l.msg === 'evicted' && l['digest'] === b.manifest);
+    expect(cached(dir, a)).toEqual([true, true, true]);
+  });
+
+  it('rebuilds a deleted index from the files at start, and evicts from it', async () => {
+    const upstream = await startFakeRegistry();
+    const dir = path.join(await tempDir(), 'cache');
+    const [a, b, c] = ['lib/a', 'lib/b', 'lib/c'].map((name) => addImage(upstream, name, 3.2 * MiB)) as [
+      Image,
+      Image,
+      Image,
+    ];
+    const first = await startProxy({ registries: [upstream.authority], cache: { dir, ...BOUNDED } });
+    await pull(first, upstream, a);
+    await pull(first, upstream, b);
+    await first.close();
+    for (const suffix of ['', '-wal', '-shm']) await rm(path.join(dir, `index.db${suffix}`), { force: true });
+
+    const second = await startProxy({ registries: [upstream.authority], cache: { dir, ...BOUNDED } });
+    const ready = await second.waitForLog((l) => l.msg === 'cache ready');
+    const index = ready['index'] as { state: string; rebuilt: { entries?: number; blobs?: number } };
+    expect(index.state).toBe('missing');
+    expect(await pull(second, upstream, a)).toBe('HIT');
+    await pull(second, upstream, c);
+    const evicted = await second.waitForLog((l) => l.msg === 'evicted');
+    expect(evicted['digest']).toBe(b.manifest);
+    expect(cached(dir, b)).toEqual([false, false, false]);
+  });
+});
