@@ -1,0 +1,140 @@
+// The shipped image, run as users run it: `npm run image` builds pullthrough:dev (with podman
+// here); the container runs with --network host, named volumes for /ca and /cache, and a mounted
+// config.yaml that trusts the world's upstream CA. skopeo, trusting the CA the container serves,
+// pulls an image through it twice: the second time every blob is a `cache: hit` in the
+// container's own log and the registry serves no blob. `podman stop` (SIGTERM) ends it with exit
+// 0 well within the drain timeout. A second container shows /docker_mirror_cache taking over.
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, expect, test } from 'vitest';
+import { IMAGE_CONTRACT } from '../helpers/image-contract.ts';
+import { IMAGE, podman, startContainer, type ContainerProxy } from './env/clients/container.ts';
+import { skopeoCopy } from './env/clients/skopeo.ts';
+import { expectBlobsFromCache, expectPullLogged } from './env/expect-pull.ts';
+import { run, failure } from './env/processes.ts';
+import { REPO_ROOT } from './env/proxy.ts';
+import { servedRequests } from './env/registry.ts';
+import { expectSuccess, report, useWorld } from './env/vitest.ts';
+import { REGISTRY, REGISTRY_V6 } from './env/world.ts';
+
+// Built before the world starts: a world that finds no /var/lib/containers removes it at stop,
+// and the image and its base must stay there for the next run (the base is reused by its hash).
+beforeAll(async () => {
+  const result = await run('npm', ['run', 'image', '--', '--engine', 'podman'], {
+    env: process.env,
+    cwd: REPO_ROOT,
+    timeoutMs: 600_000,
+  });
+  report('npm run image', result.ms);
+  if (result.code !== 0) throw new Error(`${failure(result)}\n${result.stdout.slice(-4000)}`);
+  const summary = /^image: built .*$/m.exec(result.stdout)?.[0];
+  console.info(`[e2e] ${summary ?? 'image: (no summary line)'}`);
+}, 600_000);
+
+const world = useWorld({ proxy: false });
+let container: ContainerProxy | undefined;
+
+async function proxy(): Promise<ContainerProxy> {
+  if (container !== undefined) return container;
+  const dir = world().mkdir('container');
+  const config = join(dir, 'config.yaml');
+  writeFileSync(
+    config,
+    [
+      `registries: [${REGISTRY}, ${REGISTRY_V6}]`,
+      'upstream: { caFiles: [/etc/pullthrough/upstream-ca.crt] }',
+      `shutdownTimeout: ${IMAGE_CONTRACT.drainSeconds}s`,
+      '',
+    ].join('\n'),
+  );
+  const started = performance.now();
+  container = await startContainer(world(), {
+    name: 'pullthrough-e2e',
+    volumes: { cache: IMAGE_CONTRACT.cacheDir },
+    files: { [config]: IMAGE_CONTRACT.configFile, [world().pki.caCrt]: '/etc/pullthrough/upstream-ca.crt' },
+  });
+  report('container start', performance.now() - started);
+  return container;
+}
+
+test('the image is what the deployments expect: uid, port, volumes, health check', async () => {
+  const inspect = await podman(world(), ['image', 'inspect', IMAGE]);
+  if (inspect.code !== 0) throw new Error(failure(inspect));
+  const [image] = JSON.parse(inspect.stdout) as [
+    { Config: Record<string, unknown>; Healthcheck?: { Test: string[] }; Size: number },
+  ];
+  const { uid, gid, port, caDir, cacheDir } = IMAGE_CONTRACT;
+  expect(image.Config['User']).toBe(`${uid}:${gid}`);
+  expect(Object.keys(image.Config['ExposedPorts'] as object)).toEqual([`${port}/tcp`]);
+  expect(Object.keys(image.Config['Volumes'] as object).sort()).toEqual([caDir, cacheDir]);
+  expect(image.Healthcheck?.Test).toEqual(['CMD', 'node', '/app/healthcheck.js']);
+  expect(image.Config['Cmd']).toEqual(['serve', '--config', IMAGE_CONTRACT.configFile]);
+  console.info(`[e2e] image size: ${(image.Size / 1e6).toFixed(0)} MB`);
+});
+
+test('skopeo pulls through the container twice, the second time from its cache', async () => {
+  const { images, registries } = world();
+  const image = images.small;
+  const pt = await proxy();
+  expect(pt.port).not.toBe(IMAGE_CONTRACT.port);
+  // The health check finds the port from PULLTHROUGH_LISTEN, not the image's 3128.
+  expectSuccess('podman healthcheck run', await podman(world(), ['healthcheck', 'run', pt.name]));
+
+  const upstream = registries.find((registry) => registry.name === REGISTRY);
+  if (upstream === undefined) throw new Error(`no ${REGISTRY} in the world`);
+  const blobGets = (): number =>
+    servedRequests(upstream).filter((r) => r.method === 'GET' && r.uri.includes('/blobs/')).length;
+  const ref = `docker://${REGISTRY}/${image.repository}:${image.tag}`;
+  const options = { certDir: pt.caCertDir, proxy: pt.url };
+
+  const first = pt.log.mark();
+  expectSuccess(
+    'skopeo copy via the container (cold)',
+    await skopeoCopy(world(), ref, world().mkdir('cold'), options),
+  );
+  const layerPath = `/v2/${image.repository}/blobs/${image.layer.digest}`;
+  await expectPullLogged(pt.log, REGISTRY, image, first);
+  expect((await pt.log.waitForRequest(REGISTRY, 'GET', layerPath, { from: first }))['cache']).toBe('miss');
+  await upstream.mark();
+  const coldGets = blobGets();
+  expect(coldGets).toBe(2); // config and layer
+
+  const second = pt.log.mark();
+  const dest = world().mkdir('warm');
+  expectSuccess('skopeo copy via the container (cached)', await skopeoCopy(world(), ref, dest, options));
+  const lines = await expectPullLogged(pt.log, REGISTRY, image, second);
+  console.info(`[e2e] second pull: ${expectBlobsFromCache(lines, image)}`);
+  await upstream.mark();
+  expect(blobGets()).toBe(coldGets);
+  // What skopeo wrote is the layer itself (dir: names each blob by its hex digest).
+  const layerFile = join(dest, image.layer.digest.replace('sha256:', ''));
+  expect(`sha256:${createHash('sha256').update(readFileSync(layerFile)).digest('hex')}`).toBe(
+    image.layer.digest,
+  );
+});
+
+test('podman stop (SIGTERM) drains and exits 0 within the drain timeout', async () => {
+  const pt = await proxy();
+  const from = pt.log.mark();
+  const { ms, exit, exitCode } = await pt.stop(3 * IMAGE_CONTRACT.drainSeconds);
+  report('podman stop', ms);
+  expect(exitCode).toBe(0);
+  expect(exit).toEqual({ code: 0, signal: null });
+  expect(ms).toBeLessThan(IMAGE_CONTRACT.drainSeconds * 1000);
+  const shutdown = await pt.log.waitForLine((line) => line.msg === 'shutting down', { from });
+  expect(shutdown['signal']).toBe('SIGTERM');
+  await pt.log.waitForLine((line) => line.msg === 'stopped', { from });
+});
+
+test('a volume mounted at /docker_mirror_cache (rpardini) becomes the cache', async () => {
+  const started = performance.now();
+  const pt = await startContainer(world(), {
+    name: 'pullthrough-e2e-rpardini',
+    volumes: { mirror: '/docker_mirror_cache' },
+  });
+  report('container start (rpardini volume)', performance.now() - started);
+  const ready = await pt.log.waitForLine((line) => line.msg === 'cache ready');
+  expect(ready['dir']).toBe('/docker_mirror_cache');
+  expect((await pt.stop(3 * IMAGE_CONTRACT.drainSeconds)).exitCode).toBe(0);
+});
