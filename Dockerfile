@@ -11,6 +11,8 @@
 ARG BASE_IMAGE=docker.io/library/node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d
 
 FROM ${BASE_IMAGE} AS build
+# On both stages: `npm run image` prunes the untagged images of earlier builds by this label.
+LABEL org.opencontainers.image.title=pullthrough
 WORKDIR /app
 # For npm behind a TLS-inspecting proxy: the path of a CA bundle inside the build (podman and
 # buildah can mount one with -v; `npm run image` mounts the host's). Empty: Node's own roots.
@@ -24,6 +26,7 @@ COPY src ./src
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM ${BASE_IMAGE}
+LABEL org.opencontainers.image.title=pullthrough
 ENV NODE_ENV=production \
     PULLTHROUGH_CA_DIR=/ca
 WORKDIR /app

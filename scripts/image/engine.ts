@@ -27,6 +27,8 @@ export interface Engine {
   build(options: BuildOptions): Promise<void>;
   /** The image's size in bytes, as the engine reports it. */
   size(ref: string): Promise<number>;
+  /** Removes untagged images with this label (earlier builds); layers still in use stay. */
+  prune(label: string): Promise<void>;
 }
 
 const PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -89,6 +91,9 @@ function cliEngine(name: 'docker' | 'podman'): Engine {
       ]),
     size: async (ref) =>
       Number((await capture(name, ['image', 'inspect', '--format', '{{.Size}}', ref])).stdout),
+    prune: async (label) => {
+      await capture(name, ['image', 'prune', '--force', '--filter', `label=${label}`]);
+    },
   };
 }
 
@@ -123,8 +128,13 @@ function buildah(): Engine {
         context,
       ]),
     size: async (ref) => {
-      const out = await capture('buildah', ['inspect', '--type', 'image', '--format', '{{.Size}}', ref]);
-      return Number(out.stdout);
+      // buildah says sizes only as text: "237 MB".
+      const out = await capture('buildah', ['images', '--format', '{{.Size}}', ref]);
+      const match = /^([\d.]+) ?([kMG]?B)$/.exec(out.stdout.trim());
+      const unit = { B: 1, kB: 1e3, MB: 1e6, GB: 1e9 }[match?.[2] ?? 'B'] ?? 1;
+      return match ? Number(match[1]) * unit : Number.NaN;
     },
+    // buildah rmi --prune cannot filter: it would remove every dangling image, not only ours.
+    prune: () => Promise.resolve(),
   };
 }

@@ -11,6 +11,8 @@ export const REPO_ROOT = resolve(import.meta.dirname, '..', '..');
 export const DEFAULT_TAG = 'pullthrough:dev';
 /** Where the host's CA bundle appears in the build's RUN steps (NODE_EXTRA_CA_CERTS for npm). */
 const BUILD_CA_PATH = '/run/host-ca.pem';
+/** The label both stages of the Dockerfile carry. */
+const LABEL = 'org.opencontainers.image.title=pullthrough';
 
 /** The default of `ARG BASE_IMAGE` in the Dockerfile: one place says which official image. */
 export function defaultBase(dockerfile = join(REPO_ROOT, 'Dockerfile')): string {
@@ -51,6 +53,8 @@ async function main(): Promise<void> {
     buildArgs: { BASE_IMAGE: base, ...(ca === undefined ? {} : { NODE_EXTRA_CA_CERTS: BUILD_CA_PATH }) },
     mounts: ca === undefined ? {} : { [ca]: BUILD_CA_PATH },
   });
+  // Each build leaves the previous image and build stage untagged; the layer cache survives this.
+  await engine.prune(LABEL);
   const size = await engine.size(tag);
   const total = (performance.now() - started) / 1000;
   console.log(

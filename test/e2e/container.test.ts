@@ -3,19 +3,21 @@
 // config.yaml that trusts the world's upstream CA. skopeo, trusting the CA the container serves,
 // pulls an image through it twice: the second time every blob is a `cache: hit` in the
 // container's own log and the registry serves no blob. `podman stop` (SIGTERM) ends it with exit
-// 0 well within the drain timeout. A second container shows /docker_mirror_cache taking over.
+// 0 well within the drain timeout. A second container shows /docker_mirror_cache taking over,
+// and deploy/compose.yaml comes up for real with podman-compose and turns healthy.
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, test } from 'vitest';
 import { IMAGE_CONTRACT } from '../helpers/image-contract.ts';
-import { IMAGE, podman, startContainer, type ContainerProxy } from './env/clients/container.ts';
+import { freePort, IMAGE, podman, startContainer, type ContainerProxy } from './env/clients/container.ts';
 import { skopeoCopy } from './env/clients/skopeo.ts';
 import { expectBlobsFromCache, expectPullLogged } from './env/expect-pull.ts';
-import { run, failure } from './env/processes.ts';
+import { failure, run, runOk } from './env/processes.ts';
 import { REPO_ROOT } from './env/proxy.ts';
 import { servedRequests } from './env/registry.ts';
 import { expectSuccess, report, useWorld } from './env/vitest.ts';
+import { poll } from './env/wait.ts';
 import { REGISTRY, REGISTRY_V6 } from './env/world.ts';
 
 // Built before the world starts: a world that finds no /var/lib/containers removes it at stop,
@@ -137,4 +139,61 @@ test('a volume mounted at /docker_mirror_cache (rpardini) becomes the cache', as
   const ready = await pt.log.waitForLine((line) => line.msg === 'cache ready');
   expect(ready['dir']).toBe('/docker_mirror_cache');
   expect((await pt.stop(3 * IMAGE_CONTRACT.drainSeconds)).exitCode).toBe(0);
+});
+
+test('deploy/compose.yaml comes up with podman-compose and turns healthy', async () => {
+  const project = 'pullthrough-e2e-compose';
+  const dir = world().mkdir('compose');
+  // Only for these machines: podman's default rlimits need CAP_SYS_RESOURCE (real-clients.md §6).
+  const override = join(dir, 'ulimits.yaml');
+  writeFileSync(
+    override,
+    'services:\n  pullthrough:\n    ulimits:\n      nofile: 20000\n      nproc: 32768\n',
+  );
+  const port = await freePort();
+  const env = { ...world().clientEnv({ proxy: false }), PULLTHROUGH_HOST_PORT: String(port) };
+  const compose = (args: readonly string[]) =>
+    runOk(
+      'podman-compose',
+      ['-p', project, '-f', join(REPO_ROOT, 'deploy', 'compose.yaml'), '-f', override, ...args],
+      {
+        env,
+        cwd: dir,
+        timeoutMs: 120_000,
+      },
+    );
+  const down = async (): Promise<void> => {
+    await compose(['down']).catch(() => undefined);
+    await podman(world(), ['network', 'rm', '--force', `${project}_default`]);
+    for (const volume of ['pullthrough-ca', 'pullthrough-cache'])
+      await podman(world(), ['volume', 'rm', '--force', `${project}_${volume}`]);
+  };
+  await down(); // what a crashed run left
+  world().defer(down);
+  report('podman-compose up', (await compose(['up', '-d'])).ms);
+  const url = `http://127.0.0.1:${port}`;
+  const health = await poll(
+    async () => {
+      const response = await fetch(`${url}/healthz`);
+      return response.ok ? await response.text() : undefined;
+    },
+    { what: `${url}/healthz through the published port`, timeoutMs: 30_000, intervalMs: 200 },
+  );
+  expect(health).toBe('ok\n');
+  expect(await (await fetch(`${url}/ca.crt`)).text()).toMatch(/^-----BEGIN CERTIFICATE-----/);
+  const container = `${project}_pullthrough_1`;
+  expectSuccess('podman healthcheck run (compose)', await podman(world(), ['healthcheck', 'run', container]));
+  const mounts = await podman(world(), [
+    'inspect',
+    '--format',
+    '{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}',
+    container,
+  ]);
+  expect(mounts.stdout.trim().split(' ').sort()).toEqual([
+    `${project}_pullthrough-ca:${IMAGE_CONTRACT.caDir}`,
+    `${project}_pullthrough-cache:${IMAGE_CONTRACT.cacheDir}`,
+  ]);
+  const started = performance.now();
+  await compose(['down']);
+  report('podman-compose down', performance.now() - started);
 });

@@ -1,5 +1,5 @@
 // pullthrough as its image runs: `podman run` of pullthrough:dev (built by `npm run image`) with
-// --network host, named volumes for /ca and /cache, and files mounted read-only (a config.yaml
+// --network host, a read-only root, named volumes for /ca and /cache, and files mounted read-only (a config.yaml
 // over the image's, the upstream CA). The container's stdout (pino JSON) feeds a ProxyLog, as the
 // child-process proxy's does. Containers and volumes have fixed names: one e2e run at a time.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -53,7 +53,7 @@ export function podman(world: World, args: readonly string[], timeoutMs = 60_000
 
 /** Removes the container and its volumes, whatever state a crashed run left them in. */
 export async function removeContainer(world: World, name: string, volumes: readonly string[]): Promise<void> {
-  await podman(world, ['rm', '--force', '--time', '0', name]);
+  await podman(world, ['rm', '--force', '--volumes', '--time', '0', name]);
   for (const volume of [`${name}-ca`, ...volumes.map((suffix) => `${name}-${suffix}`)])
     await podman(world, ['volume', 'rm', '--force', volume]);
 }
@@ -70,6 +70,8 @@ export async function startContainer(world: World, options: ContainerOptions): P
     name,
     '--network',
     'host',
+    // As Kubernetes runs it (readOnlyRootFilesystem): the proxy writes only to its volumes.
+    '--read-only',
     // podman's rootful default rlimits need CAP_SYS_RESOURCE, which these machines lack.
     '--ulimit',
     'nofile=20000:20000',
