@@ -41,9 +41,11 @@ COPY config.yaml /etc/pullthrough/config.yaml
 # (entrypoint.sh). /etc/ssl/certs: the proxy also reads the OS trust store, and OpenSSL
 # complains on stderr when its directory is missing (a slim base has no ca-certificates).
 # Numeric user: Kubernetes can check runAsNonRoot only against a uid.
+# `pullthrough` on PATH (docker exec pullthrough pullthrough ca export) is the entrypoint too.
 RUN mkdir -p /ca /cache /docker_mirror_cache /etc/ssl/certs \
  && chown 1000:1000 /ca /cache /docker_mirror_cache \
- && chmod 0700 /ca
+ && chmod 0700 /ca \
+ && ln -s pullthrough-entrypoint /usr/local/bin/pullthrough
 USER 1000:1000
 # /ca must persist: a new CA on every start would make every client reject the proxy.
 VOLUME ["/ca", "/cache"]

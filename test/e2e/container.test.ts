@@ -3,12 +3,15 @@
 // config.yaml that trusts the world's upstream CA. skopeo, trusting the CA the container serves,
 // pulls an image through it twice: the second time every blob is a `cache: hit` in the
 // container's own log and the registry serves no blob. `podman stop` (SIGTERM) ends it with exit
-// 0 well within the drain timeout. A second container shows /docker_mirror_cache taking over,
-// and deploy/compose.yaml comes up for real with podman-compose and turns healthy.
+// 0 well within the drain timeout. Around it, the deployments meet the real image: a volume at
+// /docker_mirror_cache becomes the cache, deploy/compose.yaml comes up with podman-compose and
+// turns healthy, and the StatefulSet's init container puts a Secret's CA where the proxy uses it.
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, expect, test } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { IMAGE_CONTRACT } from '../helpers/image-contract.ts';
 import { freePort, IMAGE, podman, startContainer, type ContainerProxy } from './env/clients/container.ts';
 import { skopeoCopy } from './env/clients/skopeo.ts';
@@ -116,6 +119,15 @@ test('skopeo pulls through the container twice, the second time from its cache',
   );
 });
 
+test('`pullthrough ca export` in the running container prints the CA it serves', async () => {
+  const pt = await proxy();
+  const exported = expectSuccess(
+    'podman exec pullthrough ca export',
+    await podman(world(), ['exec', pt.name, 'pullthrough', 'ca', 'export']),
+  );
+  expect(exported.stdout).toBe(readFileSync(join(pt.caCertDir, 'ca.crt'), 'utf8'));
+});
+
 test('podman stop (SIGTERM) drains and exits 0 within the drain timeout', async () => {
   const pt = await proxy();
   const from = pt.log.mark();
@@ -197,3 +209,93 @@ test('deploy/compose.yaml comes up with podman-compose and turns healthy', async
   await compose(['down']);
   report('podman-compose down', performance.now() - started);
 });
+
+const kubectl = spawnSync('kubectl', ['version', '--client'], { stdio: 'ignore' }).status === 0;
+
+test.skipIf(!kubectl)(
+  `the StatefulSet's init container puts the pullthrough-ca Secret on the CA volume${kubectl ? '' : ' (skipped: kubectl is not installed)'}`,
+  async () => {
+    const rendered = await runOk('kubectl', ['kustomize', join(REPO_ROOT, 'deploy', 'kubernetes')], {
+      env: process.env,
+    });
+    const sts = parseAllDocuments(rendered.stdout)
+      .map(
+        (doc) =>
+          doc.toJS() as {
+            kind: string;
+            spec: { template: { spec: { initContainers: { command: string[] }[] } } };
+          },
+      )
+      .find((object) => object.kind === 'StatefulSet');
+    const [command, ...args] = sts?.spec.template.spec.initContainers[0]?.command ?? [];
+    if (command === undefined) throw new Error('no init container command');
+    // The Secret as kubelet mounts it: a directory of its keys (here a CA made with openssl).
+    const secret = world().mkdir('ca-secret');
+    await runOk(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '30',
+        '-subj',
+        '/CN=pullthrough e2e secret CA',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,keyCertSign,cRLSign',
+        '-keyout',
+        join(secret, 'ca.key'),
+        '-out',
+        join(secret, 'ca.crt'),
+      ],
+      { env: process.env },
+    );
+    chmodSync(join(secret, 'ca.key'), 0o644); // as kubelet's defaultMode 0440 + fsGroup lets uid 1000 read it
+    const pt = await startContainer(world(), {
+      name: 'pullthrough-e2e-k8s',
+      volumes: { cache: IMAGE_CONTRACT.cacheDir },
+      async prepare(volume) {
+        // A rotation left on the claim that the Secret no longer has must go.
+        const run = (script: string[]) =>
+          runOk(
+            'podman',
+            [
+              'run',
+              '--rm',
+              '--read-only',
+              '--ulimit',
+              'nofile=20000:20000',
+              '--ulimit',
+              'nproc=32768:32768',
+              '--user',
+              `${IMAGE_CONTRACT.uid}:${IMAGE_CONTRACT.gid}`,
+              '-v',
+              `${volume('ca')}:/ca`,
+              '-v',
+              `${secret}:/secret:ro`,
+              '--entrypoint',
+              script[0]!,
+              IMAGE,
+              ...script.slice(1),
+            ],
+            { env: world().clientEnv({ proxy: false }) },
+          );
+        await run(['sh', '-c', 'echo stale > /ca/previous.crt']);
+        const init = await run([command, ...args]);
+        expect(init.stdout).toContain('CA from Secret pullthrough-ca');
+        const listing = await run(['sh', '-c', 'ls /ca && stat -c %a /ca/ca.key']);
+        expect(listing.stdout.trim().split('\n')).toEqual(['ca.crt', 'ca.key', '600']);
+      },
+    });
+    expect(readFileSync(join(pt.caCertDir, 'ca.crt'), 'utf8')).toBe(
+      readFileSync(join(secret, 'ca.crt'), 'utf8'),
+    );
+    expect((await pt.stop(3 * IMAGE_CONTRACT.drainSeconds)).exitCode).toBe(0);
+  },
+);

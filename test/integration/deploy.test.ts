@@ -221,28 +221,33 @@ describe('deploy/kubernetes', () => {
   );
 
   test.skipIf(noKubectl)(
-    `${kubectlName}: node-setup runs privileged once per node with NO_PROXY for the cluster`,
+    `${kubectlName}: node-setup runs privileged on every node with the cluster's ranges`,
     () => {
       const objects = kustomize('kubernetes/node-setup');
-      const ds = one<Workload>(objects, 'DaemonSet');
+      const ds = one<Workload & { spec: { template: { spec: { hostPID?: boolean } } } }>(
+        objects,
+        'DaemonSet',
+      );
       const config = one<K8sObject & { data: Record<string, string> }>(objects, 'ConfigMap');
-      const noProxy = (config.data['NO_PROXY'] ?? '').split(',');
-      // kubeadm's service and pod ranges, the cluster's names, loopback.
-      expect(noProxy).toEqual(
-        expect.arrayContaining(['10.96.0.0/12', '10.244.0.0/16', '.svc', '.cluster.local', '127.0.0.0/8']),
-      );
-      expect(config.data['node-setup.sh']).toBe(
-        readFileSync(join(DEPLOY, 'kubernetes/node-setup/node-setup.sh'), 'utf8'),
-      );
+      // kubeadm's defaults, which the README says to edit.
+      expect(config.data).toMatchObject({
+        CLUSTER_CIDR: '10.244.0.0/16',
+        SERVICE_CIDR: '10.96.0.0/12',
+        RUNTIME: 'containerd',
+      });
+      expect(config.data['node-setup.sh']).toBe(readFileSync(NODE_SETUP, 'utf8'));
+      expect(ds.spec.template.spec.hostPID).toBe(true);
       const setup = ds.spec.template.spec.initContainers?.[0];
       expect(setup?.volumeMounts?.map((m) => m.mountPath).sort()).toEqual(['/host', '/node-setup']);
     },
   );
 });
 
+const NODE_SETUP = join(DEPLOY, 'kubernetes/node-setup/node-setup.sh');
+
 describe('deploy/kubernetes/node-setup/node-setup.sh', () => {
-  test('places the CA and the runtime drop-in, restarts the runtime once, and then changes nothing', async () => {
-    const ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+  test('applies `pullthrough setup kubernetes` on the node once, and again only when the CA changes', async () => {
+    let ca = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
     const server = createServer((req, res) => {
       res.writeHead(req.url === '/ca.crt' ? 200 : 404, { 'content-type': 'application/x-pem-file' });
       res.end(req.url === '/ca.crt' ? ca : 'not found\n');
@@ -256,26 +261,28 @@ describe('deploy/kubernetes/node-setup/node-setup.sh', () => {
         HOST_ROOT: root,
         PROXY_SERVICE: '127.0.0.1',
         PROXY_PORT: String(port),
+        // The CLI from this checkout; on the node side, only say what would run.
+        PULLTHROUGH: `node ${join(ROOT, 'src', 'main.ts')}`,
         HOST_EXEC: 'echo ran on the node:',
-        NO_PROXY: '10.96.0.0/12,10.244.0.0/16',
+        CLUSTER_CIDR: '10.42.0.0/16',
+        SERVICE_CIDR: '10.43.0.0/16',
+        DIRECT: 'registry.example.com',
       };
-      const script = join(DEPLOY, 'kubernetes/node-setup/node-setup.sh');
-      const first = await runScript(script, env);
-      expect(first).toContain(
-        'ran on the node: sh -c update-ca-certificates && systemctl daemon-reload && systemctl restart containerd',
+      const first = await runScript(NODE_SETUP, env);
+      expect(first).toContain('ran on the node: bash /var/lib/pullthrough-node-setup/setup.sh');
+      const script = readFileSync(join(root, 'var/lib/pullthrough-node-setup/setup.sh'), 'utf8');
+      expect(script).toContain(`PROXY='http://127.0.0.1:${port}'`);
+      expect(script).toContain('put /etc/systemd/system/containerd.service.d/http-proxy.conf');
+      expect(script).toMatch(
+        /^Environment="NO_PROXY=.*registry\.example\.com,10\.42\.0\.0\/16,10\.43\.0\.0\/16,\.svc,\.cluster\.local"$/m,
       );
-      expect(readFileSync(join(root, 'usr/local/share/ca-certificates/pullthrough.crt'), 'utf8')).toBe(ca);
-      expect(
-        readFileSync(join(root, 'etc/systemd/system/containerd.service.d/pullthrough-proxy.conf'), 'utf8'),
-      ).toContain(
-        `Environment="HTTPS_PROXY=http://127.0.0.1:${port}" "HTTP_PROXY=http://127.0.0.1:${port}" "NO_PROXY=10.96.0.0/12,10.244.0.0/16"`,
-      );
-      const second = await runScript(script, env);
+      expect(script).toContain('systemctl restart containerd');
+      const second = await runScript(NODE_SETUP, env);
       expect(second).not.toContain('ran on the node');
       expect(second).toContain('already set up');
-      // A node whose drop-in someone changed gets it back, and one restart.
-      writeFileSync(join(root, 'etc/systemd/system/containerd.service.d/pullthrough-proxy.conf'), '');
-      expect(await runScript(script, env)).toContain('ran on the node');
+      // A new CA (rotated, or a new claim): the node must trust it, so the script runs again.
+      ca = ca.replace('MIIB', 'MIIC');
+      expect(await runScript(NODE_SETUP, env)).toContain('ran on the node');
     } finally {
       server.close();
     }

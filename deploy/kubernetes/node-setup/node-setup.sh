@@ -1,17 +1,22 @@
 #!/bin/sh
-# Points one node's container runtime at pullthrough: the proxy's CA into the node's trust store,
-# HTTPS_PROXY/HTTP_PROXY/NO_PROXY into a systemd drop-in of the runtime's service, and a restart of
-# the runtime when either changed (running containers keep running). Run by the node-setup
-# DaemonSet with the node's / at $HOST_ROOT; safe to run again: unchanged files change nothing.
+# Points one node's container runtime at pullthrough with the script `pullthrough setup
+# kubernetes` prints (README "Pointing clients at it"): HTTPS_PROXY/NO_PROXY in a drop-in of the
+# runtime's unit, the proxy's CA in the node's trust store, the runtime restarted. Run by the
+# node-setup DaemonSet with the node's / at $HOST_ROOT; the script runs on the node (nsenter into
+# PID 1), and only when it or the CA changed since its last run: a restart is not free.
 set -eu
 
 HOST_ROOT=${HOST_ROOT:-/host}
 PROXY_SERVICE=${PROXY_SERVICE:-pullthrough}
 PROXY_PORT=${PROXY_PORT:-3128}
-RUNTIME_SERVICE=${RUNTIME_SERVICE:-containerd}
-# How a command runs on the node itself (its mount, PID and network namespaces).
+RUNTIME=${RUNTIME:-containerd}
+DIRECT=${DIRECT:-}
+: "${CLUSTER_CIDR:?the pod range (ConfigMap pullthrough-node-setup)}"
+: "${SERVICE_CIDR:?the service range (ConfigMap pullthrough-node-setup)}"
+# The CLI in the image; how a command runs on the node itself (its mount, PID and network namespaces).
+PULLTHROUGH=${PULLTHROUGH:-pullthrough}
 HOST_EXEC=${HOST_EXEC:-nsenter --target 1 --mount --uts --ipc --net --pid --}
-: "${NO_PROXY:?set NO_PROXY to the cluster service and pod ranges (the ConfigMap pullthrough-node-setup)}"
+STATE=/var/lib/pullthrough-node-setup
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -20,45 +25,24 @@ trap 'rm -rf "$work"' EXIT
 proxy_ip=$(node -e 'require("node:dns").promises.lookup(process.argv[1]).then((a) => console.log(a.address))' "$PROXY_SERVICE")
 case $proxy_ip in *:*) proxy="http://[$proxy_ip]:$PROXY_PORT" ;; *) proxy="http://$proxy_ip:$PROXY_PORT" ;; esac
 
-# The CA from the proxy's own page (it may have made it on first start).
+$PULLTHROUGH setup kubernetes --proxy "$proxy" --runtime "$RUNTIME" \
+  --cluster-cidr "$CLUSTER_CIDR" --service-cidr "$SERVICE_CIDR" ${DIRECT:+--direct "$DIRECT"} >"$work/setup.sh"
+# The CA as the script will fetch it: a new CA means a new run.
 node -e '
 fetch(process.argv[1], { signal: AbortSignal.timeout(10_000) }).then(async (r) => {
   const text = await r.text();
   if (!r.ok || !text.includes("BEGIN CERTIFICATE")) throw new Error(`${process.argv[1]}: ${r.status}`);
   process.stdout.write(text);
 });' "$proxy/ca.crt" >"$work/ca.crt"
+cat "$work/setup.sh" "$work/ca.crt" >"$work/state"
 
-changed=
-# place SOURCE PATH-ON-NODE: copies when the content differs.
-place() {
-  if ! cmp -s "$1" "$HOST_ROOT$2"; then
-    mkdir -p "$(dirname "$HOST_ROOT$2")"
-    cp "$1" "$HOST_ROOT$2"
-    chmod 0644 "$HOST_ROOT$2"
-    changed=1
-    echo "node-setup: wrote $2"
-  fi
-}
-
-if [ -d "$HOST_ROOT/etc/pki/ca-trust/source/anchors" ]; then
-  place "$work/ca.crt" /etc/pki/ca-trust/source/anchors/pullthrough.crt # RHEL, Fedora
-  update_trust=update-ca-trust
-else
-  place "$work/ca.crt" /usr/local/share/ca-certificates/pullthrough.crt # Debian, Ubuntu
-  update_trust=update-ca-certificates
+if cmp -s "$work/state" "$HOST_ROOT$STATE/applied"; then
+  echo "node-setup: already set up ($RUNTIME through $proxy)"
+  exit 0
 fi
-
-cat >"$work/proxy.conf" <<CONF
-# Written by pullthrough's node-setup DaemonSet.
-[Service]
-Environment="HTTPS_PROXY=$proxy" "HTTP_PROXY=$proxy" "NO_PROXY=$NO_PROXY"
-CONF
-place "$work/proxy.conf" "/etc/systemd/system/$RUNTIME_SERVICE.service.d/pullthrough-proxy.conf"
-
-if [ -n "$changed" ]; then
-  # shellcheck disable=SC2086 # HOST_EXEC is a command line
-  $HOST_EXEC sh -c "$update_trust && systemctl daemon-reload && systemctl restart $RUNTIME_SERVICE"
-  echo "node-setup: $RUNTIME_SERVICE restarted with HTTPS_PROXY=$proxy"
-else
-  echo "node-setup: already set up (HTTPS_PROXY=$proxy)"
-fi
+mkdir -p "$HOST_ROOT$STATE"
+cp "$work/setup.sh" "$HOST_ROOT$STATE/setup.sh"
+# shellcheck disable=SC2086 # HOST_EXEC is a command line
+$HOST_EXEC bash "$STATE/setup.sh"
+cp "$work/state" "$HOST_ROOT$STATE/applied"
+echo "node-setup: $RUNTIME restarted through $proxy"

@@ -21,6 +21,8 @@ export interface ContainerOptions {
   /** Named volume suffix → mount point (`/ca` gets `<name>-ca` always). */
   volumes?: Readonly<Record<string, string>>;
   env?: Readonly<Record<string, string>>;
+  /** Runs after stale leftovers are removed and before the container starts: fill its volumes. */
+  prepare?: (volume: (suffix: string) => string) => Promise<void>;
 }
 
 export interface ContainerProxy {
@@ -64,6 +66,7 @@ export async function startContainer(world: World, options: ContainerOptions): P
   const volumes = { ca: '/ca', ...options.volumes };
   await removeContainer(world, name, Object.keys(volumes));
   world.defer(() => removeContainer(world, name, Object.keys(volumes)));
+  await options.prepare?.((suffix) => `${name}-${suffix}`);
   const args = [
     'run',
     '--name',
