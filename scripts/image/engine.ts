@@ -11,6 +11,8 @@ export const ENGINES: readonly EngineName[] = ['docker', 'podman', 'buildah'];
 export interface BuildOptions {
   context: string;
   tag: string;
+  /** Build only up to this stage. */
+  target?: string;
   buildArgs: Readonly<Record<string, string>>;
   /** Host file → path in the build's RUN steps (podman and buildah only). */
   mounts: Readonly<Record<string, string>>;
@@ -76,9 +78,10 @@ function cliEngine(name: 'docker' | 'podman'): Engine {
     pull: async (ref) => (await capture(name, ['pull', ref])).code === 0,
     importRootfs: (tarball, ref) =>
       sh(name, ['import', '--change', `ENV ${PATH_ENV}`, '--change', 'CMD ["node"]', tarball, ref]),
-    build: ({ context, tag, buildArgs, mounts }) =>
+    build: ({ context, tag, target, buildArgs, mounts }) =>
       sh(name, [
         'build',
+        ...(target === undefined ? [] : ['--target', target]),
         // HEALTHCHECK is kept only in the docker format; chroot isolation needs no OCI runtime.
         ...(podman ? ['--format', 'docker', '--isolation', 'chroot'] : []),
         ...(podman ? Object.entries(mounts).map(([from, to]) => `--volume=${from}:${to}:ro`) : []),
@@ -114,9 +117,10 @@ function buildah(): Engine {
         await capture('buildah', ['rm', container]);
       }
     },
-    build: ({ context, tag, buildArgs, mounts }) =>
+    build: ({ context, tag, target, buildArgs, mounts }) =>
       sh('buildah', [
         'bud',
+        ...(target === undefined ? [] : ['--target', target]),
         '--format',
         'docker',
         '--isolation',

@@ -47,13 +47,15 @@ async function main(): Promise<void> {
   const base = await chooseBase(engine, values.base);
   const baseSeconds = (performance.now() - started) / 1000;
   const ca = engine.name === 'docker' ? undefined : hostCaBundle();
-  await engine.build({
+  const options = {
     context: REPO_ROOT,
-    tag,
     buildArgs: { BASE_IMAGE: base, ...(ca === undefined ? {} : { NODE_EXTRA_CA_CERTS: BUILD_CA_PATH }) },
     mounts: ca === undefined ? {} : { [ca]: BUILD_CA_PATH },
-  });
-  // Each build leaves the previous image and build stage untagged; the layer cache survives this.
+  };
+  // The build stage gets a tag of its own: the next build reuses its layers (npm ci, tsc) from
+  // it, and the prune below, which removes what earlier builds left untagged, leaves it alone.
+  await engine.build({ ...options, tag: `${tag}-build`, target: 'build' });
+  await engine.build({ ...options, tag });
   await engine.prune(LABEL);
   const size = await engine.size(tag);
   const total = (performance.now() - started) / 1000;
