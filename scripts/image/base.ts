@@ -38,7 +38,7 @@ export function baseInputs(repoRoot: string): BaseInputs {
   return { node, npm: globalNpm() };
 }
 
-/** The npm that runs this script: the build stage needs one, and it must be on Node 24's list. */
+/** The npm running this script (npm 10 or later runs on Node 24): the build stage runs `npm ci`. */
 function globalNpm(): string {
   const execPath = process.env['npm_execpath']; // set by `npm run`: …/npm/bin/npm-cli.js
   if (execPath !== undefined && execPath.endsWith(join('bin', 'npm-cli.js')))
