@@ -7,9 +7,16 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 
 describe('NODE_FLAGS', () => {
   it('are what the Dockerfile and npm start run the proxy with', () => {
+    // The image's ENTRYPOINT is a script that picks the cache directory and then execs Node.
     const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
     const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1];
-    expect(JSON.parse(entrypoint ?? '[]')).toEqual(['node', ...NODE_FLAGS, 'dist/main.js']);
+    expect(JSON.parse(entrypoint ?? '[]')).toEqual(['pullthrough-entrypoint']);
+    expect(dockerfile).toMatch(
+      /^COPY deploy\/container\/entrypoint\.sh \/usr\/local\/bin\/pullthrough-entrypoint$/m,
+    );
+    const script = readFileSync(path.join(ROOT, 'deploy', 'container', 'entrypoint.sh'), 'utf8');
+    const execs = script.split('\n').filter((line) => line.startsWith('exec '));
+    expect(execs).toEqual([`exec node ${NODE_FLAGS.join(' ')} /app/dist/main.js "$@"`]);
     const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
       scripts: Record<string, string>;
     };

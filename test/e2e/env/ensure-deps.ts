@@ -16,6 +16,13 @@ const NEEDED: Readonly<Record<string, string>> = {
   runc: 'runc',
   openssl: 'openssl',
   curl: 'curl',
+  // The image (npm run image makes its base with debootstrap where Docker Hub is out of reach),
+  // and the deployments: compose's config check (docker-compose) and bring-up (podman-compose,
+  // whose bridge network needs iptables).
+  debootstrap: 'debootstrap',
+  'docker-compose': 'docker-compose',
+  'podman-compose': 'podman-compose',
+  iptables: 'iptables',
 };
 /** Installed alongside: podman's monitor, and the CA bundle the clients' system store comes from. */
 const ALSO = ['conmon', 'ca-certificates'];
