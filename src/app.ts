@@ -2,15 +2,14 @@
 // client, cache, access, registry handler and proxy server, started in order and closed in
 // reverse. Decisions live in the modules; this file only builds and connects them.
 import 'reflect-metadata';
-import { statfs } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { Access } from './access/access.ts';
-import { CacheWriteError, type WriteFailureContext } from './cache/errors.ts';
 import type { Fills } from './cache/fills.ts';
 import type { PassResult } from './cache/eviction.ts';
 import { openCache, type OpenedCache } from './cache/open.ts';
 import { Registries } from './config/registries.ts';
 import type { Config } from './config/schema.ts';
+import { Health } from './health.ts';
 import { createLocalHandler } from './local.ts';
 import { logNotices, type Logger } from './log.ts';
 import { DestinationGuard, ipv4Resolver, systemResolver, type Resolver } from './net/guard.ts';
@@ -59,9 +58,9 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     resolve: seams.resolve ?? (config.proxy.ipv6 ? systemResolver : ipv4Resolver),
   });
   const upstream = await createUpstream(config, registries, guard, seams);
-  // One once-per-cause log of cache write failures, for the store and the registry alike.
-  const writeFailed = onceByCode(log, config.cache.dir);
-  const cache = await openCacheFor(config, registries, log, writeFailed);
+  // Cache write failures from the store and the registry alike, logged once per cause.
+  const health = new Health(log, config.cache.dir);
+  const cache = await openCacheFor(config, registries, log, health);
   const certificates = new LeafContexts(ca);
   const handler = createRegistryHandler({
     upstream,
@@ -69,7 +68,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     fills: cache.fills,
     manifests: cache.manifests,
     book: cache.book,
-    cacheWriteFailed: writeFailed,
+    cacheWriteFailed: health.cacheWriteFailed,
     access: new Access({
       grantTtlMs: config.access.grantTtl,
       publicTtlMs: config.access.publicTtl,
@@ -84,7 +83,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     now: Date.now,
     log,
   });
-  const proxy = await createProxy(config, log, { ca, certificates, guard, seams, handler });
+  const proxy = await createProxy(config, log, { ca, certificates, guard, seams, handler, health });
   const address = await proxy.listen(config.listen.host, config.listen.port);
   log.info(
     { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
@@ -93,6 +92,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
+      health.closing();
       await proxy.close(config.shutdownTimeout);
       await upstream.destroy();
       await cache.close();
@@ -123,7 +123,7 @@ async function openCacheFor(
   config: Config,
   registries: Registries,
   log: Logger,
-  writeFailed: ReturnType<typeof onceByCode>,
+  health: Health,
 ): Promise<OpenedCache> {
   const cache = await openCache({
     dir: config.cache.dir,
@@ -134,7 +134,7 @@ async function openCacheFor(
       pins: config.cache.pin,
       budgets: registries.budgets(),
     },
-    onWriteFailure: writeFailed,
+    onWriteFailure: health.cacheWriteFailed,
     onPass: (result) => logEviction(log, result),
     onIndexError: (error) => log.warn({ err: (error as Error).message }, 'cache index: eviction delayed'),
     onReconciled: (stats) => log.info({ ...stats }, 'cache index reconciled after an unclean stop'),
@@ -145,7 +145,10 @@ async function openCacheFor(
       { dir: config.cache.dir, sweptTempFiles: init.sweptTempFiles, index: cache.index },
       'cache ready',
     );
-  } else log.warn({ dir: config.cache.dir, code: init.code }, `${init.reason}: serving read-only`);
+  } else {
+    log.warn({ dir: config.cache.dir, code: init.code }, `${init.reason}: serving read-only`);
+    health.cacheReadOnly(init.reason);
+  }
   return cache;
 }
 
@@ -180,6 +183,7 @@ async function createProxy(
     guard: DestinationGuard;
     seams: AppSeams;
     handler: InterceptHandler;
+    health: Health;
   },
 ): Promise<ProxyServer> {
   const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
@@ -189,7 +193,7 @@ async function createProxy(
     interceptList: new InterceptList(config.registries.map((registry) => registry.host)),
     certificates: parts.certificates,
     handler: parts.handler,
-    local: createLocalHandler(parts.ca.certPem),
+    local: createLocalHandler(parts.ca.certPem, parts.health.readiness),
     log,
     admission: new Admission({
       allowClients: config.proxy.allowClients.length > 0 ? networks(config.proxy.allowClients) : undefined,
@@ -217,29 +221,4 @@ async function createProxy(
 /** CIDRs from a validated config (schema.ts has already parsed each one). */
 function networks(cidrs: readonly string[]): NetworkList {
   return new NetworkList(cidrs.map(parseCidr).filter((cidr): cidr is Cidr => cidr !== undefined));
-}
-
-/**
- * Logs failures to write the cache once per cause (error code), with the path and the space left
- * on the cache's file system, not once per request: a full disk fails every fill.
- */
-function onceByCode(log: Logger, root: string): (error: unknown, context?: WriteFailureContext) => void {
-  const seen = new Set<string>();
-  return (error, context) => {
-    const err = (
-      error instanceof CacheWriteError && error.cause instanceof Error ? error.cause : error
-    ) as NodeJS.ErrnoException;
-    const code = err.code ?? err.name;
-    if (seen.has(code)) return;
-    seen.add(code);
-    const path = context?.path ?? (error instanceof CacheWriteError ? error.path : undefined);
-    void statfs(root)
-      .then(
-        (fs) => fs.bavail * fs.bsize,
-        () => undefined,
-      )
-      .then((freeBytes) =>
-        log.warn({ code, err: err.message, path, freeBytes }, 'cache not writable: serving without caching'),
-      );
-  };
 }

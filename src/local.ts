@@ -1,11 +1,23 @@
 // Requests addressed to the proxy itself (origin-form, not proxied): a health text at `/`
-// (what rpardini/docker-registry-proxy's probes expect), `/healthz`, the CA at `/ca.crt`, and at
-// `/setup/systemd` the script that points a docker host at this proxy (rpardini's setup script).
+// (what rpardini/docker-registry-proxy's probes expect), `/healthz` (alive), `/readyz` (ready to
+// take pulls, and what is degraded), the CA at `/ca.crt`, and at `/setup/systemd` the script that
+// points a docker host at this proxy (rpardini's setup script).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { planFor } from './setup/clients.ts';
 import { proxyUrlFromHost, setupScript } from './setup/script.ts';
 
-export function createLocalHandler(caCertPem: string) {
+/** Whether the proxy takes pulls now, and what works less well than it should. */
+export interface Readiness {
+  /** False while shutting down: a load balancer should send pulls elsewhere. */
+  readonly ready: boolean;
+  /** Ready, but e.g. the cache cannot be written: pulls work, uncached. */
+  readonly degraded: readonly string[];
+}
+
+export function createLocalHandler(
+  caCertPem: string,
+  readiness: () => Readiness = () => ({ ready: true, degraded: [] }),
+) {
   return function local(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0];
     const send = (status: number, type: string, body: string) => {
@@ -19,6 +31,14 @@ export function createLocalHandler(caCertPem: string) {
       send(200, 'text/plain; charset=utf-8', 'pullthrough: the caching proxy is working!\n');
     } else if (path === '/healthz') {
       send(200, 'text/plain; charset=utf-8', 'ok\n');
+    } else if (path === '/readyz') {
+      const { ready, degraded } = readiness();
+      const detail = degraded.length > 0 ? ` (degraded: ${degraded.join('; ')})` : '';
+      send(
+        ready ? 200 : 503,
+        'text/plain; charset=utf-8',
+        ready ? `ready${detail}\n` : 'not ready: shutting down\n',
+      );
     } else if (path === '/ca.crt') {
       send(200, 'application/x-pem-file', caCertPem);
     } else if (path === '/setup/systemd') {

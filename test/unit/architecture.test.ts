@@ -18,6 +18,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   http: [],
   net: [],
   'local.ts': ['setup'],
+  'health.ts': ['cache', 'local.ts', 'log.ts'],
   setup: [],
   tls: ['log.ts'],
   config: ['http', 'log.ts', 'net', 'oci'],
