@@ -137,14 +137,12 @@ async function openCacheFor(
     onWriteFailure: health.cacheWriteFailed,
     onPass: (result) => logEviction(log, result),
     onIndexError: (error) => log.warn({ err: (error as Error).message }, 'cache index: eviction delayed'),
+    onIndexOpen: (report) => log.info({ ...report, ms: Math.round(report.ms) }, 'cache index open'),
     onReconciled: (stats) => log.info({ ...stats }, 'cache index reconciled after an unclean stop'),
   });
   const { init } = cache;
   if (init.writable) {
-    log.info(
-      { dir: config.cache.dir, sweptTempFiles: init.sweptTempFiles, index: cache.index },
-      'cache ready',
-    );
+    log.info({ dir: config.cache.dir, sweptTempFiles: init.sweptTempFiles }, 'cache ready');
   } else {
     log.warn({ dir: config.cache.dir, code: init.code }, `${init.reason}: serving read-only`);
     health.cacheReadOnly(init.reason);

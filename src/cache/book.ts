@@ -23,7 +23,7 @@ export interface CacheBook {
 }
 
 /** Readers by digest: shared by every kind of book, since even a read-only cache has readers. */
-class Readers {
+export class Readers {
   readonly #counts = new Map<string, number>();
 
   acquire(digest: string): () => void {
@@ -45,7 +45,11 @@ class Readers {
 
 /** Books of a cache without an index (read-only, or an index that could not be opened). */
 export class NoBook implements CacheBook {
-  readonly #readers = new Readers();
+  readonly #readers: Readers;
+
+  constructor(readers = new Readers()) {
+    this.#readers = readers;
+  }
 
   reading(digest: string): () => void {
     return this.#readers.acquire(digest);
@@ -72,6 +76,8 @@ export class NoBook implements CacheBook {
 
 export interface IndexedBookOptions {
   readonly index: CacheIndex;
+  /** Readers counted before this book existed (DeferredBook) stay counted. */
+  readonly readers?: Readers;
   /** Built with `inUse` reading this book's readers: `(evictor) => …` after construction. */
   readonly evictor: (inUse: (digest: string) => boolean) => Evictor;
   /** How often bounds are checked without a store (expiry, disks filled by others). */
@@ -82,13 +88,14 @@ export interface IndexedBookOptions {
 
 /** Books kept in the index, with eviction after stores and on a timer. */
 export class IndexedBook implements CacheBook {
-  readonly #readers = new Readers();
+  readonly #readers: Readers;
   readonly #index: CacheIndex;
   readonly #evictor: Evictor;
   readonly #onPass: ((result: PassResult) => void) | undefined;
   readonly #timer: NodeJS.Timeout;
 
   constructor(options: IndexedBookOptions) {
+    this.#readers = options.readers ?? new Readers();
     this.#index = options.index;
     this.#evictor = options.evictor((digest) => this.#readers.has(digest));
     this.#onPass = options.onPass;
@@ -137,5 +144,68 @@ export class IndexedBook implements CacheBook {
     clearInterval(this.#timer);
     await this.#evictor.stop();
     this.#index.close();
+  }
+}
+
+/**
+ * Books while the index opens in the background (a rebuild from the files takes seconds with a
+ * large cache, and start-up must not wait for it): readers are counted all along, what is
+ * stored, tagged or used meanwhile is queued and handed to the index's book once it is open,
+ * and nothing is evicted before.
+ */
+export class DeferredBook implements CacheBook {
+  readonly #readers = new Readers();
+  readonly #waiting = new NoBook(this.#readers);
+  #book: CacheBook | undefined;
+  /** Calls made before the index was open; dropped if it never opens. */
+  #queued: Array<(book: CacheBook) => void> | undefined = [];
+  readonly #opened: Promise<unknown>;
+
+  /** `open` gets the readers to share; its book takes over once it resolves (undefined: none). */
+  constructor(open: (readers: Readers) => Promise<CacheBook | undefined>) {
+    this.#opened = open(this.#readers).then((book) => {
+      const queued = this.#queued ?? [];
+      this.#queued = undefined;
+      this.#book = book ?? this.#waiting;
+      for (const call of queued) call(this.#book);
+    });
+  }
+
+  reading(digest: string): () => void {
+    return (this.#book ?? this.#waiting).reading(digest);
+  }
+
+  inUse(digest: string): boolean {
+    return this.#readers.has(digest);
+  }
+
+  admit(size: number | undefined, host: string): Promise<NotAdmittedError | undefined> {
+    return (this.#book ?? this.#waiting).admit(size, host);
+  }
+
+  used(digest: string): void {
+    this.#call((book) => book.used(digest));
+  }
+
+  storedBlob(digest: string, size: number, source: Source): void {
+    this.#call((book) => book.storedBlob(digest, size, source));
+  }
+
+  storedManifest(digest: string, content: Uint8Array, source: Source): void {
+    this.#call((book) => book.storedManifest(digest, content, source));
+  }
+
+  tagged(host: string, repository: string, tag: string, digest: string): void {
+    this.#call((book) => book.tagged(host, repository, tag, digest));
+  }
+
+  async close(): Promise<void> {
+    await this.#opened;
+    await this.#book?.close();
+  }
+
+  #call(call: (book: CacheBook) => void): void {
+    if (this.#book) call(this.#book);
+    else this.#queued?.push(call);
   }
 }

@@ -1,9 +1,9 @@
 // Opening the cache at start: the directory brought into service (init.ts), the blob store,
 // fills and manifest records on it, and, when it can be written, the index and the evictor
-// that keep it within its bounds (book.ts). What happens is reported through callbacks: the
-// cache does not log.
+// that keep it within its bounds (book.ts), opened in the background so that a rebuild never
+// delays the start. What happens is reported through callbacks: the cache does not log.
 import { DiskBlobStore } from './blobs.ts';
-import { IndexedBook, NoBook, type CacheBook } from './book.ts';
+import { DeferredBook, IndexedBook, NoBook, type CacheBook } from './book.ts';
 import type { WriteFailureListener } from './errors.ts';
 import { removeFiles } from './eviction-files.ts';
 import { Evictor, type EvictionConfig, type PassResult } from './eviction.ts';
@@ -21,6 +21,8 @@ export interface OpenCacheOptions {
   readonly onPass: (result: PassResult) => void;
   /** The index could not be opened or written, or a pass failed: eviction is off or delayed. */
   readonly onIndexError: (error: unknown) => void;
+  /** The index is open (at once, or after a rebuild in the background): how it was found. */
+  readonly onIndexOpen?: (report: OpenReport) => void;
   /** A reconcile after an unclean stop, run in the background, finished. */
   readonly onReconciled?: (stats: SyncStats) => void;
 }
@@ -32,8 +34,6 @@ export interface OpenedCache {
   readonly marks: PublicMarks;
   readonly book: CacheBook;
   readonly init: CacheInit;
-  /** How the index was found; undefined when the cache keeps none (read-only, or it failed). */
-  readonly index: OpenReport | undefined;
   /** Stops eviction and writes the index's queue. */
   close(): Promise<void>;
 }
@@ -43,22 +43,26 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
   const init = await store.init();
   const onWriteFailure = options.onWriteFailure;
   const manifests = new ManifestStore(store.layout, store, { onWriteFailure });
-  const index = init.writable ? await openIndex(store.layout.root, options) : undefined;
-  const book: CacheBook = index
-    ? new IndexedBook({
-        index,
-        evictor: (inUse) =>
-          new Evictor({
-            index,
-            config: options.eviction,
-            inUse,
-            remove: async (victim) => {
-              manifests.forget(victim.digest);
-              await removeFiles(store.layout)(victim);
-            },
-            onError: options.onIndexError,
-          }),
-        onPass: options.onPass,
+  const book: CacheBook = init.writable
+    ? new DeferredBook(async (readers) => {
+        const index = await openIndex(store.layout.root, options);
+        if (!index) return undefined;
+        return new IndexedBook({
+          index,
+          readers,
+          evictor: (inUse) =>
+            new Evictor({
+              index,
+              config: options.eviction,
+              inUse,
+              remove: async (victim) => {
+                manifests.forget(victim.digest);
+                await removeFiles(store.layout)(victim);
+              },
+              onError: options.onIndexError,
+            }),
+          onPass: options.onPass,
+        });
       })
     : new NoBook();
   return {
@@ -68,11 +72,14 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
     marks: new PublicMarks(store.layout),
     book,
     init,
-    index: index?.opened,
     close: () => book.close(),
   };
 }
 
+/**
+ * Opens the index (rebuilding it from the files when it is missing or unreadable), reports how
+ * it was found, and reconciles it with the files in the background after an unclean stop.
+ */
 async function openIndex(root: string, options: OpenCacheOptions): Promise<CacheIndex | undefined> {
   let index: CacheIndex;
   try {
@@ -81,6 +88,7 @@ async function openIndex(root: string, options: OpenCacheOptions): Promise<Cache
     options.onIndexError(error);
     return undefined;
   }
+  options.onIndexOpen?.(index.opened);
   if (index.opened.unclean) {
     void index.reconcile().then((stats) => options.onReconciled?.(stats), options.onIndexError);
   }

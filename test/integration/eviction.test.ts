@@ -167,9 +167,10 @@ describe('eviction', () => {
     for (const suffix of ['', '-wal', '-shm']) await rm(path.join(dir, `index.db${suffix}`), { force: true });
 
     const second = await startProxy({ registries: [upstream.authority], cache: { dir, ...BOUNDED } });
-    const ready = await second.waitForLog((l) => l.msg === 'cache ready');
-    const index = ready['index'] as { state: string; rebuilt: { entries?: number; blobs?: number } };
-    expect(index.state).toBe('missing');
+    // Opened in the background, after the proxy is listening: rebuilt from the files.
+    const opened = await second.waitForLog((l) => l.msg === 'cache index open');
+    expect(opened['state']).toBe('missing');
+    expect(opened['rebuilt']).toBeDefined();
     expect(await pull(second, upstream, a)).toBe('HIT');
     await pull(second, upstream, c);
     const evicted = await second.waitForLog((l) => l.msg === 'evicted');
