@@ -1,16 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import { DeferredBook, NoBook, type CacheBook, type Readers } from '../../../src/cache/book.ts';
 
-/** A book that writes down what it is told. */
-class Recorder extends NoBook {
+/** A book that writes down what it is told (readers and admission as a NoBook's). */
+class Recorder implements CacheBook {
   readonly calls: string[] = [];
-  override used(digest: string): void {
+  readonly #plain: NoBook;
+  constructor(readers: Readers | undefined) {
+    this.#plain = new NoBook(readers);
+  }
+  reading = (digest: string) => this.#plain.reading(digest);
+  inUse = (digest: string) => this.#plain.inUse(digest);
+  admit = () => this.#plain.admit();
+  close = () => this.#plain.close();
+  used(digest: string): void {
     this.calls.push(`used ${digest}`);
   }
-  override storedBlob(digest: string, size: number): void {
+  storedBlob(digest: string, size: number): void {
     this.calls.push(`stored ${digest} ${size}`);
   }
-  override tagged(host: string, repository: string, tag: string, digest: string): void {
+  storedManifest(digest: string): void {
+    this.calls.push(`stored manifest ${digest}`);
+  }
+  tagged(host: string, repository: string, tag: string, digest: string): void {
     this.calls.push(`tagged ${host}/${repository}:${tag} ${digest}`);
   }
 }
