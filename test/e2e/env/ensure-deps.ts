@@ -23,6 +23,8 @@ const NEEDED: Readonly<Record<string, string>> = {
   'docker-compose': 'docker-compose',
   'podman-compose': 'podman-compose',
   iptables: 'iptables',
+  // The metrics exposition is checked with Prometheus's own linter (integration/metrics.test.ts).
+  promtool: 'prometheus',
 };
 /** Installed alongside: podman's monitor, and the CA bundle the clients' system store comes from. */
 const ALSO = ['conmon', 'ca-certificates'];
