@@ -1,17 +1,29 @@
 // The one place that knows every module: config → logger, CA, leaf certificates, upstream
 // client, cache, access, registry handler and proxy server, started in order and closed in
-// reverse. Decisions live in the modules; this file only builds and connects them.
+// reverse; the metrics are fed from their callbacks. Decisions live in the modules; this file
+// only builds and connects them.
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { Access } from './access/access.ts';
 import type { Fills } from './cache/fills.ts';
+import type { WriteFailureContext, WriteFailureListener } from './cache/errors.ts';
 import type { PassResult } from './cache/eviction.ts';
 import { openCache, type OpenedCache } from './cache/open.ts';
 import { Registries } from './config/registries.ts';
 import type { Config } from './config/schema.ts';
-import { Health } from './health.ts';
+import { formatAuthority } from './http/destination.ts';
+import { Health, writeFailureCode } from './health.ts';
 import { createLocalHandler } from './local.ts';
 import { logNotices, type Logger } from './log.ts';
+import {
+  recordCacheWriteFailure,
+  recordEvictions,
+  recordRequest,
+  recordTunnelClosed,
+  recordTunnelOpened,
+  recordUpstream,
+} from './metrics/record.ts';
+import { createMetrics, type Metrics } from './metrics/registry.ts';
 import { DestinationGuard, ipv4Resolver, systemResolver, type Resolver } from './net/guard.ts';
 import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
 import { Admission } from './proxy/admission.ts';
@@ -23,7 +35,7 @@ import { createRegistryHandler } from './registry/handler.ts';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
 import { LeafContexts } from './tls/contexts.ts';
 import { caNotices } from './tls/notices.ts';
-import { Upstream, readCaFiles, type UpstreamOptions } from './upstream/client.ts';
+import { Upstream, readCaFiles, type UpstreamObservation, type UpstreamOptions } from './upstream/client.ts';
 import { SharedLogin } from './upstream/login.ts';
 
 export interface App {
@@ -57,18 +69,32 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     deny: networks(config.proxy.denyNetworks),
     resolve: seams.resolve ?? (config.proxy.ipv6 ? systemResolver : ipv4Resolver),
   });
-  const upstream = await createUpstream(config, registries, guard, seams);
-  // Cache write failures from the store and the registry alike, logged once per cause.
+  const metrics = createMetrics();
+  const interceptList = new InterceptList(config.registries.map((registry) => registry.host));
+  const upstream = await createUpstream(config, registries, guard, seams, (observation) =>
+    recordUpstream(metrics, { ...observation, registry: registryLabel(observation, interceptList) }),
+  );
+  // Cache write failures from the store and the registry alike, logged once per cause, counted each.
   const health = new Health(log, config.cache.dir);
-  const cache = await openCacheFor(config, registries, log, health);
+  const cacheWriteFailed = (error: unknown, context?: WriteFailureContext) => {
+    recordCacheWriteFailure(metrics, writeFailureCode(error));
+    health.cacheWriteFailed(error, context);
+  };
+  const cache = await openCacheFor(config, registries, log, { health, cacheWriteFailed, metrics });
   const certificates = new LeafContexts(ca);
+  metrics.readFrom({
+    cacheUsage: () => cache.book.usage(),
+    fillsInFlight: () => cache.fills.size,
+    certificatesIssued: () => certificates.issued,
+  });
   const handler = createRegistryHandler({
     upstream,
     store: cache.store,
     fills: cache.fills,
     manifests: cache.manifests,
     book: cache.book,
-    cacheWriteFailed: health.cacheWriteFailed,
+    cacheWriteFailed,
+    onCompletion: (c) => recordRequest(metrics, { ...c, registry: c.host, seconds: c.ms / 1000 }),
     access: new Access({
       grantTtlMs: config.access.grantTtl,
       publicTtlMs: config.access.publicTtl,
@@ -83,7 +109,16 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     now: Date.now,
     log,
   });
-  const proxy = await createProxy(config, log, { ca, certificates, guard, seams, handler, health });
+  const proxy = await createProxy(config, log, {
+    ca,
+    certificates,
+    guard,
+    seams,
+    handler,
+    health,
+    interceptList,
+    metrics,
+  });
   const address = await proxy.listen(config.listen.host, config.listen.port);
   log.info(
     { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
@@ -106,8 +141,10 @@ async function createUpstream(
   registries: Registries,
   guard: DestinationGuard,
   seams: AppSeams,
+  observe: (observation: UpstreamObservation) => void,
 ): Promise<Upstream> {
   return new Upstream({
+    observe,
     guard,
     login: new SharedLogin(registries.credential),
     ...(seams.wrapUpstreamConnector ? { wrapConnector: seams.wrapUpstreamConnector } : {}),
@@ -123,8 +160,9 @@ async function openCacheFor(
   config: Config,
   registries: Registries,
   log: Logger,
-  health: Health,
+  parts: { health: Health; cacheWriteFailed: WriteFailureListener; metrics: Metrics },
 ): Promise<OpenedCache> {
+  const { health, metrics } = parts;
   const cache = await openCache({
     dir: config.cache.dir,
     eviction: {
@@ -134,8 +172,11 @@ async function openCacheFor(
       pins: config.cache.pin,
       budgets: registries.budgets(),
     },
-    onWriteFailure: health.cacheWriteFailed,
-    onPass: (result) => logEviction(log, result),
+    onWriteFailure: parts.cacheWriteFailed,
+    onPass: (result) => {
+      recordEvictions(metrics, result.evicted);
+      logEviction(log, result);
+    },
     onIndexError: (error) => log.warn({ err: (error as Error).message }, 'cache index: eviction delayed'),
     onIndexOpen: (report) => log.info({ ...report, ms: Math.round(report.ms) }, 'cache index open'),
     onReconciled: (stats) => log.info({ ...stats }, 'cache index reconciled after an unclean stop'),
@@ -182,16 +223,25 @@ async function createProxy(
     seams: AppSeams;
     handler: InterceptHandler;
     health: Health;
+    interceptList: InterceptList;
+    metrics: Metrics;
   },
 ): Promise<ProxyServer> {
   const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
   if (auth) log.info({ file: config.proxy.htpasswd, users: auth.users }, 'proxy authentication on');
   const { limits } = config;
   return createProxyServer({
-    interceptList: new InterceptList(config.registries.map((registry) => registry.host)),
+    interceptList: parts.interceptList,
     certificates: parts.certificates,
     handler: parts.handler,
-    local: createLocalHandler(parts.ca.certPem, parts.health.readiness),
+    local: createLocalHandler(parts.ca.certPem, parts.health.readiness, async () => ({
+      contentType: parts.metrics.registry.contentType,
+      body: await parts.metrics.registry.metrics(),
+    })),
+    tunnels: {
+      opened: () => recordTunnelOpened(parts.metrics),
+      closed: (bytes) => recordTunnelClosed(parts.metrics, bytes),
+    },
     log,
     admission: new Admission({
       allowClients: config.proxy.allowClients.length > 0 ? networks(config.proxy.allowClients) : undefined,
@@ -214,6 +264,18 @@ async function createProxy(
       tunnelIdleTimeoutMs: limits.tunnelIdleTimeout,
     },
   });
+}
+
+/**
+ * The `registry` label of an upstream request: the intercepted registry's `host:port`, or
+ * `other` for the CDNs blobs redirect to and the token services, so that labels stay bounded.
+ */
+function registryLabel({ origin }: UpstreamObservation, interceptList: InterceptList): string {
+  const url = URL.parse(origin);
+  if (!url) return 'other';
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  return interceptList.matches(host, port) ? formatAuthority({ host, port }) : 'other';
 }
 
 /** CIDRs from a validated config (schema.ts has already parsed each one). */

@@ -29,10 +29,8 @@ export class Health {
 
   /** A write to the cache failed (the request went on uncached). Never throws. */
   readonly cacheWriteFailed = (error: unknown, context?: WriteFailureContext): void => {
-    const cause = (
-      error instanceof CacheWriteError && error.cause instanceof Error ? error.cause : error
-    ) as NodeJS.ErrnoException;
-    const code = cause.code ?? cause.name;
+    const cause = causeOf(error);
+    const code = writeFailureCode(error);
     this.#lastFailure = { code, at: Date.now() };
     if (this.#logged.has(code)) return;
     this.#logged.add(code);
@@ -63,4 +61,17 @@ export class Health {
     }
     return { ready: !this.#closing, degraded };
   };
+}
+
+/** What failed under a cache write: the system error a CacheWriteError wraps, or the error itself. */
+function causeOf(error: unknown): NodeJS.ErrnoException {
+  return (
+    error instanceof CacheWriteError && error.cause instanceof Error ? error.cause : error
+  ) as NodeJS.ErrnoException;
+}
+
+/** A failed cache write's errno code (ENOSPC, EACCES, EROFS...) or error name: logs and metrics. */
+export function writeFailureCode(error: unknown): string {
+  const cause = causeOf(error);
+  return cause.code ?? cause.name ?? 'unknown';
 }

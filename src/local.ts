@@ -1,7 +1,7 @@
 // Requests addressed to the proxy itself (origin-form, not proxied): a health text at `/`
 // (what rpardini/docker-registry-proxy's probes expect), `/healthz` (alive), `/readyz` (ready to
-// take pulls, and what is degraded), the CA at `/ca.crt`, and at `/setup/systemd` the script that
-// points a docker host at this proxy (rpardini's setup script).
+// take pulls, and what is degraded), `/metrics` (Prometheus), the CA at `/ca.crt`, and at
+// `/setup/systemd` the script that points a docker host at this proxy (rpardini's setup script).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { planFor } from './setup/clients.ts';
 import { proxyUrlFromHost, setupScript } from './setup/script.ts';
@@ -14,9 +14,13 @@ export interface Readiness {
   readonly degraded: readonly string[];
 }
 
+/** The Prometheus exposition, rendered at scrape time. */
+export type MetricsPage = () => Promise<{ readonly contentType: string; readonly body: string }>;
+
 export function createLocalHandler(
   caCertPem: string,
   readiness: () => Readiness = () => ({ ready: true, degraded: [] }),
+  metrics?: MetricsPage,
 ) {
   return function local(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0];
@@ -38,6 +42,11 @@ export function createLocalHandler(
         ready ? 200 : 503,
         'text/plain; charset=utf-8',
         ready ? `ready${detail}\n` : 'not ready: shutting down\n',
+      );
+    } else if (path === '/metrics' && metrics) {
+      metrics().then(
+        ({ contentType, body }) => send(200, contentType, body),
+        (error: unknown) => send(500, 'text/plain; charset=utf-8', `metrics failed: ${String(error)}\n`),
       );
     } else if (path === '/ca.crt') {
       send(200, 'application/x-pem-file', caCertPem);

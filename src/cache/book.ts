@@ -18,6 +18,8 @@ export interface CacheBook {
   storedBlob(digest: string, size: number, source: Source): void;
   storedManifest(digest: string, content: Uint8Array, source: Source): void;
   tagged(host: string, repository: string, tag: string, digest: string): void;
+  /** What the cache holds, as the index counts it; undefined without an index. */
+  usage(): { bytes: number; files: number } | undefined;
   /** Stops background passes and writes what is queued. */
   close(): Promise<void>;
 }
@@ -68,6 +70,10 @@ export class NoBook implements CacheBook {
   storedBlob(): void {}
   storedManifest(): void {}
   tagged(): void {}
+
+  usage(): undefined {
+    return undefined;
+  }
 
   close(): Promise<void> {
     return Promise.resolve();
@@ -131,6 +137,10 @@ export class IndexedBook implements CacheBook {
 
   tagged(host: string, repository: string, tag: string, digest: string): void {
     this.#index.recordTag(host, repository, tag, digest);
+  }
+
+  usage(): { bytes: number; files: number } {
+    return { bytes: this.#index.usage().total, files: this.#index.files() };
   }
 
   /** Evicts in the background when a bound is passed (after a store, and on the timer). */

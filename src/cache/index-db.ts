@@ -261,6 +261,11 @@ export class IndexDb {
   }
 
   /** Bytes per host (`''`: not known), summed by SQLite: ~10 ms per 100k rows. */
+  /** How many blobs and manifests have a row. */
+  count(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM blobs').get() as { n: number }).n;
+  }
+
   totals(): Map<string, number> {
     const rows = this.db
       .prepare("SELECT coalesce(host, '') AS host, sum(size) AS bytes FROM blobs GROUP BY 1")

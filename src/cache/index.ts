@@ -176,6 +176,15 @@ export class CacheIndex {
     else this.#schedule();
   }
 
+  /** Blobs and manifests recorded, queued ones included (one count query: for scrapes, not loops). */
+  files(): number {
+    const queued = new Set<string>();
+    for (const item of this.#pending) {
+      if (item.type === 'entry' && !this.#db.get(item.row.digest)) queued.add(item.row.digest);
+    }
+    return this.#db.count() + queued.size;
+  }
+
   usage(): Usage {
     const byHost = new Map(this.#totals);
     byHost.delete('');

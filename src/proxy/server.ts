@@ -15,7 +15,7 @@ import { enforceHeaderDeadlines, FirstRequestDeadline, stopHeaderDeadlines } fro
 import type { CertificateSource } from './intercept.ts';
 import type { InterceptList } from './intercept-list.ts';
 import { routeRequest, type InterceptHandler, type LocalHandler, type RequestRouting } from './requests.ts';
-import { netConnector, type Connector } from './tunnel.ts';
+import { netConnector, type Connector, type TunnelObserver } from './tunnel.ts';
 import { writeStatus } from './status.ts';
 
 export type { InterceptHandler, LocalHandler } from './requests.ts';
@@ -37,6 +37,8 @@ export interface ProxyServerOptions {
   /** Opens tunnel and forward connections; tests inject one. */
   readonly connect?: Connector;
   readonly connectTimeoutMs: number;
+  /** Told when tunnels open and close (metrics). */
+  readonly tunnels?: TunnelObserver;
   readonly limits: {
     readonly maxHeaderSize: number;
     readonly maxHeaders: number;
@@ -134,6 +136,7 @@ function connectDispatch(
       connect,
       log,
       track: connections.track,
+      ...(options.tunnels ? { observe: options.tunnels } : {}),
     },
   };
 }

@@ -32,6 +32,15 @@ export interface TunnelOptions {
   readonly track: (socket: net.Socket) => void;
   /** Called once when the tunnel is over (or never opened). */
   readonly release: () => void;
+  /** Told when a tunnel is established and when it closes (metrics). */
+  readonly observe?: TunnelObserver;
+}
+
+export interface TunnelObserver {
+  /** The upstream connection is made: bytes flow. */
+  opened(): void;
+  /** An opened tunnel's both sides are closed; what it carried each way. */
+  closed(bytes: { readonly up: number; readonly down: number }): void;
 }
 
 /** Where a tunnel is at: both sockets, and whether the upstream connection was ever made. */
@@ -59,11 +68,12 @@ export async function openTunnel(
     options.release();
     return;
   }
-  const tunnel = connectWithTimeout(client, destination, address, options, (connected) =>
-    relay(connected, head, options.idleTimeoutMs),
-  );
+  const tunnel = connectWithTimeout(client, destination, address, options, (connected) => {
+    options.observe?.opened();
+    relay(connected, head, options.idleTimeoutMs);
+  });
   tearDownTogether(client, tunnel.upstream);
-  logWhenClosed(tunnel, started, options.log);
+  logWhenClosed(tunnel, started, options);
 }
 
 /**
@@ -174,13 +184,14 @@ function closeAfterFlush(socket: net.Socket): void {
   else socket.once('finish', () => socket.destroy()).end();
 }
 
-/** The tunnel's one log line, once both sockets are closed. */
-function logWhenClosed(tunnel: Tunnel, started: number, log: Logger): void {
+/** The tunnel's one log line (and its observer's `closed`), once both sockets are closed. */
+function logWhenClosed(tunnel: Tunnel, started: number, { log, observe }: TunnelOptions): void {
   const { client, upstream } = tunnel;
   let logged = false;
   const done = () => {
     if (logged || !client.destroyed || !upstream.destroyed) return;
     logged = true;
+    if (tunnel.established) observe?.closed({ up: upstream.bytesWritten, down: upstream.bytesRead });
     log.info(
       {
         destination: formatAuthority(tunnel.destination),

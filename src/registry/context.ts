@@ -11,7 +11,7 @@ import type { Freshness } from '../config/registries.ts';
 import type { Destination } from '../http/destination.ts';
 import type { Logger } from '../log.ts';
 import type { Upstream } from '../upstream/client.ts';
-import type { Outcome } from './outcome.ts';
+import type { CacheStatus, Outcome } from './outcome.ts';
 
 /** One client request being answered. */
 export interface Exchange {
@@ -41,4 +41,19 @@ export interface RegistryDeps {
   readonly log: Logger;
   /** Called once per failure to write the cache, so the cause is logged once, not per request. */
   readonly cacheWriteFailed: (error: unknown) => void;
+  /** Told of every request once its response is over (metrics); what the completion line says. */
+  readonly onCompletion?: (completion: Completion) => void;
+}
+
+/** One request as its completion line reports it, with bounded values only (no repository). */
+export interface Completion {
+  /** `host:port` of the intercepted registry. */
+  readonly host: string;
+  readonly kind: 'manifest' | 'blob' | 'other';
+  readonly cache: CacheStatus;
+  readonly status: number;
+  readonly bytes: number;
+  readonly ms: number;
+  /** It joined a fill another request started. */
+  readonly shared: boolean;
 }

@@ -1,7 +1,8 @@
 // The registry handler: every decrypted request to an intercepted host comes here. It routes
 // by the /v2/ grammar, applies policy (pushes, no-cache), hands the request to blobs, manifests
 // or the passthrough, and is the single error boundary: failures become OCI error bodies
-// (errors.ts), and one completion log line per request is written when its response is closed.
+// (errors.ts), and one completion log line per request is written when its response is closed
+// (and handed to `onCompletion`, which feeds the metrics).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatAuthority, type Destination } from '../http/destination.ts';
 import { redactUrl } from '../log.ts';
@@ -68,6 +69,16 @@ function logCompletion(
   failure: RegistryError | undefined,
 ): void {
   const { req, res, outcome } = x;
+  const ms = performance.now() - started;
+  deps.onCompletion?.({
+    host: x.host,
+    kind: route.kind === 'manifest' || route.kind === 'blob' ? route.kind : 'other',
+    cache: outcome.cache,
+    status: res.statusCode,
+    bytes: outcome.bytes,
+    ms,
+    shared: outcome.shared,
+  });
   deps.log.info(
     {
       host: x.host,
@@ -77,7 +88,7 @@ function logCompletion(
       ...('name' in route ? { repo: route.name } : {}),
       status: res.statusCode,
       bytes: outcome.bytes,
-      ms: Math.round(performance.now() - started),
+      ms: Math.round(ms),
       cache: outcome.cache,
       ...(outcome.shared ? { shared: true } : {}),
       ...(res.writableFinished ? {} : { aborted: true }),

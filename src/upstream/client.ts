@@ -6,7 +6,7 @@ import tls from 'node:tls';
 import net from 'node:net';
 import { Agent, buildConnector } from 'undici';
 import type { DestinationGuard } from '../net/guard.ts';
-import { toUpstreamError } from './errors.ts';
+import { toUpstreamError, UpstreamUnavailableError } from './errors.ts';
 import type { SharedLogin } from './login.ts';
 import type { UpstreamRequest, UpstreamResponse } from './types.ts';
 
@@ -25,11 +25,20 @@ export interface UpstreamOptions {
   readonly login?: SharedLogin;
   /** Wraps the socket connector; tests use it to see (and stop) every address connected to. */
   readonly wrapConnector?: (connector: buildConnector.connector) => buildConnector.connector;
+  /** Told of every request sent: its response's status and headers, or why none came (metrics). */
+  readonly observe?: (observation: UpstreamObservation) => void;
 }
+
+/** One request sent upstream (redirect hops and token requests each count) and what came of it. */
+export type UpstreamObservation = { readonly origin: string; readonly method: string } & (
+  | { readonly status: number; readonly headers: Readonly<Record<string, unknown>> }
+  | { readonly failure: 'unreachable' | 'timeout' | 'tls' }
+);
 
 export class Upstream {
   readonly #agent: Agent;
   readonly #login: SharedLogin | undefined;
+  readonly #observe: ((observation: UpstreamObservation) => void) | undefined;
 
   constructor(options: UpstreamOptions) {
     const base = buildConnector({
@@ -43,6 +52,7 @@ export class Upstream {
     });
     const wrapped = options.wrapConnector?.(base) ?? base;
     this.#login = options.login;
+    this.#observe = options.observe;
     this.#agent = new Agent({
       connect: options.guard ? guardedConnector(wrapped, options.guard) : wrapped,
       // HTTP/1.1 upstream: measured faster than h2 for large bodies here (dependencies.md §5.8)
@@ -62,8 +72,9 @@ export class Upstream {
   }
 
   async #send(request: UpstreamRequest): Promise<UpstreamResponse> {
+    const { origin, method } = request;
     try {
-      return await this.#agent.request({
+      const response = await this.#agent.request({
         origin: request.origin,
         method: request.method,
         path: request.path,
@@ -71,8 +82,15 @@ export class Upstream {
         body: request.body ?? null,
         signal: request.signal ?? null,
       });
+      this.#observe?.({ origin, method, status: response.statusCode, headers: response.headers });
+      return response;
     } catch (error) {
-      throw toUpstreamError(error, request.origin);
+      const wrapped = toUpstreamError(error, request.origin);
+      if (wrapped instanceof UpstreamUnavailableError) {
+        const failure = wrapped.timeout ? 'timeout' : wrapped.tls ? 'tls' : 'unreachable';
+        this.#observe?.({ origin, method, failure });
+      }
+      throw wrapped;
     }
   }
 

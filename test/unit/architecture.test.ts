@@ -20,6 +20,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   'local.ts': ['setup'],
   'health.ts': ['cache', 'local.ts', 'log.ts'],
   setup: [],
+  metrics: [],
   tls: ['log.ts'],
   config: ['http', 'log.ts', 'net', 'oci'],
   upstream: ['net', 'oci', 'http', 'log.ts'],
