@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { rawConnection, readHead, startProxy, type TestProxy } from '../helpers/proxy.ts';
+import { mountTmpfs, remountReadOnly } from '../helpers/tmpfs.ts';
 import { sha256, startFakeRegistry } from '../helpers/upstream.ts';
 
 /** The exposition text the proxy serves. */
@@ -111,6 +112,50 @@ describe('metrics', () => {
     expect(sample(text, 'pullthrough_tunnel_bytes_total', { direction: 'up' })).toBe(line['bytesUp']);
     expect(sample(text, 'pullthrough_tunnel_bytes_total', { direction: 'down' })).toBe(line['bytesDown']);
     expect(line['bytesUp']).toBe('not even TLS'.length);
+  });
+
+  it('counts evictions by reason and the bytes they freed, and the cache size after', async () => {
+    const upstream = await startFakeRegistry();
+    const size = Math.round(3.2 * 1024 * 1024);
+    const digests = [1, 2, 3].map(() => upstream.addBlob(randomBytes(size)));
+    const proxy = await startProxy({
+      registries: [upstream.authority],
+      cache: { maxSize: '10MiB', minFree: '0%' },
+    });
+    for (const digest of digests) {
+      await (await proxy.fetch(upstream.authority, `/v2/lib/app/blobs/${digest}`)).body.dump();
+      await proxy.app.fills.idle();
+    }
+    // 9.6 MiB is past 95 % of 10 MiB: the least recently used goes.
+    const evicted = await proxy.waitForLog((l) => l.msg === 'evicted');
+    await proxy.waitForLog((l) => l.msg === 'eviction pass');
+
+    const text = await scrape(proxy);
+    expect(sample(text, 'pullthrough_evictions_total', { reason: 'cap' })).toBe(1);
+    expect(sample(text, 'pullthrough_evicted_bytes_total')).toBe(evicted['bytes']);
+    expect(evicted['bytes']).toBe(size);
+    expect(sample(text, 'pullthrough_cache_files')).toBe(2);
+    expect(sample(text, 'pullthrough_cache_size_bytes')).toBe(2 * size);
+  });
+
+  it('counts a cache write that failed by its code (a cache on a read-only disk)', async (ctx) => {
+    const dir = await mountTmpfs('4m');
+    if (!dir) return ctx.skip();
+    const upstream = await startFakeRegistry();
+    const content = randomBytes(10_000);
+    const digest = upstream.addBlob(content);
+    // A first run lays the cache out; the disk is then made read-only (root ignores chmod).
+    await (await startProxy({ cache: { dir } })).close();
+    await remountReadOnly(dir);
+    const proxy = await startProxy({ registries: [upstream.authority], cache: { dir } });
+
+    const res = await proxy.fetch(upstream.authority, `/v2/lib/app/blobs/${digest}`);
+    expect((await res.body.bytes()).length).toBe(content.length);
+    await proxy.app.fills.idle();
+    await proxy.waitForLog((l) => l.msg === 'cache not writable: serving without caching');
+    // Each write that failed counts: the fill's temp file, and the records written beside it.
+    const failures = sample(await scrape(proxy), 'pullthrough_cache_write_failures_total', { code: 'EROFS' });
+    expect(failures).toBeGreaterThanOrEqual(1);
   });
 
   it("reads Docker Hub's rate-limit headers into gauges", async () => {
