@@ -209,6 +209,11 @@ export class DeferredBook implements CacheBook {
     this.#call((book) => book.tagged(host, repository, tag, digest));
   }
 
+  /** Unknown (undefined) until the index is open. */
+  usage(): { bytes: number; files: number } | undefined {
+    return (this.#book ?? this.#waiting).usage();
+  }
+
   async close(): Promise<void> {
     await this.#opened;
     await this.#book?.close();

@@ -54,6 +54,8 @@ describe('metrics', () => {
       await proxy.waitForLog((l) => l.msg === 'request' && l['cache'] === expected.toLowerCase());
     }
 
+    // The index opens in the background; until then the cache gauges read 0.
+    await proxy.waitForLog((l) => l.msg === 'cache index open');
     const text = await scrape(proxy);
     for (const cache of ['miss', 'hit']) {
       expect(sample(text, 'pullthrough_requests_total', { registry, kind: 'blob', cache })).toBe(1);

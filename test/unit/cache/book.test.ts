@@ -12,6 +12,7 @@ class Recorder implements CacheBook {
   inUse = (digest: string) => this.#plain.inUse(digest);
   admit = () => this.#plain.admit();
   close = () => this.#plain.close();
+  usage = () => this.#plain.usage();
   used(digest: string): void {
     this.calls.push(`used ${digest}`);
   }
