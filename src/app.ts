@@ -4,6 +4,7 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { Access } from './access/access.ts';
+import { createAdminHandler, type AdminHandler } from './admin/handler.ts';
 import type { Fills } from './cache/fills.ts';
 import type { PassResult } from './cache/eviction.ts';
 import { openCache, type OpenedCache } from './cache/open.ts';
@@ -83,7 +84,12 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     now: Date.now,
     log,
   });
-  const proxy = await createProxy(config, log, { ca, certificates, guard, seams, handler, health });
+  const admin = createAdminHandler({
+    token: config.admin.token,
+    control: cache.control,
+    onError: (error) => log.warn({ err: (error as Error).message }, 'admin request failed'),
+  });
+  const proxy = await createProxy(config, log, { ca, certificates, guard, seams, handler, health, admin });
   const address = await proxy.listen(config.listen.host, config.listen.port);
   log.info(
     { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
@@ -184,6 +190,7 @@ async function createProxy(
     seams: AppSeams;
     handler: InterceptHandler;
     health: Health;
+    admin: AdminHandler;
   },
 ): Promise<ProxyServer> {
   const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
@@ -193,7 +200,7 @@ async function createProxy(
     interceptList: new InterceptList(config.registries.map((registry) => registry.host)),
     certificates: parts.certificates,
     handler: parts.handler,
-    local: createLocalHandler(parts.ca.certPem, parts.health.readiness),
+    local: createLocalHandler(parts.ca.certPem, parts.health.readiness, parts.admin),
     log,
     admission: new Admission({
       allowClients: config.proxy.allowClients.length > 0 ? networks(config.proxy.allowClients) : undefined,

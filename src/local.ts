@@ -1,7 +1,7 @@
 // Requests addressed to the proxy itself (origin-form, not proxied): a health text at `/`
 // (what rpardini/docker-registry-proxy's probes expect), `/healthz` (alive), `/readyz` (ready to
 // take pulls, and what is degraded), the CA at `/ca.crt`, and at `/setup/systemd` the script that
-// points a docker host at this proxy (rpardini's setup script).
+// points a docker host at this proxy (rpardini's setup script); /admin/ goes to the admin API.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { planFor } from './setup/clients.ts';
 import { proxyUrlFromHost, setupScript } from './setup/script.ts';
@@ -17,9 +17,12 @@ export interface Readiness {
 export function createLocalHandler(
   caCertPem: string,
   readiness: () => Readiness = () => ({ ready: true, degraded: [] }),
+  admin?: (req: IncomingMessage, res: ServerResponse) => void,
 ) {
   return function local(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0];
+    // The admin API (admin/) answers every /admin/ path itself, 404 included when it is off.
+    if (admin && (path === '/admin' || path?.startsWith('/admin/'))) return admin(req, res);
     const send = (status: number, type: string, body: string) => {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(req.method === 'HEAD' ? undefined : body);

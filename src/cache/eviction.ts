@@ -13,6 +13,7 @@
 import { statfs } from 'node:fs/promises';
 import { parseAuthority } from '../http/destination.ts';
 import { HostRules } from '../http/host-rules.ts';
+import { removeVictims } from './eviction-files.ts';
 import { EvictionPlan, type Image } from './eviction-plan.ts';
 import type { CacheIndex, EntryRow, TagRow } from './index.ts';
 import { Pins } from '../config/pins.ts';
@@ -249,7 +250,7 @@ export class Evictor {
       pass.skippedInUse.add(image.root);
       return;
     }
-    const removed = await this.#removeAll(pass, victims);
+    const removed = await removeVictims(victims, (digest) => pass.tagsOf(digest), this.#options);
     this.#options.index.remove(removed, pass.started);
     pass.plan.removed(removed);
     const gone = new Set(removed);
@@ -258,30 +259,6 @@ export class Evictor {
     if (removed.length > 0) {
       pass.evicted.push({ root: image.root, reason, digests: removed, bytes, lastUsed: image.lastUsed });
     }
-  }
-
-  /**
-   * Removes the files of `victims`: manifests one by one, parents first, so that a crash never
-   * leaves a manifest whose layers are gone; then configs and layers together. Stops at the
-   * first manifest that cannot be removed; resolves with the digests removed, in order.
-   */
-  async #removeAll(pass: PassState, victims: readonly EntryRow[]): Promise<string[]> {
-    const done = new Set<string>();
-    const remove = async (entry: EntryRow) => {
-      const tags = entry.kind === 'manifest' ? pass.tagsOf(entry.digest) : [];
-      await this.#options.remove({ digest: entry.digest, kind: entry.kind, size: entry.size, tags });
-      done.add(entry.digest);
-    };
-    try {
-      for (const entry of victims) if (entry.kind === 'manifest') await remove(entry);
-      const outcomes = await Promise.allSettled(victims.filter((e) => e.kind !== 'manifest').map(remove));
-      for (const outcome of outcomes) {
-        if (outcome.status === 'rejected') this.#options.onError?.(outcome.reason);
-      }
-    } catch (error) {
-      this.#options.onError?.(error);
-    }
-    return victims.filter((entry) => done.has(entry.digest)).map((entry) => entry.digest);
   }
 
   /** Whether a pass has anything to do, judged without reading the whole index. */
