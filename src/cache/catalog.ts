@@ -46,6 +46,8 @@ export interface Totals {
   readonly tags: number;
   /** Roots, as eviction counts images: present manifests (or blobs) nothing else references. */
   readonly images: number;
+  /** Bytes per registry (`host:port`) that first stored them; content of unknown origin is left out. */
+  readonly registries: Readonly<Record<string, number>>;
 }
 
 /** Indexes are read for their platforms only up to this size (they are small; this is a guard). */
@@ -65,9 +67,11 @@ export function selects(selector: Selector, tag: TagRow): boolean {
 export function totals(snapshot: Snapshot): Totals {
   let bytes = 0;
   let manifests = 0;
+  const registries: Record<string, number> = {};
   for (const entry of snapshot.entries.values()) {
     bytes += entry.size;
     if (entry.kind === 'manifest') manifests += 1;
+    if (entry.host !== null) registries[entry.host] = (registries[entry.host] ?? 0) + entry.size;
   }
   const referenced = new Set<string>();
   for (const [parent, children] of snapshot.children) {
@@ -76,7 +80,8 @@ export function totals(snapshot: Snapshot): Totals {
   }
   let images = 0;
   for (const digest of snapshot.entries.keys()) if (!referenced.has(digest)) images += 1;
-  return { bytes, files: snapshot.entries.size, manifests, tags: snapshot.tags.length, images };
+  const files = snapshot.entries.size;
+  return { bytes, files, manifests, tags: snapshot.tags.length, images, registries };
 }
 
 /** Every digest under `root` that is cached (root included), each once. */

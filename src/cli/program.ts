@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/errors.ts';
 import { CaError } from '../tls/errors.ts';
 import { caRotateCommand } from './ca-rotate.ts';
+import { cacheCommand } from './cache.ts';
 import { caExportCommand, caShowCommand } from './ca-show.ts';
 import { configCommand } from './config-check.ts';
 import { UsageError } from './errors.ts';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
         .addCommand(caExportCommand())
         .addCommand(caRotateCommand()),
     )
+    .addCommand(cacheCommand())
     .addCommand(configCommand())
     .addCommand(setupCommand())
     .addHelpText('after', '\nExit codes: 0 ok, 1 could not run, 2 bad usage or bad configuration.');
