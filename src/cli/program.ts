@@ -12,6 +12,7 @@ import { configCommand } from './config-check.ts';
 import { UsageError } from './errors.ts';
 import { serveCommand } from './serve.ts';
 import { setupCommand } from './setup.ts';
+import { warmCommand } from './warm.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
     .addCommand(cacheCommand())
     .addCommand(configCommand())
     .addCommand(setupCommand())
+    .addCommand(warmCommand())
     .addHelpText('after', '\nExit codes: 0 ok, 1 could not run, 2 bad usage or bad configuration.');
   for (const command of withDescendants(program)) {
     command
