@@ -72,7 +72,9 @@ async function pullAll(
     ? new MultiBar(
         {
           stream: process.stderr,
+          // The name last: a terminal narrower than the line cuts it, not the numbers.
           format: ' {bar} {percentage}% {done}/{size}  {ref}',
+          barsize: 24,
           hideCursor: true,
           clearOnComplete: false,
         },
@@ -104,7 +106,7 @@ async function pullAll(
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       outcomes.push({ ref: name, error: message });
-      bar?.update({ ref: `${name}: FAILED` });
+      bar?.update({ ref: `FAILED ${name}` });
       if (!live) process.stderr.write(`${name}: failed: ${message}\n`);
     }
   }
