@@ -154,6 +154,15 @@ describe('config', () => {
     ]);
   });
 
+  it('reads the admin token from the environment; off by default, and never a short one', () => {
+    expect(parseConfig({}, {}, 't', '/').admin.token).toBeNull();
+    const token = 'a'.repeat(32);
+    expect(parseConfig({}, { PULLTHROUGH_ADMIN_TOKEN: token }, 't', '/').admin.token).toBe(token);
+    expect(issuesOf(() => parseConfig({ admin: { token: 'short' } }, {}, 't', '/'))).toEqual([
+      'admin.token: expected a string of at least 16 characters, found a string',
+    ]);
+  });
+
   it('REGISTRIES adds to the defaults when the file lists none', () => {
     const config = parseConfig({}, { REGISTRIES: 'registry.example' }, 't', '/');
     expect(config.registries.map((r) => r.host)).toEqual([...DEFAULT_REGISTRIES, 'registry.example']);
