@@ -88,6 +88,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     token: config.admin.token,
     control: cache.control,
     onError: (error) => log.warn({ err: (error as Error).message }, 'admin request failed'),
+    onChange: (event, fields) => log.info(fields, event),
   });
   const proxy = await createProxy(config, log, { ca, certificates, guard, seams, handler, health, admin });
   const address = await proxy.listen(config.listen.host, config.listen.port);

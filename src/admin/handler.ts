@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Selector } from '../cache/catalog.ts';
 import type { CacheControl } from '../cache/control.ts';
+import type { PurgeResult } from '../cache/purge.ts';
 import { AdminToken } from './auth.ts';
 
 export interface AdminOptions {
@@ -14,6 +15,8 @@ export interface AdminOptions {
   readonly control: CacheControl | undefined;
   /** A request that failed inside the cache (answered 500). */
   readonly onError?: (error: unknown) => void;
+  /** A purge or pass that changed the cache, with what it did: one log line for the operator. */
+  readonly onChange?: (event: string, fields: Record<string, unknown>) => void;
 }
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -41,7 +44,7 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
           'www-authenticate': 'Bearer realm="pullthrough admin"',
         });
       }
-      return route(req, options.control);
+      return route(req, options);
     };
     answer().then(
       (body) => sendJson(res, 200, body),
@@ -55,7 +58,8 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
   };
 }
 
-async function route(req: IncomingMessage, control: CacheControl | undefined): Promise<unknown> {
+async function route(req: IncomingMessage, options: AdminOptions): Promise<unknown> {
+  const { control, onChange } = options;
   const url = new URL(req.url ?? '/', 'http://admin');
   const method = req.method ?? 'GET';
   const allow = (methods: string) => {
@@ -71,7 +75,8 @@ async function route(req: IncomingMessage, control: CacheControl | undefined): P
   switch (url.pathname) {
     case '/admin/cache':
       allow('GET, DELETE');
-      return method === 'DELETE' ? cache().purge({}) : cache().summary();
+      if (method === 'GET') return cache().summary();
+      return reported(onChange, 'admin purge', {}, await cache().purge({}));
     case '/admin/images': {
       allow('GET, DELETE');
       const selector = selectorOf(url.searchParams);
@@ -79,14 +84,29 @@ async function route(req: IncomingMessage, control: CacheControl | undefined): P
       if (selector.registry === undefined) {
         throw new AdminError(400, 'registry= is required (DELETE /admin/cache purges everything)');
       }
-      return cache().purge(selector);
+      return reported(onChange, 'admin purge', { ...selector }, await cache().purge(selector));
     }
-    case '/admin/evict':
+    case '/admin/evict': {
       allow('POST');
-      return cache().evict();
+      const pass = await cache().evict();
+      const { freedBytes, usage } = pass;
+      onChange?.('admin eviction pass', { images: pass.evicted.length, freedBytes, usageAfter: usage.after });
+      return pass;
+    }
     default:
       throw new AdminError(404, 'not found');
   }
+}
+
+function reported<T extends PurgeResult>(
+  onChange: AdminOptions['onChange'],
+  event: string,
+  selector: Record<string, unknown>,
+  result: T,
+): T {
+  const { tags, images, files, bytes, inUse } = result;
+  onChange?.(event, { ...selector, tags, images, files, bytes, inUse: inUse.length });
+  return result;
 }
 
 function selectorOf(params: URLSearchParams): Selector {

@@ -142,6 +142,8 @@ describe('admin API', () => {
     expect(purged.status).toBe(200);
     expect(purged.body).toMatchObject({ tags: 1, images: 1, files: 3, inUse: [] });
     expect(purged.body['bytes']).toBe(a.size - shared.length);
+    const logged = await proxy.waitForLog((line) => line.msg === 'admin purge');
+    expect(logged).toMatchObject({ repository: 'lib/a', tag: 'v1', tags: 1, images: 1, files: 3 });
     expect(existsSync(blobFile(proxy, a.manifest))).toBe(false);
     expect(existsSync(blobFile(proxy, a.blobs[2]!))).toBe(false);
     expect(existsSync(blobFile(proxy, a.blobs[1]!))).toBe(true); // shared with lib/b:v2
