@@ -1,6 +1,6 @@
 // The cache as an operator drives it (the admin API): totals, the listing, purge and an
-// eviction pass on demand. Purges and passes asked for here run one at a time, after any
-// background pass, so that two removals never work from the same stale snapshot.
+// eviction pass on demand. Purges and passes, background ones included, run one at a time
+// (Evictor.exclusive), so that two removals never work from the same stale snapshot.
 import { statfs } from 'node:fs/promises';
 import { listImages, totals, type RegistryListing, type Selector, type Totals } from './catalog.ts';
 import type { Evictor, PassResult, Space } from './eviction.ts';
@@ -23,7 +23,6 @@ export interface CacheControlOptions extends PurgeOptions {
 
 export class CacheControl {
   readonly #options: CacheControlOptions;
-  #last: Promise<unknown> = Promise.resolve();
 
   constructor(options: CacheControlOptions) {
     this.#options = options;
@@ -45,22 +44,14 @@ export class CacheControl {
     return listImages(await index.snapshot(), index.layout, selector);
   }
 
+  /** Purges after any pass in progress; no pass starts during it (Evictor.exclusive). */
   purge(selector: Selector): Promise<PurgeResult> {
-    return this.#exclusive(() => purge(selector, this.#options));
+    return this.#options.evictor.exclusive(() => purge(selector, this.#options));
   }
 
-  /** One eviction pass now (after any running one). */
+  /** One eviction pass now (after any pass or purge in progress). */
   evict(): Promise<PassResult> {
-    return this.#exclusive(() => this.#options.evictor.pass());
-  }
-
-  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.#last.then(async () => {
-      await this.#options.evictor.idle();
-      return fn();
-    });
-    this.#last = run.catch(() => undefined);
-    return run;
+    return this.#options.evictor.pass();
   }
 
   async #space(): Promise<Space | undefined> {

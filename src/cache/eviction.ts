@@ -108,6 +108,8 @@ export class Evictor {
   /** Earliest time an unpinned image can turn inactive, as of the last pass. */
   #nextExpiry = 0;
   #pinnedBytes = 0;
+  /** The last pass or exclusive() call: the next one starts after it. */
+  #lock: Promise<unknown> = Promise.resolve();
 
   constructor(options: EvictorOptions) {
     this.#options = options;
@@ -183,8 +185,22 @@ export class Evictor {
     await this.idle();
   }
 
-  /** One eviction pass over every bound. */
-  async pass(): Promise<PassResult> {
+  /**
+   * Runs `fn` while no pass runs, and starts no pass until it is done: a purge (purge.ts) and a
+   * pass never remove from two snapshots at once. Never call pass() from inside `fn`.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn);
+    this.#lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One eviction pass over every bound (after any purge or pass in progress). */
+  pass(): Promise<PassResult> {
+    return this.exclusive(() => this.#pass());
+  }
+
+  async #pass(): Promise<PassResult> {
     const started = this.#now();
     const snapshot = await this.#options.index.snapshot();
     const plan = await EvictionPlan.build(snapshot, this.#pins);

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { listImages } from '../../../src/cache/catalog.ts';
 import { removeFiles } from '../../../src/cache/eviction-files.ts';
+import { Evictor } from '../../../src/cache/eviction.ts';
 import { CacheIndex } from '../../../src/cache/index.ts';
 import { purge } from '../../../src/cache/purge.ts';
 import { parseDigest } from '../../../src/oci/digest.ts';
@@ -78,5 +79,22 @@ describe('purge', () => {
     expect(a.digests.some(present)).toBe(false);
     expect(present(stray)).toBe(false);
     expect(b.digests.every(present)).toBe(true); // left whole, untagged: eviction takes it later
+  });
+
+  it('runs no eviction pass while a purge holds the evictor', async () => {
+    const { index, images, options } = await setup();
+    await images.image({ repository: 'lib/a', tag: 'v1', layers: ['a'] });
+    const config = { maxSize: 1e12, minFree: { bytes: 0 }, inactive: 0, pins: [], budgets: [] };
+    const evictor = new Evictor({ index, config, remove: options.remove });
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const purged = evictor.exclusive(async () => {
+      await gate;
+      return purge({}, options);
+    });
+    const pass = evictor.pass(); // asked for during the purge: must see what the purge left
+    release();
+    expect((await purged).images).toBe(1);
+    expect((await pass).usage.before).toBe(0);
   });
 });
