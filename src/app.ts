@@ -5,6 +5,7 @@
 import 'reflect-metadata';
 import type { AddressInfo } from 'node:net';
 import { Access } from './access/access.ts';
+import { createAdminHandler, type AdminHandler } from './admin/handler.ts';
 import type { Fills } from './cache/fills.ts';
 import type { WriteFailureContext, WriteFailureListener } from './cache/errors.ts';
 import type { PassResult } from './cache/eviction.ts';
@@ -109,6 +110,12 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     now: Date.now,
     log,
   });
+  const admin = createAdminHandler({
+    token: config.admin.token,
+    control: cache.control,
+    onError: (error) => log.warn({ err: (error as Error).message }, 'admin request failed'),
+    onChange: (event, fields) => log.info(fields, event),
+  });
   const proxy = await createProxy(config, log, {
     ca,
     certificates,
@@ -118,6 +125,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     health,
     interceptList,
     metrics,
+    admin,
   });
   const address = await proxy.listen(config.listen.host, config.listen.port);
   log.info(
@@ -225,6 +233,7 @@ async function createProxy(
     health: Health;
     interceptList: InterceptList;
     metrics: Metrics;
+    admin: AdminHandler;
   },
 ): Promise<ProxyServer> {
   const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
@@ -234,10 +243,14 @@ async function createProxy(
     interceptList: parts.interceptList,
     certificates: parts.certificates,
     handler: parts.handler,
-    local: createLocalHandler(parts.ca.certPem, parts.health.readiness, async () => ({
-      contentType: parts.metrics.registry.contentType,
-      body: await parts.metrics.registry.metrics(),
-    })),
+    local: createLocalHandler(parts.ca.certPem, {
+      readiness: parts.health.readiness,
+      metrics: async () => ({
+        contentType: parts.metrics.registry.contentType,
+        body: await parts.metrics.registry.metrics(),
+      }),
+      admin: parts.admin,
+    }),
     tunnels: {
       opened: () => recordTunnelOpened(parts.metrics),
       closed: (bytes) => recordTunnelClosed(parts.metrics, bytes),

@@ -1,7 +1,8 @@
 // Requests addressed to the proxy itself (origin-form, not proxied): a health text at `/`
 // (what rpardini/docker-registry-proxy's probes expect), `/healthz` (alive), `/readyz` (ready to
 // take pulls, and what is degraded), `/metrics` (Prometheus), the CA at `/ca.crt`, and at
-// `/setup/systemd` the script that points a docker host at this proxy (rpardini's setup script).
+// `/setup/systemd` the script that points a docker host at this proxy (rpardini's setup script);
+// /admin/ goes to the admin API.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { planFor } from './setup/clients.ts';
 import { proxyUrlFromHost, setupScript } from './setup/script.ts';
@@ -17,13 +18,21 @@ export interface Readiness {
 /** The Prometheus exposition, rendered at scrape time. */
 export type MetricsPage = () => Promise<{ readonly contentType: string; readonly body: string }>;
 
-export function createLocalHandler(
-  caCertPem: string,
-  readiness: () => Readiness = () => ({ ready: true, degraded: [] }),
-  metrics?: MetricsPage,
-) {
+/** What the proxy's own pages show besides the CA; each is optional. */
+export interface LocalPages {
+  readonly readiness?: () => Readiness;
+  readonly metrics?: MetricsPage;
+  /** Answers every /admin/ path (404 included when the admin API is off). */
+  readonly admin?: (req: IncomingMessage, res: ServerResponse) => void;
+}
+
+export function createLocalHandler(caCertPem: string, pages: LocalPages = {}) {
+  const { metrics, admin } = pages;
+  const readiness = pages.readiness ?? (() => ({ ready: true, degraded: [] }));
   return function local(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0];
+    // The admin API (admin/) answers every /admin/ path itself, 404 included when it is off.
+    if (admin && (path === '/admin' || path?.startsWith('/admin/'))) return admin(req, res);
     const send = (status: number, type: string, body: string) => {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(req.method === 'HEAD' ? undefined : body);

@@ -82,10 +82,9 @@ export class NoBook implements CacheBook {
 
 export interface IndexedBookOptions {
   readonly index: CacheIndex;
-  /** Readers counted before this book existed (DeferredBook) stay counted. */
-  readonly readers?: Readers;
-  /** Built with `inUse` reading this book's readers: `(evictor) => …` after construction. */
-  readonly evictor: (inUse: (digest: string) => boolean) => Evictor;
+  /** The readers the evictor asks about (counted before this book existed, by DeferredBook). */
+  readonly readers: Readers;
+  readonly evictor: Evictor;
   /** How often bounds are checked without a store (expiry, disks filled by others). */
   readonly checkIntervalMs?: number;
   /** Each pass that evicted something or left a bound unmet. */
@@ -101,9 +100,9 @@ export class IndexedBook implements CacheBook {
   readonly #timer: NodeJS.Timeout;
 
   constructor(options: IndexedBookOptions) {
-    this.#readers = options.readers ?? new Readers();
+    this.#readers = options.readers;
     this.#index = options.index;
-    this.#evictor = options.evictor((digest) => this.#readers.has(digest));
+    this.#evictor = options.evictor;
     this.#onPass = options.onPass;
     this.#timer = setInterval(() => this.#check(), options.checkIntervalMs ?? 60_000).unref();
   }
@@ -212,6 +211,11 @@ export class DeferredBook implements CacheBook {
   /** Unknown (undefined) until the index is open. */
   usage(): { bytes: number; files: number } | undefined {
     return (this.#book ?? this.#waiting).usage();
+  }
+
+  /** Resolves once the index is open, or known not to open. */
+  async whenOpen(): Promise<void> {
+    await this.#opened;
   }
 
   async close(): Promise<void> {

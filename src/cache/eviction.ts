@@ -13,6 +13,7 @@
 import { statfs } from 'node:fs/promises';
 import { parseAuthority } from '../http/destination.ts';
 import { HostRules } from '../http/host-rules.ts';
+import { removeVictims } from './eviction-files.ts';
 import { EvictionPlan, type Image } from './eviction-plan.ts';
 import type { CacheIndex, EntryRow, TagRow } from './index.ts';
 import { Pins } from '../config/pins.ts';
@@ -107,6 +108,8 @@ export class Evictor {
   /** Earliest time an unpinned image can turn inactive, as of the last pass. */
   #nextExpiry = 0;
   #pinnedBytes = 0;
+  /** The last pass or exclusive() call: the next one starts after it. */
+  #lock: Promise<unknown> = Promise.resolve();
 
   constructor(options: EvictorOptions) {
     this.#options = options;
@@ -182,8 +185,22 @@ export class Evictor {
     await this.idle();
   }
 
-  /** One eviction pass over every bound. */
-  async pass(): Promise<PassResult> {
+  /**
+   * Runs `fn` while no pass runs, and starts no pass until it is done: a purge (purge.ts) and a
+   * pass never remove from two snapshots at once. Never call pass() from inside `fn`.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#lock.then(fn);
+    this.#lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** One eviction pass over every bound (after any purge or pass in progress). */
+  pass(): Promise<PassResult> {
+    return this.exclusive(() => this.#pass());
+  }
+
+  async #pass(): Promise<PassResult> {
     const started = this.#now();
     const snapshot = await this.#options.index.snapshot();
     const plan = await EvictionPlan.build(snapshot, this.#pins);
@@ -249,7 +266,7 @@ export class Evictor {
       pass.skippedInUse.add(image.root);
       return;
     }
-    const removed = await this.#removeAll(pass, victims);
+    const removed = await removeVictims(victims, (digest) => pass.tagsOf(digest), this.#options);
     this.#options.index.remove(removed, pass.started);
     pass.plan.removed(removed);
     const gone = new Set(removed);
@@ -258,30 +275,6 @@ export class Evictor {
     if (removed.length > 0) {
       pass.evicted.push({ root: image.root, reason, digests: removed, bytes, lastUsed: image.lastUsed });
     }
-  }
-
-  /**
-   * Removes the files of `victims`: manifests one by one, parents first, so that a crash never
-   * leaves a manifest whose layers are gone; then configs and layers together. Stops at the
-   * first manifest that cannot be removed; resolves with the digests removed, in order.
-   */
-  async #removeAll(pass: PassState, victims: readonly EntryRow[]): Promise<string[]> {
-    const done = new Set<string>();
-    const remove = async (entry: EntryRow) => {
-      const tags = entry.kind === 'manifest' ? pass.tagsOf(entry.digest) : [];
-      await this.#options.remove({ digest: entry.digest, kind: entry.kind, size: entry.size, tags });
-      done.add(entry.digest);
-    };
-    try {
-      for (const entry of victims) if (entry.kind === 'manifest') await remove(entry);
-      const outcomes = await Promise.allSettled(victims.filter((e) => e.kind !== 'manifest').map(remove));
-      for (const outcome of outcomes) {
-        if (outcome.status === 'rejected') this.#options.onError?.(outcome.reason);
-      }
-    } catch (error) {
-      this.#options.onError?.(error);
-    }
-    return victims.filter((entry) => done.has(entry.digest)).map((entry) => entry.digest);
   }
 
   /** Whether a pass has anything to do, judged without reading the whole index. */

@@ -247,6 +247,24 @@ export class CacheIndex {
     return { rows, bytes };
   }
 
+  /**
+   * Drops tag rows whose records a purge removed, in one transaction; a tag that a pull moved
+   * to another digest meanwhile is kept. Returns how many went.
+   */
+  removeTags(tags: readonly TagRow[]): number {
+    this.flush();
+    let count = 0;
+    this.#db.transaction(() => {
+      for (const tag of tags) {
+        const same = (row: TagRow) => row.host === tag.host && row.repo === tag.repo && row.tag === tag.tag;
+        if (!this.#db.tagsOf(tag.digest).some(same)) continue;
+        this.#db.deleteTag(tag);
+        count += 1;
+      }
+    });
+    return count;
+  }
+
   /** Repairs drift between rows and files (see index-sync.ts). Safe while requests are served. */
   async reconcile(): Promise<SyncStats> {
     this.flush();

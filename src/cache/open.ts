@@ -1,12 +1,14 @@
 // Opening the cache at start: the directory brought into service (init.ts), the blob store,
 // fills and manifest records on it, and, when it can be written, the index and the evictor
 // that keep it within its bounds (book.ts), opened in the background so that a rebuild never
-// delays the start. What happens is reported through callbacks: the cache does not log.
+// delays the start, and the control the admin API drives once the index is open. What happens
+// is reported through callbacks: the cache does not log.
 import { DiskBlobStore } from './blobs.ts';
 import { DeferredBook, IndexedBook, NoBook, type CacheBook } from './book.ts';
 import type { WriteFailureListener } from './errors.ts';
+import { CacheControl } from './control.ts';
 import { removeFiles } from './eviction-files.ts';
-import { Evictor, type EvictionConfig, type PassResult } from './eviction.ts';
+import { Evictor, type EvictionConfig, type PassResult, type Victim } from './eviction.ts';
 import { Fills } from './fills.ts';
 import { CacheIndex, type OpenReport, type SyncStats } from './index.ts';
 import type { CacheInit } from './init.ts';
@@ -33,6 +35,8 @@ export interface OpenedCache {
   readonly manifests: ManifestStore;
   readonly marks: PublicMarks;
   readonly book: CacheBook;
+  /** Listing, purge and eviction on demand (the admin API), once the index is open; undefined without one. */
+  readonly control: () => Promise<CacheControl | undefined>;
   readonly init: CacheInit;
   /** Stops eviction and writes the index's queue. */
   close(): Promise<void>;
@@ -43,26 +47,31 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
   const init = await store.init();
   const onWriteFailure = options.onWriteFailure;
   const manifests = new ManifestStore(store.layout, store, { onWriteFailure });
+  const remove = async (victim: Victim) => {
+    manifests.forget(victim.digest);
+    await removeFiles(store.layout)(victim);
+  };
+  let control: CacheControl | undefined;
   const book: CacheBook = init.writable
     ? new DeferredBook(async (readers) => {
         const index = await openIndex(store.layout.root, options);
         if (!index) return undefined;
-        return new IndexedBook({
+        const evictor = new Evictor({
           index,
-          readers,
-          evictor: (inUse) =>
-            new Evictor({
-              index,
-              config: options.eviction,
-              inUse,
-              remove: async (victim) => {
-                manifests.forget(victim.digest);
-                await removeFiles(store.layout)(victim);
-              },
-              onError: options.onIndexError,
-            }),
-          onPass: options.onPass,
+          config: options.eviction,
+          inUse: (digest) => readers.has(digest),
+          remove,
+          onError: options.onIndexError,
         });
+        control = new CacheControl({
+          index,
+          evictor,
+          maxSize: options.eviction.maxSize,
+          remove,
+          inUse: (digest) => readers.has(digest),
+          onError: options.onIndexError,
+        });
+        return new IndexedBook({ index, readers, evictor, onPass: options.onPass });
       })
     : new NoBook();
   return {
@@ -71,6 +80,10 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
     manifests,
     marks: new PublicMarks(store.layout),
     book,
+    control: async () => {
+      if (book instanceof DeferredBook) await book.whenOpen();
+      return control;
+    },
     init,
     close: () => book.close(),
   };

@@ -6,11 +6,13 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/errors.ts';
 import { CaError } from '../tls/errors.ts';
 import { caRotateCommand } from './ca-rotate.ts';
+import { cacheCommand } from './cache.ts';
 import { caExportCommand, caShowCommand } from './ca-show.ts';
 import { configCommand } from './config-check.ts';
 import { UsageError } from './errors.ts';
 import { serveCommand } from './serve.ts';
 import { setupCommand } from './setup.ts';
+import { warmCommand } from './warm.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -26,8 +28,10 @@ export function buildProgram(): Command {
         .addCommand(caExportCommand())
         .addCommand(caRotateCommand()),
     )
+    .addCommand(cacheCommand())
     .addCommand(configCommand())
     .addCommand(setupCommand())
+    .addCommand(warmCommand())
     .addHelpText('after', '\nExit codes: 0 ok, 1 could not run, 2 bad usage or bad configuration.');
   for (const command of withDescendants(program)) {
     command

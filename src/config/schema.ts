@@ -291,6 +291,19 @@ export const configSchema = z.strictObject({
       tunnelIdleTimeout: duration.prefault('1h'),
     })
     .prefault({}),
+  admin: z
+    .strictObject({
+      /**
+       * Bearer token of the admin API (`/admin/` on the proxy port, and the `cache` commands);
+       * null: the API is off and every `/admin/` path answers 404.
+       */
+      token: z
+        .string()
+        .min(16, 'at least 16 characters: it guards purging the cache')
+        .nullable()
+        .default(null),
+    })
+    .prefault({}),
   /** Pushes (POST/PUT/PATCH/DELETE under /v2/) go upstream; false answers 405 UNSUPPORTED. */
   allowPush: z.boolean().default(true),
   log: z

@@ -29,6 +29,39 @@ export function manifestReferences(content: Uint8Array | string): string[] {
   return [...found];
 }
 
+/** A platform manifest of an index: its digest and `os/architecture[/variant]`. */
+export interface PlatformManifest {
+  readonly digest: string;
+  readonly platform: string;
+}
+
+/**
+ * The manifests an index (or Docker manifest list) names with their platform, in its order;
+ * entries without a platform (attestations name `unknown/unknown`) are kept as they say.
+ * Empty for anything that is not an index. image-index.md, "platform".
+ */
+export function indexPlatforms(content: Uint8Array | string): PlatformManifest[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof content === 'string' ? content : Buffer.from(content).toString('utf8'));
+  } catch {
+    return [];
+  }
+  const list = isRecord(parsed) ? parsed['manifests'] : undefined;
+  if (!Array.isArray(list)) return [];
+  const out: PlatformManifest[] = [];
+  for (const entry of list) {
+    if (!isRecord(entry) || typeof entry['digest'] !== 'string' || !isDigest(entry['digest'])) continue;
+    const platform = isRecord(entry['platform']) ? entry['platform'] : {};
+    const part = (key: string) => (typeof platform[key] === 'string' ? platform[key] : undefined);
+    const name = [part('os') ?? 'unknown', part('architecture') ?? 'unknown', part('variant')]
+      .filter((piece) => piece !== undefined)
+      .join('/');
+    out.push({ digest: entry['digest'], platform: name });
+  }
+  return out;
+}
+
 function addDescriptors(found: Set<string>, list: unknown): void {
   if (Array.isArray(list)) for (const descriptor of list) addDescriptor(found, descriptor);
 }

@@ -27,8 +27,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   cache: ['oci', 'buffer-pool.ts', 'config', 'http', 'log.ts'],
   access: ['cache', 'config', 'http', 'oci', 'upstream'],
   proxy: ['buffer-pool.ts', 'http', 'log.ts', 'net'],
+  admin: ['cache'],
   registry: ['access', 'buffer-pool.ts', 'cache', 'config', 'http', 'log.ts', 'net', 'oci', 'upstream'],
-  cli: ['app.ts', 'config', 'log.ts', 'node-flags.ts', 'setup', 'tls'],
+  cli: ['app.ts', 'cache', 'config', 'log.ts', 'node-flags.ts', 'oci', 'setup', 'tls'],
   'main.ts': ['cli', 'node-version.ts'],
 };
 /** The one module that wires everything together. */

@@ -8,7 +8,7 @@ import { Health } from '../../src/health.ts';
 import { createLocalHandler, type Readiness } from '../../src/local.ts';
 
 async function readyz(readiness: () => Readiness): Promise<[number, string]> {
-  const server = createServer(createLocalHandler('pem', readiness)).listen(0, '127.0.0.1');
+  const server = createServer(createLocalHandler('pem', { readiness })).listen(0, '127.0.0.1');
   onTestFinished(() => void server.close());
   await once(server, 'listening');
   const res = await request(`http://127.0.0.1:${(server.address() as AddressInfo).port}/readyz`);

@@ -154,6 +154,15 @@ describe('config', () => {
     ]);
   });
 
+  it('reads the admin token from the environment; off by default, and never a short one', () => {
+    expect(parseConfig({}, {}, 't', '/').admin.token).toBeNull();
+    const token = 'a'.repeat(32);
+    expect(parseConfig({}, { PULLTHROUGH_ADMIN_TOKEN: token }, 't', '/').admin.token).toBe(token);
+    expect(issuesOf(() => parseConfig({ admin: { token: 'short' } }, {}, 't', '/'))).toEqual([
+      'admin.token: expected a string of at least 16 characters, found a string',
+    ]);
+  });
+
   it('REGISTRIES adds to the defaults when the file lists none', () => {
     const config = parseConfig({}, { REGISTRIES: 'registry.example' }, 't', '/');
     expect(config.registries.map((r) => r.host)).toEqual([...DEFAULT_REGISTRIES, 'registry.example']);
@@ -327,7 +336,7 @@ describe('config', () => {
         '16 proxy.allowClients.0: "10.0.0.0/33" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)',
         '19 registries.1.host: missing: expected a host, host:port or *.domain entry',
         '19 registries.1: unknown key "hots" (did you mean "host"?)',
-        '20 : unknown key "bogus" (keys here: listen, registries, ca, cache, upstream, access, proxy, limits, allowPush, log, shutdownTimeout)',
+        '20 : unknown key "bogus" (keys here: listen, registries, ca, cache, upstream, access, proxy, limits, admin, allowPush, log, shutdownTimeout)',
       ].sort(),
     );
     // Never zod's own words, never a secret.

@@ -1,0 +1,143 @@
+// The admin API under /admin/ on the proxy port, JSON in and out: cache totals, the image
+// listing, purges and an eviction pass on demand. It only speaks HTTP: what the answers mean is
+// cache/control.ts. Off (404 for every /admin/ path) unless admin.token is set; otherwise every
+// request needs the token (401 with a Bearer challenge). Errors are `{"error": "…"}`.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Selector } from '../cache/catalog.ts';
+import type { CacheControl } from '../cache/control.ts';
+import type { PurgeResult } from '../cache/purge.ts';
+import { AdminToken } from './auth.ts';
+
+export interface AdminOptions {
+  /** null: the API is off. */
+  readonly token: string | null;
+  /** undefined: the cache keeps no index (read-only), so there is nothing to list or purge. */
+  /** The cache's control, once its index is open (undefined: read-only, or it failed). */
+  readonly control: () => Promise<CacheControl | undefined>;
+  /** A request that failed inside the cache (answered 500). */
+  readonly onError?: (error: unknown) => void;
+  /** A purge or pass that changed the cache, with what it did: one log line for the operator. */
+  readonly onChange?: (event: string, fields: Record<string, unknown>) => void;
+}
+
+export type AdminHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/** A refusal with its status, thrown by the routes and answered as JSON. */
+class AdminError extends Error {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+export function createAdminHandler(options: AdminOptions): AdminHandler {
+  const token = options.token === null ? undefined : new AdminToken(options.token);
+  return (req, res) => {
+    req.resume(); // no endpoint reads a body; drain whatever came
+    const answer = async (): Promise<unknown> => {
+      if (!token) throw new AdminError(404, 'not found');
+      if (!token.allows(req.headers.authorization)) {
+        throw new AdminError(401, 'a valid admin token is needed', {
+          'www-authenticate': 'Bearer realm="pullthrough admin"',
+        });
+      }
+      return route(req, options);
+    };
+    answer().then(
+      (body) => sendJson(res, 200, body),
+      (error: unknown) => {
+        if (error instanceof AdminError)
+          return sendJson(res, error.status, { error: error.message }, error.headers);
+        options.onError?.(error);
+        sendJson(res, 500, { error: error instanceof Error ? error.message : String(error) });
+      },
+    );
+  };
+}
+
+async function route(req: IncomingMessage, options: AdminOptions): Promise<unknown> {
+  const { control, onChange } = options;
+  const url = new URL(req.url ?? '/', 'http://admin');
+  const method = req.method ?? 'GET';
+  const allow = (methods: string) => {
+    if (!methods.split(', ').includes(method)) {
+      throw new AdminError(405, `${method} is not allowed here`, { allow: methods });
+    }
+  };
+  const cache = async () => {
+    const current = await control();
+    if (!current)
+      throw new AdminError(503, 'the cache keeps no index (read-only or failed): nothing to manage');
+    return current;
+  };
+  switch (url.pathname) {
+    case '/admin/cache':
+      allow('GET, DELETE');
+      if (method === 'GET') return (await cache()).summary();
+      return reported(onChange, 'admin purge', {}, await (await cache()).purge({}));
+    case '/admin/images': {
+      allow('GET, DELETE');
+      const selector = selectorOf(url.searchParams);
+      if (method === 'GET') return { registries: await (await cache()).images(selector) };
+      if (selector.registry === undefined) {
+        throw new AdminError(400, 'registry= is required (DELETE /admin/cache purges everything)');
+      }
+      return reported(onChange, 'admin purge', { ...selector }, await (await cache()).purge(selector));
+    }
+    case '/admin/evict': {
+      allow('POST');
+      const pass = await (await cache()).evict();
+      const { freedBytes, usage } = pass;
+      onChange?.('admin eviction pass', { images: pass.evicted.length, freedBytes, usageAfter: usage.after });
+      return pass;
+    }
+    default:
+      throw new AdminError(404, 'not found');
+  }
+}
+
+function reported<T extends PurgeResult>(
+  onChange: AdminOptions['onChange'],
+  event: string,
+  selector: Record<string, unknown>,
+  result: T,
+): T {
+  const { tags, images, files, bytes, inUse } = result;
+  onChange?.(event, { ...selector, tags, images, files, bytes, inUse: inUse.length });
+  return result;
+}
+
+function selectorOf(params: URLSearchParams): Selector {
+  const value = (name: string) => {
+    const found = params.get(name);
+    return found === null || found === '' ? undefined : found;
+  };
+  const selector = { registry: value('registry'), repository: value('repository'), tag: value('tag') };
+  if (selector.tag !== undefined && selector.repository === undefined) {
+    throw new AdminError(400, 'tag= needs repository=');
+  }
+  if (selector.repository !== undefined && selector.registry === undefined) {
+    throw new AdminError(400, 'repository= needs registry=');
+  }
+  return selector;
+}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
