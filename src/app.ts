@@ -58,14 +58,8 @@ export interface AppSeams {
 
 export async function startApp(config: Config, log: Logger, seams: AppSeams = {}): Promise<App> {
   const ca = await loadOrCreateCa({ dir: config.ca.dir, passphrase: config.ca.passphrase ?? undefined });
-  logNotices(log, caNotices(ca, config.ca.dir, Date.now()));
-  if (!config.upstream.verifyTls) {
-    log.warn(
-      'upstream TLS verification is OFF (verifyTls: false / VERIFY_SSL=false): upstream registries are not authenticated',
-    );
-  }
   const registries = new Registries(config);
-  logNotices(log, registries.notices());
+  logStartNotices(config, log, ca, registries);
   const guard = new DestinationGuard({
     deny: networks(config.proxy.denyNetworks),
     resolve: seams.resolve ?? (config.proxy.ipv6 ? systemResolver : ipv4Resolver),
@@ -88,28 +82,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     fillsInFlight: () => cache.fills.size,
     certificatesIssued: () => certificates.issued,
   });
-  const handler = createRegistryHandler({
-    upstream,
-    store: cache.store,
-    fills: cache.fills,
-    manifests: cache.manifests,
-    book: cache.book,
-    cacheWriteFailed,
-    onCompletion: (c) => recordRequest(metrics, { ...c, registry: c.host, seconds: c.ms / 1000 }),
-    access: new Access({
-      grantTtlMs: config.access.grantTtl,
-      publicTtlMs: config.access.publicTtl,
-      offlineGraceMs: config.access.offlineGrace,
-      now: Date.now,
-      marks: cache.marks,
-    }),
-    policy: registries.policy,
-    freshness: registries.freshness,
-    maxManifestSize: config.cache.maxManifestSize,
-    allowPush: config.allowPush,
-    now: Date.now,
-    log,
-  });
+  const handler = createHandler(config, log, { upstream, cache, registries, metrics, cacheWriteFailed });
   const admin = createAdminHandler({
     token: config.admin.token,
     control: cache.control,
@@ -142,6 +115,59 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       log.info('stopped');
     })());
   return { address, ca, certificates, fills: cache.fills, close };
+}
+
+/** What an operator should know at start: the CA's state, unverified upstreams, registry policies. */
+function logStartNotices(
+  config: Config,
+  log: Logger,
+  ca: CertificateAuthority,
+  registries: Registries,
+): void {
+  logNotices(log, caNotices(ca, config.ca.dir, Date.now()));
+  if (!config.upstream.verifyTls) {
+    log.warn(
+      'upstream TLS verification is OFF (verifyTls: false / VERIFY_SSL=false): upstream registries are not authenticated',
+    );
+  }
+  logNotices(log, registries.notices());
+}
+
+/** The registry handler: every decrypted request to an intercepted host goes to it. */
+function createHandler(
+  config: Config,
+  log: Logger,
+  parts: {
+    upstream: Upstream;
+    cache: OpenedCache;
+    registries: Registries;
+    metrics: Metrics;
+    cacheWriteFailed: (error: unknown, context?: WriteFailureContext) => void;
+  },
+): InterceptHandler {
+  const { cache, metrics, registries } = parts;
+  return createRegistryHandler({
+    upstream: parts.upstream,
+    store: cache.store,
+    fills: cache.fills,
+    manifests: cache.manifests,
+    book: cache.book,
+    cacheWriteFailed: parts.cacheWriteFailed,
+    onCompletion: (c) => recordRequest(metrics, { ...c, registry: c.host, seconds: c.ms / 1000 }),
+    access: new Access({
+      grantTtlMs: config.access.grantTtl,
+      publicTtlMs: config.access.publicTtl,
+      offlineGraceMs: config.access.offlineGrace,
+      now: Date.now,
+      marks: cache.marks,
+    }),
+    policy: registries.policy,
+    freshness: registries.freshness,
+    maxManifestSize: config.cache.maxManifestSize,
+    allowPush: config.allowPush,
+    now: Date.now,
+    log,
+  });
 }
 
 async function createUpstream(
