@@ -12,6 +12,7 @@ import type { Config } from './config/schema.ts';
 import { Health } from './health.ts';
 import { createLocalHandler } from './local.ts';
 import { logNotices, type Logger } from './log.ts';
+import { createMirrorServer, type MirrorHandler, type MirrorServer } from './mirror/server.ts';
 import { DestinationGuard, ipv4Resolver, systemResolver, type Resolver } from './net/guard.ts';
 import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
 import { Admission } from './proxy/admission.ts';
@@ -28,6 +29,8 @@ import { SharedLogin } from './upstream/login.ts';
 
 export interface App {
   readonly address: AddressInfo;
+  /** The mirror listener's address, when mirror.listen is set. */
+  readonly mirrorAddress: AddressInfo | undefined;
   readonly ca: CertificateAuthority;
   readonly certificates: LeafContexts;
   /** Fills in progress; `fills.idle()` resolves when none runs. */
@@ -89,16 +92,52 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
     'listening',
   );
+  const mirror = await startMirror(config, log, handler, registries).catch(async (error: unknown) => {
+    await proxy.close(0);
+    throw error;
+  });
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
       health.closing();
-      await proxy.close(config.shutdownTimeout);
+      await Promise.all([proxy.close(config.shutdownTimeout), mirror?.server.close(config.shutdownTimeout)]);
       await upstream.destroy();
       await cache.close();
       log.info('stopped');
     })());
-  return { address, ca, certificates, fills: cache.fills, close };
+  return { address, mirrorAddress: mirror?.address, ca, certificates, fills: cache.fills, close };
+}
+
+/** The mirror listener (mirror.listen), handed the same registry handler as the proxy. */
+async function startMirror(
+  config: Config,
+  log: Logger,
+  handler: MirrorHandler,
+  registries: Registries,
+): Promise<{ server: MirrorServer; address: AddressInfo } | undefined> {
+  if (config.mirror.listen === null) return undefined;
+  const allow = config.proxy.allowClients.length > 0 ? networks(config.proxy.allowClients) : undefined;
+  const server = createMirrorServer({
+    handler,
+    naming: {
+      served: (host, port) => registries.of(host, port) !== undefined,
+      registries: config.registries.map((registry) => registry.host),
+      defaultRegistry: config.mirror.default,
+    },
+    log,
+    ...(allow ? { allowClient: (address: string) => allow.has(address) } : {}),
+    limits: {
+      maxHeaderSize: config.limits.maxHeaderSize,
+      headersTimeoutMs: config.limits.headersTimeout,
+      idleTimeoutMs: config.limits.idleTimeout,
+    },
+  });
+  const address = await server.listen(config.mirror.listen.host, config.mirror.listen.port);
+  log.info(
+    { address: address.address, port: address.port, default: config.mirror.default },
+    'mirror listening',
+  );
+  return { server, address };
 }
 
 async function createUpstream(

@@ -26,6 +26,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   cache: ['oci', 'buffer-pool.ts', 'config', 'http', 'log.ts'],
   access: ['cache', 'config', 'http', 'oci', 'upstream'],
   proxy: ['buffer-pool.ts', 'http', 'log.ts', 'net'],
+  mirror: ['http', 'log.ts'],
   registry: ['access', 'buffer-pool.ts', 'cache', 'config', 'http', 'log.ts', 'net', 'oci', 'upstream'],
   cli: ['app.ts', 'config', 'log.ts', 'node-flags.ts', 'setup', 'tls'],
   'main.ts': ['cli', 'node-version.ts'],
