@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Destination } from '../http/destination.ts';
-import type { Logger } from '../log.ts';
+import { redactUrl, type Logger } from '../log.ts';
 import { nameTarget, type NamingRules } from './naming.ts';
 
 export type MirrorHandler = (
@@ -85,6 +85,9 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, options: Mir
       res.end('{}');
       return;
     case 'upstream':
+      // How the client named the upstream (?ns=, a prefix, the default): the completion line
+      // that follows has only the rewritten path.
+      log.debug({ client, url: redactUrl(req.url ?? '/'), as: target.url }, 'mirror request');
       req.url = target.url;
       void options.handler(req, res, target.destination);
       return;
