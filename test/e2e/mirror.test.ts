@@ -5,16 +5,17 @@
 // the list refused. What reached upstream comes from the registry's own log; that the mirror
 // served each pull comes from pullthrough's log.
 import { writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { beforeAll, expect, test } from 'vitest';
 import { startContainerd } from './env/clients/containerd.ts';
 import { skopeo, skopeoCopy } from './env/clients/skopeo.ts';
 import { expectBlobsFromCache, expectPullLogged } from './env/expect-pull.ts';
 import type { ImageSpec, TestImage } from './env/image.ts';
-import type { Pullthrough } from './env/proxy.ts';
+import { isRequest, type Pullthrough } from './env/proxy.ts';
 import { countDuring, reportCounts, type UpstreamCounts } from './env/upstream-counts.ts';
 import { expectFailure, expectSuccess, useWorld } from './env/vitest.ts';
-import { ORIGIN, REGISTRY, type World } from './env/world.ts';
+import { ORIGIN, REGISTRY, TOKEN_REGISTRY, type World } from './env/world.ts';
 
 const KEYS = ['skopeo', 'ctr', 'prefix', 'proxyFirst', 'mirrorFirst'] as const;
 const imageFor = (key: string): ImageSpec => ({
@@ -27,6 +28,9 @@ const imageFor = (key: string): ImageSpec => ({
 const world = useWorld({
   proxy: false,
   images: Object.fromEntries(KEYS.map((key) => [key, imageFor(key)])),
+  tokenAuth: {
+    images: { private: { repository: 'private/mirror', tag: 'v1', file: 'private.bin', size: 256 << 10 } },
+  },
 });
 
 let pullthrough: Pullthrough;
@@ -224,4 +228,119 @@ test('a registry not on the list is refused with DENIED and asked nothing', asyn
     ),
   ).toBe(true);
   expect(pullthrough.log.requests(ORIGIN)).toEqual([]);
+});
+
+/** A plain GET to the mirror, without credentials. */
+function anonymousGet(path: string): Promise<{ status: number; authenticate: string; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`http://${mirror}${path}`, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          authenticate: String(res.headers['www-authenticate']),
+          body: Buffer.concat(chunks),
+        }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('private content (token auth, policy verify): ctr with credentials through the mirror caches it; anonymous mirror clients get 401', async () => {
+  const w = world();
+  const image = w.tokenAuth.image('private');
+  const hostsDir = w.mkdir('hosts-private.d');
+  w.mkdir(`hosts-private.d/${TOKEN_REGISTRY}`);
+  // ctr asks the token realm (auth.test) itself, with the TLS settings of the mirror host entry.
+  writeFileSync(
+    join(hostsDir, TOKEN_REGISTRY, 'hosts.toml'),
+    [
+      `server = "https://${TOKEN_REGISTRY}"`,
+      '',
+      `[host."http://${mirror}"]`,
+      '  capabilities = ["pull", "resolve"]',
+      `  ca = ["${w.pki.caCrt}"]`,
+      '',
+    ].join('\n'),
+  );
+  const containerd = await startContainerd(w, 'containerd-private');
+  const from = pullthrough.log.mark();
+  const ref = `${TOKEN_REGISTRY}/${image.repository}:${image.tag}`;
+  const args = ['images', 'pull', '--user', w.tokenAuth.creds, '--hosts-dir', hostsDir, ref];
+  expectSuccess(
+    'ctr images pull (private, with credentials) via the mirror',
+    await containerd.ctr(args, { proxy: false }),
+  );
+  // The first manifest request got upstream's 401 challenge; ctr fetched a token from the realm
+  // itself and asked again. The layer went through the mirror into the cache.
+  const layer = `/v2/${image.repository}/blobs/${image.layer.digest}`;
+  const lines = pullthrough.log.requests(TOKEN_REGISTRY, from);
+  expect(lines.some((line) => line.status === 401 && line.path.includes('/manifests/'))).toBe(true);
+  const cached = await pullthrough.log.waitForLine(
+    (line) => isRequest(line) && line.path === layer && line.status === 200,
+    { from },
+  );
+  expect(cached['cache']).toBe('miss');
+
+  // No credentials, by ?ns= and by prefix: upstream's own challenge, never the cached bytes.
+  const mark = pullthrough.log.mark();
+  for (const path of [`${layer}?ns=${TOKEN_REGISTRY}`, `/v2/${TOKEN_REGISTRY}${layer.slice(3)}`]) {
+    const answer = await anonymousGet(path);
+    expect(answer.status, path).toBe(401);
+    expect(answer.authenticate).toMatch(/^Bearer realm="https:\/\/auth\.test\/token"/);
+    expect(answer.body.length).toBeLessThan(image.layer.size);
+  }
+  const refused = await skopeo(
+    w,
+    [
+      'inspect',
+      '--raw',
+      '--no-creds',
+      '--tls-verify=false',
+      `docker://${mirror}/${TOKEN_REGISTRY}/${image.repository}:${image.tag}`,
+    ],
+    { proxy: false },
+  );
+  expect(expectFailure('skopeo inspect (private, anonymous) via the mirror', refused)).toMatch(
+    /unauthorized|401|denied/i,
+  );
+  const served = pullthrough.log.requests(TOKEN_REGISTRY, mark);
+  expect(served.length).toBeGreaterThan(0);
+  for (const line of served) expect(line.status, JSON.stringify(line)).toBe(401);
+
+  // containers/image sends credentials only where the /v2/ ping asked for them, and the mirror's
+  // ping (one for every registry) asks for none: through a registries.conf mirror, skopeo stays
+  // anonymous even with --src-creds, gets 401, and would fall back to the registry itself (here
+  // it cannot: no CA for it). README "Mirror mode" says so.
+  const conf = join(w.mkdir('registries-conf-private'), 'registries.conf');
+  writeFileSync(
+    conf,
+    `[[registry]]\nprefix = "${TOKEN_REGISTRY}"\nlocation = "${TOKEN_REGISTRY}"\n[[registry.mirror]]\nlocation = "${mirror}/${TOKEN_REGISTRY}"\ninsecure = true\n`,
+  );
+  const withCreds = await skopeo(
+    w,
+    [
+      '--registries-conf',
+      conf,
+      'inspect',
+      '--raw',
+      '--creds',
+      w.tokenAuth.creds,
+      '--cert-dir',
+      noCerts,
+      `docker://${ref}`,
+    ],
+    { proxy: false },
+  );
+  expect(expectFailure('skopeo inspect --creds (private) via a registries.conf mirror', withCreds)).toMatch(
+    /Mirrors also failed: .*unauthorized/,
+  );
+  const after = pullthrough.log.requests(TOKEN_REGISTRY, mark).slice(served.length);
+  expect(after.map((line) => [line.method, line.path, line.status])).toEqual([
+    ['GET', `/v2/${image.repository}/manifests/${image.tag}`, 401],
+  ]);
 });
