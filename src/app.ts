@@ -2,6 +2,7 @@
 // client, cache, access, registry handler and proxy server, started in order and closed in
 // reverse. Decisions live in the modules; this file only builds and connects them.
 import 'reflect-metadata';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { Access } from './access/access.ts';
 import type { Fills } from './cache/fills.ts';
@@ -117,6 +118,7 @@ async function startMirror(
 ): Promise<{ server: MirrorServer; address: AddressInfo } | undefined> {
   if (config.mirror.listen === null) return undefined;
   const allow = config.proxy.allowClients.length > 0 ? networks(config.proxy.allowClients) : undefined;
+  const { tls } = config.mirror;
   const server = createMirrorServer({
     handler,
     naming: {
@@ -126,6 +128,7 @@ async function startMirror(
     },
     log,
     ...(allow ? { allowClient: (address: string) => allow.has(address) } : {}),
+    ...(tls ? { tls: { cert: await readFile(tls.cert, 'utf8'), key: await readFile(tls.key, 'utf8') } } : {}),
     limits: {
       maxHeaderSize: config.limits.maxHeaderSize,
       headersTimeoutMs: config.limits.headersTimeout,
@@ -134,7 +137,7 @@ async function startMirror(
   });
   const address = await server.listen(config.mirror.listen.host, config.mirror.listen.port);
   log.info(
-    { address: address.address, port: address.port, default: config.mirror.default },
+    { address: address.address, port: address.port, default: config.mirror.default, tls: tls !== null },
     'mirror listening',
   );
   return { server, address };

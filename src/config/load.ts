@@ -253,6 +253,13 @@ function resolvePaths(config: Config, baseDir: string): Config {
         ...(credential.passwordFile === undefined ? {} : { passwordFile: resolve(credential.passwordFile) }),
       })),
     },
+    mirror: {
+      ...config.mirror,
+      tls: config.mirror.tls && {
+        cert: resolve(config.mirror.tls.cert),
+        key: resolve(config.mirror.tls.key),
+      },
+    },
     proxy: {
       ...config.proxy,
       htpasswd: config.proxy.htpasswd === null ? null : resolve(config.proxy.htpasswd),

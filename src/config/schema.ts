@@ -196,6 +196,11 @@ export const configSchema = z.strictObject({
       listen: listenAddress.nullable().default(null),
       /** The registry of bare names (dockerd's registry-mirrors sends `/v2/library/alpine/...`). */
       default: registryEntry.nullable().default(null),
+      /** PEM certificate chain and key files: the mirror speaks HTTPS with them; null: plain HTTP. */
+      tls: z
+        .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+        .nullable()
+        .default(null),
     })
     .prefault({}),
   ca: z

@@ -3,6 +3,7 @@
 // (naming.ts), answers the `/v2/` ping and its refusals itself, and hands every other request,
 // rewritten to the upstream's own path, to the same registry handler as proxy mode.
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Destination } from '../http/destination.ts';
 import { redactUrl, type Logger } from '../log.ts';
@@ -20,6 +21,8 @@ export interface MirrorServerOptions {
   readonly log: Logger;
   /** Client addresses allowed (proxy.allowClients); undefined: any. */
   readonly allowClient?: (address: string) => boolean;
+  /** PEM certificate chain and key: HTTPS instead of plain HTTP. */
+  readonly tls?: { readonly cert: string; readonly key: string };
   readonly limits: {
     readonly maxHeaderSize: number;
     readonly headersTimeoutMs: number;
@@ -35,16 +38,17 @@ export interface MirrorServer {
 
 export function createMirrorServer(options: MirrorServerOptions): MirrorServer {
   const { limits } = options;
-  const server = http.createServer(
-    {
-      maxHeaderSize: limits.maxHeaderSize,
-      headersTimeout: limits.headersTimeoutMs,
-      // Blobs may take long; the request deadline would cut them. Idle sockets are still closed.
-      requestTimeout: 0,
-      keepAliveTimeout: limits.idleTimeoutMs,
-    },
-    (req, res) => route(req, res, options),
-  );
+  const serverOptions: http.ServerOptions = {
+    maxHeaderSize: limits.maxHeaderSize,
+    headersTimeout: limits.headersTimeoutMs,
+    // Blobs may take long; the request deadline would cut them. Idle sockets are still closed.
+    requestTimeout: 0,
+    keepAliveTimeout: limits.idleTimeoutMs,
+  };
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse) => route(req, res, options);
+  const server: http.Server = options.tls
+    ? https.createServer({ ...serverOptions, cert: options.tls.cert, key: options.tls.key }, listener)
+    : http.createServer(serverOptions, listener);
   return {
     listen: (host, port) =>
       new Promise((resolve, reject) => {

@@ -3,7 +3,11 @@
 // both modes; registries off the list are refused without an upstream request; private content
 // stays private.
 import { describe, expect, it } from 'vitest';
-import { request } from 'undici';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { upstreamPki } from '../helpers/pki.ts';
+import { tempDir } from '../helpers/tmp.ts';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
@@ -149,6 +153,36 @@ describe('mirror mode', () => {
     expect(res.status).toBe(200);
     expect(res.body.equals(layer)).toBe(true);
     expect(upstream.hits('GET', `/v2/team/app/blobs/${digest}`)).toBe(1);
+  });
+});
+
+describe('mirror mode over TLS (mirror.tls)', () => {
+  it('serves the same API over HTTPS with the configured certificate', async () => {
+    const upstream = await startFakeRegistry();
+    const pki = await upstreamPki();
+    const dir = await tempDir();
+    const { cert, key } = await pki.leaf('127.0.0.1');
+    await writeFile(path.join(dir, 'mirror.crt'), cert);
+    await writeFile(path.join(dir, 'mirror.key'), key);
+    const proxy = await startProxy({
+      registries: [upstream.authority],
+      mirror: {
+        listen: '127.0.0.1:0',
+        tls: { cert: path.join(dir, 'mirror.crt'), key: path.join(dir, 'mirror.key') },
+      },
+    });
+    const layer = Buffer.from('layer over an https mirror');
+    const digest = upstream.addBlob(layer);
+    const agent = new Agent({ connect: { ca: pki.ca.certPem } });
+    const url = `https://127.0.0.1:${String(proxy.app.mirrorAddress?.port)}/v2/app/blobs/${digest}?ns=${upstream.authority}`;
+    const res = await request(url, { dispatcher: agent });
+    expect(res.statusCode).toBe(200);
+    expect(Buffer.from(await res.body.arrayBuffer()).equals(layer)).toBe(true);
+    await agent.close();
+    // Plain HTTP to it is no longer served.
+    await expect(
+      request(`http://127.0.0.1:${String(proxy.app.mirrorAddress?.port)}/v2/`).then((r) => r.body.dump()),
+    ).rejects.toThrow();
   });
 });
 
