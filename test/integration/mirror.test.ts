@@ -141,6 +141,17 @@ describe('mirror mode', () => {
     expect(upstream.requests).toEqual([]);
   });
 
+  it('admits only proxy.allowClients, and stops listening when the app closes', async () => {
+    const { upstream, proxy } = await setup({ proxy: { allowClients: ['10.0.0.0/8'] } });
+    const digest = upstream.addBlob(Buffer.from('for allowed clients only'));
+    const refused = await mirrorGet(proxy, `/v2/app/blobs/${digest}?ns=${upstream.authority}`);
+    expect(refused.status).toBe(403);
+    expect(upstream.requests).toEqual([]);
+    const port = proxy.app.mirrorAddress?.port;
+    await proxy.close();
+    await expect(request(`http://127.0.0.1:${String(port)}/v2/`)).rejects.toThrow(/ECONNREFUSED/);
+  });
+
   it('serves bare names from mirror.default', async () => {
     const upstream = await startFakeRegistry();
     const proxy = await startProxy({
