@@ -75,7 +75,7 @@ function route(req: http.IncomingMessage, res: http.ServerResponse, options: Mir
   const { log } = options;
   const client = req.socket.remoteAddress ?? '';
   if (options.allowClient && !options.allowClient(client)) {
-    log.info({ client, path: req.url }, 'mirror: client refused');
+    log.info({ client, path: redactUrl(req.url ?? '/') }, 'mirror: client refused');
     sendError(res, 403, 'DENIED', 'client address not allowed (proxy.allowClients)');
     return;
   }
