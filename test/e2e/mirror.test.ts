@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { beforeAll, expect, test } from 'vitest';
 import { startContainerd } from './env/clients/containerd.ts';
+import { setupPodman } from './env/clients/podman.ts';
 import { skopeo, skopeoCopy } from './env/clients/skopeo.ts';
 import { expectBlobsFromCache, expectPullLogged } from './env/expect-pull.ts';
 import type { ImageSpec, TestImage } from './env/image.ts';
@@ -17,7 +18,7 @@ import { countDuring, reportCounts, type UpstreamCounts } from './env/upstream-c
 import { expectFailure, expectSuccess, useWorld } from './env/vitest.ts';
 import { ORIGIN, REGISTRY, TOKEN_REGISTRY, type World } from './env/world.ts';
 
-const KEYS = ['skopeo', 'ctr', 'prefix', 'proxyFirst', 'mirrorFirst'] as const;
+const KEYS = ['skopeo', 'podman', 'ctr', 'prefix', 'proxyFirst', 'mirrorFirst'] as const;
 const imageFor = (key: string): ImageSpec => ({
   repository: `e2e/mirror-${key.toLowerCase()}`,
   tag: 'v1',
@@ -71,21 +72,22 @@ function expectWarm(image: TestImage, counts: UpstreamCounts, from: number): voi
   expectBlobsFromCache(pullthrough.log.requests(REGISTRY, from), image);
 }
 
-/** A registries.conf sending registry.test through the mirror as `127.0.0.1:PORT/registry.test`. */
+/** registries.conf entries sending registry.test through the mirror as `127.0.0.1:PORT/registry.test`. */
+const mirrorEntries = (): string =>
+  [
+    '[[registry]]',
+    `prefix = "${REGISTRY}"`,
+    `location = "${REGISTRY}"`,
+    '[[registry.mirror]]',
+    `location = "${mirror}/${REGISTRY}"`,
+    'insecure = true',
+    '',
+  ].join('\n');
+
+/** A registries.conf file with mirrorEntries() in it. */
 function registriesConf(w: World): string {
   const file = join(w.mkdir('registries-conf'), 'registries.conf');
-  writeFileSync(
-    file,
-    [
-      '[[registry]]',
-      `prefix = "${REGISTRY}"`,
-      `location = "${REGISTRY}"`,
-      '[[registry.mirror]]',
-      `location = "${mirror}/${REGISTRY}"`,
-      'insecure = true',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(file, mirrorEntries());
   return file;
 }
 
@@ -119,6 +121,30 @@ test('skopeo with a registries.conf mirror entry: the second pull costs no upstr
     if (n === 2) expectWarm(image, pulls[1]!, from);
   }
   reportCounts('skopeo (mirror)', pulls);
+  expectCold(image, pulls[0]!);
+});
+
+test('podman with a registries.conf mirror entry, rmi between: the second pull costs no upstream blob GET', async () => {
+  const w = world();
+  const image = w.image('podman');
+  const podman = setupPodman(w, { registries: mirrorEntries(), name: 'podman-mirror' });
+  const ref = `${REGISTRY}/${image.repository}:${image.tag}`;
+  const pulls: UpstreamCounts[] = [];
+  for (const n of [1, 2]) {
+    if (n === 2) expectSuccess('podman rmi', await podman.run(['rmi', ref], { proxy: false }));
+    const from = pullthrough.log.mark();
+    pulls.push(
+      await pullLogged(w, image, async () => {
+        const args = ['pull', '--quiet', '--cert-dir', noCerts, ref];
+        expectSuccess(
+          `podman pull via registries.conf mirror #${n}`,
+          await podman.run(args, { proxy: false }),
+        );
+      }),
+    );
+    if (n === 2) expectWarm(image, pulls[1]!, from);
+  }
+  reportCounts('podman (mirror)', pulls);
   expectCold(image, pulls[0]!);
 });
 
