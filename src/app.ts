@@ -3,6 +3,7 @@
 // reverse; the metrics are fed from their callbacks. Decisions live in the modules; this file
 // only builds and connects them.
 import 'reflect-metadata';
+import { readFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { Access } from './access/access.ts';
 import { createAdminHandler, type AdminHandler } from './admin/handler.ts';
@@ -25,6 +26,7 @@ import {
   recordUpstream,
 } from './metrics/record.ts';
 import { createMetrics, type Metrics } from './metrics/registry.ts';
+import { createMirrorServer, type MirrorHandler, type MirrorServer } from './mirror/server.ts';
 import { DestinationGuard, ipv4Resolver, systemResolver, type Resolver } from './net/guard.ts';
 import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
 import { Admission } from './proxy/admission.ts';
@@ -41,6 +43,8 @@ import { SharedLogin } from './upstream/login.ts';
 
 export interface App {
   readonly address: AddressInfo;
+  /** The mirror listener's address, when mirror.listen is set. */
+  readonly mirrorAddress: AddressInfo | undefined;
   readonly ca: CertificateAuthority;
   readonly certificates: LeafContexts;
   /** Fills in progress; `fills.idle()` resolves when none runs. */
@@ -105,16 +109,54 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
     'listening',
   );
+  const mirror = await startMirror(config, log, handler, registries).catch(async (error: unknown) => {
+    await proxy.close(0);
+    throw error;
+  });
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
       health.closing();
-      await proxy.close(config.shutdownTimeout);
+      await Promise.all([proxy.close(config.shutdownTimeout), mirror?.server.close(config.shutdownTimeout)]);
       await upstream.destroy();
       await cache.close();
       log.info('stopped');
     })());
-  return { address, ca, certificates, fills: cache.fills, close };
+  return { address, mirrorAddress: mirror?.address, ca, certificates, fills: cache.fills, close };
+}
+
+/** The mirror listener (mirror.listen), handed the same registry handler as the proxy. */
+async function startMirror(
+  config: Config,
+  log: Logger,
+  handler: MirrorHandler,
+  registries: Registries,
+): Promise<{ server: MirrorServer; address: AddressInfo } | undefined> {
+  if (config.mirror.listen === null) return undefined;
+  const allow = config.proxy.allowClients.length > 0 ? networks(config.proxy.allowClients) : undefined;
+  const { tls } = config.mirror;
+  const server = createMirrorServer({
+    handler,
+    naming: {
+      served: (host, port) => registries.of(host, port) !== undefined,
+      registries: config.registries.map((registry) => registry.host),
+      defaultRegistry: config.mirror.default,
+    },
+    log,
+    ...(allow ? { allowClient: (address: string) => allow.has(address) } : {}),
+    ...(tls ? { tls: { cert: await readFile(tls.cert, 'utf8'), key: await readFile(tls.key, 'utf8') } } : {}),
+    limits: {
+      maxHeaderSize: config.limits.maxHeaderSize,
+      headersTimeoutMs: config.limits.headersTimeout,
+      idleTimeoutMs: config.limits.idleTimeout,
+    },
+  });
+  const address = await server.listen(config.mirror.listen.host, config.mirror.listen.port);
+  log.info(
+    { address: address.address, port: address.port, default: config.mirror.default, tls: tls !== null },
+    'mirror listening',
+  );
+  return { server, address };
 }
 
 /** What an operator should know at start: the CA's state, unverified upstreams, registry policies. */

@@ -9,11 +9,15 @@ import {
   planFor,
   type Client,
 } from '../setup/clients.ts';
+import { mirrorSetup, parseMirrorUrl, type MirrorClient } from '../setup/mirror.ts';
 import { parseProxyUrl, setupScript } from '../setup/script.ts';
+import { loadConfig } from '../config/load.ts';
 import { UsageError } from './errors.ts';
+import { configOption, type ConfigOptions } from './options.ts';
 
-interface SetupOptions {
+interface SetupOptions extends ConfigOptions {
   readonly proxy: string;
+  readonly mirror?: string;
   readonly direct?: string;
   readonly runtime: 'containerd' | 'crio';
   readonly clusterCidr: string;
@@ -50,7 +54,16 @@ export function setupCommand(): Command {
       .addOption(
         new Option('--service-cidr <cidr>', 'kubernetes: the service range').default(DEFAULT_SERVICE_CIDR),
       )
-      .action((client: Client, options: SetupOptions) => setup(client, options))
+      .addOption(
+        new Option(
+          '--mirror <url>',
+          "mirror mode: print the client's mirror configuration for the configured registries instead",
+        ),
+      )
+      .addOption(configOption())
+      .action((client: Client, options: SetupOptions) =>
+        options.mirror === undefined ? setup(client, options) : setupMirror(client, options.mirror, options),
+      )
   );
 }
 
@@ -81,4 +94,21 @@ function setup(client: Client, options: SetupOptions): void {
     serviceCidr: options.serviceCidr,
   });
   process.stdout.write(setupScript(plan, proxy, `pullthrough setup ${client} --proxy ${proxy} | sudo bash`));
+}
+
+/** `--mirror URL`: the mirror entries for every registry of the configuration (`-c`). */
+async function setupMirror(client: Client, url: string, options: SetupOptions): Promise<void> {
+  const mirror = parseMirrorUrl(url);
+  if (mirror === undefined)
+    throw new UsageError(`--mirror ${JSON.stringify(url)} is not http(s)://host[:port]`);
+  const target: MirrorClient | undefined =
+    client === 'kubernetes' ? options.runtime : client === 'buildkit' ? undefined : client;
+  if (target === undefined) {
+    throw new UsageError(
+      '--mirror: buildkit is not supported; use containerd, crio, podman, docker or kubernetes',
+    );
+  }
+  const config = await loadConfig({ file: options.config });
+  const registries = config.registries.map((registry) => registry.host);
+  process.stdout.write(mirrorSetup(target, mirror, registries, config.mirror.default));
 }

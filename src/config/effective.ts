@@ -27,7 +27,7 @@ function written(schema: z.ZodType, value: unknown): unknown {
   for (let depth = 0; node !== undefined && depth < 10; depth += 1) {
     if (node === durationSchema && typeof value === 'number') return formatDuration(value);
     if (node === sizeSchema && typeof value === 'number') return formatSize(value);
-    if (node === listenSchema) return listenText(value as Config['listen']);
+    if (node === listenSchema) return value === null ? null : listenText(value as Config['listen']);
     if (node === minFreeSchema) return minFreeText(value as Config['cache']['minFree']);
     if (node instanceof z.ZodObject && isMapping(value)) return mapping(node.shape, value);
     if (node instanceof z.ZodArray && Array.isArray(value)) {

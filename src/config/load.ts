@@ -17,6 +17,8 @@ type Raw = Record<string, unknown>;
  */
 const ENV_KEYS: readonly EnvKey[] = [
   { env: 'PULLTHROUGH_LISTEN', key: ['listen'], kind: 'string' },
+  { env: 'PULLTHROUGH_MIRROR_LISTEN', key: ['mirror', 'listen'], kind: 'string' },
+  { env: 'PULLTHROUGH_MIRROR_DEFAULT', key: ['mirror', 'default'], kind: 'string' },
   { env: 'PULLTHROUGH_CA_DIR', key: ['ca', 'dir'], kind: 'string' },
   { env: 'CA_KEY_PASSPHRASE', key: ['ca', 'passphrase'], kind: 'string' },
   { env: 'CA_KEY_PASSPHRASE_FILE', key: ['ca', 'passphraseFile'], kind: 'string' },
@@ -251,6 +253,13 @@ function resolvePaths(config: Config, baseDir: string): Config {
         host: credentialHost(credential.host),
         ...(credential.passwordFile === undefined ? {} : { passwordFile: resolve(credential.passwordFile) }),
       })),
+    },
+    mirror: {
+      ...config.mirror,
+      tls: config.mirror.tls && {
+        cert: resolve(config.mirror.tls.cert),
+        key: resolve(config.mirror.tls.key),
+      },
     },
     proxy: {
       ...config.proxy,

@@ -186,6 +186,23 @@ export const configSchema = z.strictObject({
   listen: listenAddress.prefault('0.0.0.0:3128'),
   /** Hosts whose registry traffic is intercepted (TLS terminated, /v2/ handled); everything else is tunnelled. */
   registries: z.array(registry).prefault([...DEFAULT_REGISTRIES]),
+  /**
+   * Mirror mode (issue 23): a second listener serving the registry API directly, for nodes that
+   * name the cache as a registry mirror instead of trusting the CA. Off while listen is null.
+   */
+  mirror: z
+    .strictObject({
+      /** Where the mirror listens (plain HTTP), e.g. 0.0.0.0:5000; null: no mirror. */
+      listen: listenAddress.nullable().default(null),
+      /** The registry of bare names (dockerd's registry-mirrors sends `/v2/library/alpine/...`). */
+      default: registryEntry.nullable().default(null),
+      /** PEM certificate chain and key files: the mirror speaks HTTPS with them; null: plain HTTP. */
+      tls: z
+        .strictObject({ cert: z.string().min(1), key: z.string().min(1) })
+        .nullable()
+        .default(null),
+    })
+    .prefault({}),
   ca: z
     .strictObject({
       /** Holds ca.crt and ca.key; created on first start when both are absent. */

@@ -49,6 +49,8 @@ export interface ProxyOptions {
   auth?: ProxyCredentials | undefined;
   /** `cache` settings on top of `dir` (default `<dir>/cache`), e.g. `{ maxSize: '8MiB' }`. */
   cache?: Readonly<Record<string, unknown>> | undefined;
+  /** `mirror` settings (e.g. `{ listen: '127.0.0.1:0' }`): the mirror listener, off without it. */
+  mirror?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface WaitOptions {
@@ -156,6 +158,8 @@ export interface Pullthrough {
   urlWith(credentials: ProxyCredentials | undefined): string;
   /** The proxy's own CA certificate, which clients must trust for intercepted hosts. */
   caCrt: string;
+  /** The mirror listener's port, when started with `mirror`. */
+  mirrorPort: number | undefined;
   /** A directory holding only `ca.crt` (the proxy's CA): for `--cert-dir` style flags. */
   caCertDir: string;
   /** The proxy's `cache.dir` (layout in src/cache/layout.ts). */
@@ -197,6 +201,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
     writeFileSync(htpasswd, `${options.auth.user}:${hash}\n`, { mode: 0o600 });
     settings.push(`proxy: { htpasswd: ${JSON.stringify(htpasswd)} }`);
   }
+  if (options.mirror !== undefined) settings.push(`mirror: ${JSON.stringify(options.mirror)}`);
   writeFileSync(
     config,
     [
@@ -249,6 +254,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
   const port = listening['port'];
   if (typeof port !== 'number')
     throw new Error(`"listening" line has no numeric port: ${JSON.stringify(listening)}`);
+  const mirrorPort = options.mirror === undefined ? undefined : await mirrorPortOf(log);
   const caCrt = join(caDir, 'ca.crt');
   if (!existsSync(caCrt)) throw new Error(`proxy is listening but ${caCrt} does not exist`);
   const caCertDir = join(options.dir, 'trust');
@@ -271,6 +277,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
     auth: options.auth,
     urlWith,
     caCrt,
+    mirrorPort,
     caCertDir,
     cacheDir,
     log,
@@ -282,4 +289,13 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
       return exit;
     },
   };
+}
+
+/** The port of the `mirror listening` line, logged right after `listening`. */
+async function mirrorPortOf(log: ProxyLog): Promise<number> {
+  const line = await log.waitForLine((candidate) => candidate.msg === 'mirror listening');
+  const port = line['port'];
+  if (typeof port !== 'number')
+    throw new Error(`"mirror listening" has no numeric port: ${JSON.stringify(line)}`);
+  return port;
 }

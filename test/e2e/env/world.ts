@@ -117,9 +117,12 @@ export interface World {
   proxy: Pullthrough;
   /**
    * Another pullthrough in front of the same registries, in `<world>/<name>`, stopped at the
-   * world's stop (or earlier by the caller); `cache` settings as in ProxyOptions.
+   * world's stop (or earlier by the caller); `cache` and `mirror` settings as in ProxyOptions.
    */
-  startProxy(name: string, options?: { cache?: Readonly<Record<string, unknown>> }): Promise<Pullthrough>;
+  startProxy(
+    name: string,
+    options?: { cache?: Readonly<Record<string, unknown>>; mirror?: Readonly<Record<string, unknown>> },
+  ): Promise<Pullthrough>;
   /** A new directory inside the world. */
   mkdir(name: string): string;
   /** Writes a file outside the world (e.g. /etc/docker/certs.d/…), removed at stop or by crash cleanup. */
@@ -282,7 +285,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
 
     const startNamedProxy = async (
       name: string,
-      extra: { cache?: Readonly<Record<string, unknown>> } = {},
+      extra: { cache?: Readonly<Record<string, unknown>>; mirror?: Readonly<Record<string, unknown>> } = {},
     ): Promise<Pullthrough> => {
       const started = await startProxy({
         dir: join(dir, name),
@@ -291,6 +294,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         processes,
         auth: options.proxyAuth,
         cache: extra.cache,
+        mirror: extra.mirror,
       });
       cleanups.push(() => (started.daemon.exit === undefined ? started.stop() : undefined));
       return started;

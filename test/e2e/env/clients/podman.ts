@@ -10,8 +10,9 @@ export interface Podman {
   run(args: readonly string[], options: { proxy: ProxySetting }): Promise<RunResult>;
 }
 
-export function setupPodman(world: World): Podman {
-  const dir = world.mkdir('podman');
+/** `registries`: more registries.conf text (e.g. mirror entries); `name`: its directory in the world. */
+export function setupPodman(world: World, options: { registries?: string; name?: string } = {}): Podman {
+  const dir = world.mkdir(options.name ?? 'podman');
   const toml = (value: string): string => JSON.stringify(value);
   const containersConf = join(dir, 'containers.conf');
   writeFileSync(
@@ -43,7 +44,7 @@ export function setupPodman(world: World): Podman {
     ].join('\n'),
   );
   const registriesConf = join(dir, 'registries.conf');
-  writeFileSync(registriesConf, 'unqualified-search-registries = []\n');
+  writeFileSync(registriesConf, `unqualified-search-registries = []\n${options.registries ?? ''}`);
   const env = (proxy: ProxySetting): NodeJS.ProcessEnv => ({
     ...world.clientEnv({ proxy }),
     CONTAINERS_CONF: containersConf,
