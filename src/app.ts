@@ -78,6 +78,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     }),
     policy: registries.policy,
     freshness: registries.freshness,
+    repositoryRefusal: registries.refusal,
     maxManifestSize: config.cache.maxManifestSize,
     allowPush: config.allowPush,
     now: Date.now,

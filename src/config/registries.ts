@@ -5,6 +5,7 @@
 import type { Destination } from '../http/destination.ts';
 import { HostRules } from '../http/host-rules.ts';
 import type { Notice } from '../log.ts';
+import { describeRefusal, refusalOf } from './repository-filter.ts';
 import type { Config, RegistrySettings } from './schema.ts';
 
 export type Policy = NonNullable<RegistrySettings['policy']>;
@@ -43,6 +44,16 @@ export class Registries {
       tagTtlMs: registry?.tagTtl ?? this.#config.cache.tagTtl,
       maxStaleMs: registry?.maxStale ?? this.#config.cache.maxStale,
     };
+  };
+
+  /**
+   * Why `repository` of this destination's registry may not be served (`allow` / `deny`), in
+   * words for the client and the log; undefined when it may.
+   */
+  readonly refusal = (destination: Destination, repository: string): string | undefined => {
+    const registry = this.of(destination.host, destination.port);
+    const refusal = registry && refusalOf(registry, repository);
+    return refusal && registry ? describeRefusal(registry.host, repository, refusal) : undefined;
   };
 
   /** The configured credential the proxy logs in to `host:port` with: only under policy share. */

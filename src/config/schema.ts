@@ -3,6 +3,7 @@
 // documents the same keys for operators and a test keeps the two in step.
 import { z } from 'zod';
 import { parsePin } from './pins.ts';
+import { isRepositoryPattern } from './repository-filter.ts';
 import { parseCidr, formatCidr } from '../net/networks.ts';
 import { describeValue } from './issues.ts';
 import { parseDuration, parseSize } from './units.ts';
@@ -156,6 +157,11 @@ const credential = z
     }
   });
 
+const repositoryPattern = parsedValue(
+  'a repository glob (e.g. library/*, myorg/*, */crypto-miner*)',
+  asString((value) => (isRepositoryPattern(value.trim()) ? value.trim() : undefined)),
+);
+
 /** A registry with settings of its own; unset ones come from `cache`. */
 const registrySettings = z.strictObject({
   host: registryEntry,
@@ -171,6 +177,10 @@ const registrySettings = z.strictObject({
   policy: z.enum(['verify', 'share', 'no-cache']).optional(),
   /** Disk budget of this registry's content inside cache.maxSize; unset: only the global cap. */
   maxSize: size.optional(),
+  /** Repositories served, as globs (`*` crosses `/`); unset or empty: every repository. */
+  allow: z.array(repositoryPattern).optional(),
+  /** Repositories refused with 403 DENIED and never fetched; wins over allow. Unset: none. */
+  deny: z.array(repositoryPattern).optional(),
 });
 
 /** `registries` entries: a bare host, or `{host, ...settings}`. */
