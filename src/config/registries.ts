@@ -6,7 +6,7 @@ import type { Destination } from '../http/destination.ts';
 import { HostRules } from '../http/host-rules.ts';
 import type { Notice } from '../log.ts';
 import { describeRefusal, refusalOf } from './repository-filter.ts';
-import type { Config, RegistrySettings } from './schema.ts';
+import { DEFAULT_SERVE_STALE_ON, type Config, type RegistrySettings, type StaleCause } from './schema.ts';
 
 export type Policy = NonNullable<RegistrySettings['policy']>;
 export type Credential = Config['upstream']['credentials'][number];
@@ -17,6 +17,8 @@ export interface Freshness {
   readonly tagTtlMs: number;
   /** How old a tag may be and still be served when upstream cannot answer. */
   readonly maxStaleMs: number;
+  /** What makes a cached tag be served stale rather than upstream's answer (serveStaleOn). */
+  readonly serveStaleOn: ReadonlySet<StaleCause>;
 }
 
 export class Registries {
@@ -43,6 +45,7 @@ export class Registries {
     return {
       tagTtlMs: registry?.tagTtl ?? this.#config.cache.tagTtl,
       maxStaleMs: registry?.maxStale ?? this.#config.cache.maxStale,
+      serveStaleOn: new Set(registry?.serveStaleOn ?? DEFAULT_SERVE_STALE_ON),
     };
   };
 

@@ -162,6 +162,18 @@ const repositoryPattern = parsedValue(
   asString((value) => (isRepositoryPattern(value.trim()) ? value.trim() : undefined)),
 );
 
+/** What makes a cached tag be served stale instead of upstream's answer (serveStaleOn). */
+export const STALE_CAUSES = ['unreachable', '5xx', '429', '401', '403', '404'] as const;
+export type StaleCause = (typeof STALE_CAUSES)[number];
+/** Today's behaviour: only upstreams that cannot answer, never ones that refuse. */
+export const DEFAULT_SERVE_STALE_ON: readonly StaleCause[] = ['unreachable', '5xx', '429'];
+
+// YAML reads `[5xx, 429]` as a string and a number: both are causes.
+const staleCause = z.preprocess(
+  (value) => (typeof value === 'number' ? String(value) : value),
+  z.enum(STALE_CAUSES),
+);
+
 /** A registry with settings of its own; unset ones come from `cache`. */
 const registrySettings = z.strictObject({
   host: registryEntry,
@@ -181,6 +193,8 @@ const registrySettings = z.strictObject({
   allow: z.array(repositoryPattern).optional(),
   /** Repositories refused with 403 DENIED and never fetched; wins over allow. Unset: none. */
   deny: z.array(repositoryPattern).optional(),
+  /** When a cached tag is served stale instead of upstream's answer; unset: DEFAULT_SERVE_STALE_ON. */
+  serveStaleOn: z.array(staleCause).optional(),
 });
 
 /** `registries` entries: a bare host, or `{host, ...settings}`. */

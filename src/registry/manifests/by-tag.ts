@@ -1,11 +1,12 @@
 // GET/HEAD /v2/<name>/manifests/<tag>: upstream is asked with a HEAD (which Docker Hub does not
 // count against pull limits) carrying the client's own Accept and credentials; an unchanged
 // digest is served from the cache. Within `tagTtl` upstream is not asked at all. When upstream
-// is unreachable or answers 5xx/429, a cached tag younger than `maxStale` is served stale,
-// saying so.
-import { ensureAccess, mayServeOffline, recordAccess } from '../../access/authorize.ts';
+// is unreachable or answers 5xx/429 (or, opted in with `serveStaleOn`, refuses with 401/403/404),
+// a cached tag younger than `maxStale` is served stale, saying so.
+import { ensureAccess, mayServeOffline, mayServeRefused, recordAccess } from '../../access/authorize.ts';
 import { UnverifiableAccessError } from '../../access/errors.ts';
 import type { StoredManifest, TagRecord } from '../../cache/manifests.ts';
+import type { StaleCause } from '../../config/schema.ts';
 import { accepts } from '../../oci/media-types.ts';
 import { parseDigest } from '../../oci/digest.ts';
 import type { UpstreamResponse } from '../../upstream/client.ts';
@@ -36,14 +37,32 @@ export async function serveByTag(x: Exchange, route: ManifestRoute, deps: Regist
     head = await askUpstream(x, route, 'HEAD', deps);
     await head.body.dump();
   } catch (error) {
-    if (!(error instanceof UpstreamUnavailableError)) throw error;
+    if (!(error instanceof UpstreamUnavailableError) || !staleOn(x, deps, 'unreachable')) throw error;
     return serveStale(x, route, tag, deps, error.reason);
   }
   const status = head.statusCode;
-  if (status === 429 || status >= 500)
-    return serveStale(x, route, tag, deps, `upstream answered ${status}`, head);
-  if (status < 200 || status >= 300) return answerWith(x, route, head, deps);
-  return serveConfirmed(x, route, tag, head, deps);
+  if (status >= 200 && status < 300) return serveConfirmed(x, route, tag, head, deps);
+  const cause = staleCauseOf(status);
+  if (cause === undefined || !staleOn(x, deps, cause)) return answerWith(x, route, head, deps);
+  return serveStale(x, route, tag, deps, `upstream answered ${status}`, head);
+}
+
+/** The serveStaleOn entry an upstream status falls under, if any. */
+function staleCauseOf(status: number): StaleCause | undefined {
+  if (status >= 500) return '5xx';
+  return status === 429 || status === 401 || status === 403 || status === 404
+    ? (String(status) as StaleCause)
+    : undefined;
+}
+
+function staleOn(x: Exchange, deps: RegistryDeps, cause: StaleCause): boolean {
+  return deps.freshness(x.destination).serveStaleOn.has(cause);
+}
+
+/** A refusal of this client (not a failure of upstream): served stale only under stricter access rules. */
+function isRefusal(answer: UpstreamResponse | undefined): boolean {
+  const status = answer?.statusCode;
+  return status === 401 || status === 403 || status === 404;
 }
 
 async function cachedTag(x: Exchange, route: ManifestRoute, deps: RegistryDeps): Promise<CachedTag> {
@@ -119,8 +138,12 @@ async function serveStale(
       `upstream registry unreachable (${reason}) and no cached copy of this tag`,
     );
   }
-  // Nobody can ask upstream who may read this: only public content and recent grants pass.
-  if (!(await mayServeOffline(x, { name: route.name, digest: manifest.digest }, deps))) {
+  const content = { name: route.name, digest: manifest.digest };
+  if (upstreamAnswer && isRefusal(upstreamAnswer)) {
+    // Upstream said no to this client: its no stands unless the cache may serve it anyway.
+    if (!(await mayServeRefused(x, content, deps))) return answerWith(x, route, upstreamAnswer, deps);
+  } else if (!(await mayServeOffline(x, content, deps))) {
+    // Nobody can ask upstream who may read this: only public content and recent grants pass.
     throw new UnverifiableAccessError();
   }
   deps.log.warn(

@@ -70,3 +70,21 @@ describe('repository filters', () => {
     expect(registries.refusal(ghcr, 'someone/crypto-miner')).toBeUndefined();
   });
 });
+
+describe('serveStaleOn', () => {
+  it('reads YAML numbers as causes, defaults to today’s behaviour, and refuses unknown causes', () => {
+    const config = parseConfig(
+      { registries: [{ host: 'a.io', serveStaleOn: ['unreachable', 401, '404'] }, 'b.io'] },
+      {},
+      't',
+      '/',
+    );
+    const registries = new Registries(config);
+    const of = (host: string) => [...registries.freshness({ host, port: 443, scheme: 'https' }).serveStaleOn];
+    expect(of('a.io')).toEqual(['unreachable', '401', '404']);
+    expect(of('b.io')).toEqual(['unreachable', '5xx', '429']);
+    expect(() => parseConfig({ registries: [{ host: 'a.io', serveStaleOn: [500] }] }, {}, 't', '/')).toThrow(
+      ConfigError,
+    );
+  });
+});
