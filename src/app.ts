@@ -14,11 +14,13 @@ import { createLocalHandler } from './local.ts';
 import { logNotices, type Logger } from './log.ts';
 import { DestinationGuard, ipv4Resolver, systemResolver, type Resolver } from './net/guard.ts';
 import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
+import { resolveParentProxy, type ParentProxy } from './net/parent-proxy.ts';
+import { parentTunnelConnector } from './proxy/parent.ts';
 import { Admission } from './proxy/admission.ts';
 import { ProxyAuth } from './proxy/auth.ts';
 import { InterceptList } from './proxy/intercept-list.ts';
 import { createProxyServer, type InterceptHandler, type ProxyServer } from './proxy/server.ts';
-import type { Connector } from './proxy/tunnel.ts';
+import { netConnector, type Connector } from './proxy/tunnel.ts';
 import { createRegistryHandler } from './registry/handler.ts';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
 import { LeafContexts } from './tls/contexts.ts';
@@ -57,7 +59,9 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     deny: networks(config.proxy.denyNetworks),
     resolve: seams.resolve ?? (config.proxy.ipv6 ? systemResolver : ipv4Resolver),
   });
-  const upstream = await createUpstream(config, registries, guard, seams);
+  const parent = resolveParentProxy(config.upstream, process.env);
+  if (parent) log.info({ host: parent.host, port: parent.port, noProxy: parent.noProxy }, 'parent proxy');
+  const upstream = await createUpstream(config, registries, guard, seams, parent);
   // Cache write failures from the store and the registry alike, logged once per cause.
   const health = new Health(log, config.cache.dir);
   const cache = await openCacheFor(config, registries, log, health);
@@ -84,7 +88,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     now: Date.now,
     log,
   });
-  const proxy = await createProxy(config, log, { ca, certificates, guard, seams, handler, health });
+  const proxy = await createProxy(config, log, { ca, certificates, guard, seams, handler, health, parent });
   const address = await proxy.listen(config.listen.host, config.listen.port);
   log.info(
     { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
@@ -107,8 +111,10 @@ async function createUpstream(
   registries: Registries,
   guard: DestinationGuard,
   seams: AppSeams,
+  parent: ParentProxy | undefined,
 ): Promise<Upstream> {
   return new Upstream({
+    parent,
     guard,
     login: new SharedLogin(registries.credential),
     ...(seams.wrapUpstreamConnector ? { wrapConnector: seams.wrapUpstreamConnector } : {}),
@@ -183,6 +189,7 @@ async function createProxy(
     seams: AppSeams;
     handler: InterceptHandler;
     health: Health;
+    parent: ParentProxy | undefined;
   },
 ): Promise<ProxyServer> {
   const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
@@ -205,6 +212,9 @@ async function createProxy(
     connectPorts: new Set(config.proxy.connectPorts),
     httpPorts: new Set(config.proxy.httpPorts),
     ...(parts.seams.connect ? { connect: parts.seams.connect } : {}),
+    ...(parts.parent
+      ? { tunnelConnect: parentTunnelConnector(parts.parent, parts.seams.connect ?? netConnector) }
+      : {}),
     connectTimeoutMs: config.upstream.connectTimeout,
     limits: {
       maxHeaderSize: limits.maxHeaderSize,

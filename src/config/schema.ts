@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { parsePin } from './pins.ts';
 import { isRepositoryPattern } from './repository-filter.ts';
 import { parseCidr, formatCidr } from '../net/networks.ts';
+import { parseProxyUrl } from '../net/parent-proxy.ts';
 import { describeValue } from './issues.ts';
 import { parseDuration, parseSize } from './units.ts';
 
@@ -115,6 +116,11 @@ export {
   listenAddress as listenSchema,
   minFree as minFreeSchema,
 };
+
+const parentProxyUrl = parsedValue(
+  'an http://[user:pass@]host:port URL',
+  asString((value) => (parseProxyUrl(value) ? value.trim() : undefined)),
+);
 
 const port = z.number().int().min(1).max(65535);
 
@@ -259,6 +265,13 @@ export const configSchema = z.strictObject({
       headersTimeout: duration.prefault('5m'),
       /** Upstream silence allowed while a body is flowing. */
       bodyTimeout: duration.prefault('60s'),
+      /**
+       * Parent proxy (http://[user:pass@]host:port) that upstream registry traffic and tunnels
+       * CONNECT through. null: connect directly.
+       */
+      proxy: parentProxyUrl.nullable().default(null),
+      /** Without `proxy`: use pullthrough's own HTTPS_PROXY (else HTTP_PROXY) and NO_PROXY. */
+      proxyFromEnv: z.boolean().default(false),
       /** Credentials for registries whose policy is `share` (AUTH_REGISTRIES). */
       credentials: z.array(credential).default([]),
     })

@@ -36,6 +36,8 @@ export interface ProxyServerOptions {
   readonly httpPorts: ReadonlySet<number>;
   /** Opens tunnel and forward connections; tests inject one. */
   readonly connect?: Connector;
+  /** Opens tunnel connections when they go another way than forwards (a parent proxy). */
+  readonly tunnelConnect?: Connector;
   readonly connectTimeoutMs: number;
   readonly limits: {
     readonly maxHeaderSize: number;
@@ -131,7 +133,7 @@ function connectDispatch(
       connectTimeoutMs: options.connectTimeoutMs,
       idleTimeoutMs: options.limits.tunnelIdleTimeoutMs,
       guard: options.guard,
-      connect,
+      connect: options.tunnelConnect ?? connect,
       log,
       track: connections.track,
     },
