@@ -5,9 +5,8 @@
 // a cached tag younger than `maxStale` is served stale, saying so.
 import { ensureAccess, mayServeOffline, mayServeRefused, recordAccess } from '../../access/authorize.ts';
 import { UnverifiableAccessError } from '../../access/errors.ts';
-import type { StoredManifest, TagRecord } from '../../cache/manifests.ts';
+import type { StoredManifest, TagRecord, TagVariant } from '../../cache/manifests.ts';
 import type { StaleCause } from '../../config/schema.ts';
-import { accepts } from '../../oci/media-types.ts';
 import { parseDigest } from '../../oci/digest.ts';
 import type { UpstreamResponse } from '../../upstream/client.ts';
 import { UpstreamRefusedError, UpstreamUnavailableError } from '../../upstream/errors.ts';
@@ -16,11 +15,17 @@ import type { Exchange, RegistryDeps } from '../context.ts';
 import { registryErrors } from '../errors.ts';
 import { sendResponse } from '../respond/relay.ts';
 import { sendManifest } from './send.ts';
+import { acceptableVariants, preferredVariant, withVariant } from './tag-variants.ts';
 import { askUpstream, headerValue, relayUpstream, storeManifest, type ManifestRoute } from './upstream.ts';
 
-/** What the cache knows of a tag: the last resolution, and the manifest if it is still here. */
+/**
+ * What the cache knows of a tag: its whole record, the resolutions this client accepts, the one
+ * it would be served without asking (`record`), and that one's manifest if it is still here.
+ */
 interface CachedTag {
-  readonly record: TagRecord | undefined;
+  readonly stored: TagRecord | undefined;
+  readonly acceptable: readonly TagVariant[];
+  readonly record: TagVariant | undefined;
   readonly manifest: StoredManifest | undefined;
 }
 
@@ -66,35 +71,38 @@ function isRefusal(answer: UpstreamResponse | undefined): boolean {
 }
 
 async function cachedTag(x: Exchange, route: ManifestRoute, deps: RegistryDeps): Promise<CachedTag> {
-  const record = await deps.manifests.getTag(x.host, route.name, route.reference);
-  const manifest =
-    record && accepts(x.req.headers.accept, record.mediaType)
-      ? await deps.manifests.get(record.digest)
-      : undefined;
-  return { record, manifest };
+  const stored = await deps.manifests.getTag(x.host, route.name, route.reference);
+  const acceptable = acceptableVariants(stored, x.req.headers.accept);
+  const record = preferredVariant(acceptable);
+  const manifest = record ? await deps.manifests.get(record.digest) : undefined;
+  return { stored, acceptable, record, manifest };
 }
 
 /** Upstream says this client may read the tag (a 2xx to our HEAD), and what it resolves to now. */
 async function serveConfirmed(
   x: Exchange,
   route: ManifestRoute,
-  { record, manifest }: CachedTag,
+  { stored, acceptable, record, manifest }: CachedTag,
   head: UpstreamResponse,
   deps: RegistryDeps,
 ): Promise<void> {
   // What the tag resolves to, as upstream confirmed it just now: best effort, like every record.
-  const rememberTag = async (entry: Omit<TagRecord, 'checkedAt'>) => {
-    const record = { ...entry, checkedAt: deps.now() };
+  const rememberTag = async (entry: Omit<TagVariant, 'checkedAt'>) => {
+    const { digest, mediaType, size } = entry;
+    const record = withVariant(stored, { digest, mediaType, size, checkedAt: deps.now() });
     const written = await bestEffort(deps, () =>
       deps.manifests.putTag(x.host, route.name, route.reference, record),
     );
     if (written) deps.book.tagged(x.host, route.name, route.reference, entry.digest);
   };
   const digest = headerValue(head, 'docker-content-digest');
-  if (manifest && record && digest === record.digest) {
-    recordAccess(x, route.name, digest, deps.access);
-    await rememberTag(record);
-    return sendManifest(x, deps, manifest, 'revalidated');
+  // The resolution upstream just confirmed for this client's Accept, if the cache holds it.
+  const confirmed = acceptable.find((variant) => variant.digest === digest);
+  const cached = confirmed && (confirmed === record ? manifest : await deps.manifests.get(confirmed.digest));
+  if (confirmed && cached) {
+    recordAccess(x, route.name, confirmed.digest, deps.access);
+    await rememberTag(confirmed);
+    return sendManifest(x, deps, cached, 'revalidated');
   }
   if (x.req.method === 'HEAD') {
     // dockerd and containerd resolve tags with HEAD, then GET by digest: record what the tag
