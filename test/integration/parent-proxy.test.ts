@@ -3,7 +3,7 @@
 // configured, and they never appear in a log line.
 import { once } from 'node:events';
 import net, { type AddressInfo } from 'node:net';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { startParentProxy } from '../helpers/parent-proxy.ts';
 import { rawConnection, readHead, startProxy } from '../helpers/proxy.ts';
 import { startFakeRegistry } from '../helpers/upstream.ts';
@@ -135,5 +135,37 @@ describe('parent proxy', () => {
     const { head } = await readHead(socket);
     expect(head).toMatch(/^HTTP\/1\.1 502 /);
     expect(upstream.requests).toEqual([]);
+  });
+
+  it("uses pullthrough's own HTTPS_PROXY and NO_PROXY only when proxyFromEnv is on", async () => {
+    const parent = await startParentProxy();
+    const upstream = await startFakeRegistry();
+    upstream.addManifest('lib/app', 'v1', manifest);
+    vi.stubEnv('HTTPS_PROXY', parent.url);
+    vi.stubEnv('NO_PROXY', 'registry.internal');
+    onTestFinished(() => {
+      vi.unstubAllEnvs();
+    });
+    const pull = async (upstreamSettings: Record<string, unknown>) => {
+      const proxy = await startProxy({ registries: [upstream.authority], upstream: upstreamSettings });
+      const res = await proxy.fetch(upstream.authority, '/v2/lib/app/manifests/v1', {
+        headers: { accept: OCI_MANIFEST },
+      });
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+      await proxy.close();
+    };
+
+    await pull({});
+    expect(parent.connects).toEqual([]);
+    await pull({ proxyFromEnv: true });
+    // A HEAD and a GET: one pooled connection or two, each a CONNECT through the parent.
+    const through = parent.connects.length;
+    expect(through).toBeGreaterThan(0);
+    expect(parent.connects.every((c) => c.target === upstream.authority)).toBe(true);
+    vi.stubEnv('NO_PROXY', `example.com, ${upstream.host}`);
+    await pull({ proxyFromEnv: true });
+    expect(parent.connects).toHaveLength(through);
+    expect(upstream.requests.filter((r) => r.method === 'GET')).toHaveLength(3);
   });
 });
