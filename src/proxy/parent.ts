@@ -34,7 +34,8 @@ class ThroughParent extends net.Socket {
 
 export function parentTunnelConnector(parent: ParentProxy, direct: Connector): Connector {
   const connector: Connector = (options) => {
-    if (bypassesParent(parent, options.host, options.port)) return direct(options);
+    // NO_PROXY names the destination as the client did; `host` may be an address resolved from it.
+    if (bypassesParent(parent, options.name ?? options.host, options.port)) return direct(options);
     // No `onread`: the tunnel's relay takes 'data' events from this socket instead.
     const socket = new ThroughParent(parent, { host: options.host, port: options.port });
     return socket.connect({ host: parent.host, port: parent.port });

@@ -18,6 +18,8 @@ export type Connector = ((options: {
   port: number;
   family: 4 | 6;
   onread?: net.OnReadOpts;
+  /** The destination as the client named it, when `host` is an address resolved from it. */
+  name?: string;
 }) => net.Socket) & {
   /** True when this connector reaches `host` by name itself (a parent proxy resolves it). */
   reachesByName?: (host: string, port: number) => boolean;
@@ -130,6 +132,7 @@ function connectWithTimeout(
     port: destination.port,
     family: address.family,
     onread: down.onread,
+    name: destination.host,
   });
   options.track(upstream);
   upstream.once('close', options.release);

@@ -168,4 +168,31 @@ describe('parent proxy', () => {
     expect(parent.connects).toHaveLength(through);
     expect(upstream.requests.filter((r) => r.method === 'GET')).toHaveLength(3);
   });
+
+  it('tunnels to a NO_PROXY name directly, resolved and checked by pullthrough itself', async () => {
+    const parent = await startParentProxy({ names: { 'far.test': '127.0.0.1' } });
+    const echoPort = await startEcho();
+    vi.stubEnv('HTTPS_PROXY', parent.url);
+    vi.stubEnv('NO_PROXY', '.near.test');
+    onTestFinished(() => {
+      vi.unstubAllEnvs();
+    });
+    const resolved: string[] = [];
+    const proxy = await startProxy(
+      { upstream: { proxyFromEnv: true }, proxy: { connectPorts: [echoPort] } },
+      {},
+      {
+        resolve: (host) => {
+          resolved.push(host);
+          return Promise.resolve([{ address: '127.0.0.1', family: 4 }]);
+        },
+      },
+    );
+    expect(await echoThrough(proxy.port, `box.near.test:${echoPort}`, 'direct')).toBe('direct');
+    expect(parent.connects).toEqual([]);
+    expect(resolved).toEqual(['box.near.test']);
+    expect(await echoThrough(proxy.port, `far.test:${echoPort}`, 'through')).toBe('through');
+    expect(parent.connects).toEqual([{ target: `far.test:${echoPort}`, proxyAuthorization: undefined }]);
+    expect(resolved).toEqual(['box.near.test']);
+  });
 });
