@@ -2,6 +2,8 @@
 // a single (often converted, amd64) manifest to one that does not. The tag record keeps one
 // resolution per media type, so that each kind of client is revalidated and served (offline
 // too) with what upstream gave it, and never with a variant it did not ask for.
+// Eviction knows a tag by its latest resolution only: an alternate's manifest may be evicted,
+// and is then fetched again on its client's next pull.
 import type { TagRecord, TagVariant } from '../../cache/manifests.ts';
 import { accepts } from '../../oci/media-types.ts';
 
