@@ -29,11 +29,13 @@ import { createMetrics, type Metrics } from './metrics/registry.ts';
 import { createMirrorServer, type MirrorHandler, type MirrorServer } from './mirror/server.ts';
 import { DestinationGuard, ipv4Resolver, systemResolver, type Resolver } from './net/guard.ts';
 import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
+import { resolveParentProxy, type ParentProxy } from './net/parent-proxy.ts';
+import { parentTunnelConnector } from './proxy/parent.ts';
 import { Admission } from './proxy/admission.ts';
 import { ProxyAuth } from './proxy/auth.ts';
 import { InterceptList } from './proxy/intercept-list.ts';
 import { createProxyServer, type InterceptHandler, type ProxyServer } from './proxy/server.ts';
-import type { Connector } from './proxy/tunnel.ts';
+import { netConnector, type Connector } from './proxy/tunnel.ts';
 import { createRegistryHandler } from './registry/handler.ts';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
 import { LeafContexts } from './tls/contexts.ts';
@@ -70,7 +72,8 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
   });
   const metrics = createMetrics();
   const interceptList = new InterceptList(config.registries.map((registry) => registry.host));
-  const upstream = await createUpstream(config, registries, guard, seams, (observation) =>
+  const parent = parentProxy(config, log);
+  const upstream = await createUpstream(config, registries, guard, seams, parent, (observation) =>
     recordUpstream(metrics, { ...observation, registry: registryLabel(observation, interceptList) }),
   );
   // Cache write failures from the store and the registry alike, logged once per cause, counted each.
@@ -103,6 +106,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     interceptList,
     metrics,
     admin,
+    parent,
   });
   const address = await proxy.listen(config.listen.host, config.listen.port);
   log.info(
@@ -204,6 +208,7 @@ function createHandler(
       marks: cache.marks,
     }),
     policy: registries.policy,
+    repositoryRefusal: registries.refusal,
     freshness: registries.freshness,
     maxManifestSize: config.cache.maxManifestSize,
     allowPush: config.allowPush,
@@ -212,14 +217,23 @@ function createHandler(
   });
 }
 
+/** The parent proxy upstream connections go through (upstream.proxy, or opted-in env), if any. */
+function parentProxy(config: Config, log: Logger): ParentProxy | undefined {
+  const parent = resolveParentProxy(config.upstream, process.env);
+  if (parent) log.info({ host: parent.host, port: parent.port, noProxy: parent.noProxy }, 'parent proxy');
+  return parent;
+}
+
 async function createUpstream(
   config: Config,
   registries: Registries,
   guard: DestinationGuard,
   seams: AppSeams,
+  parent: ParentProxy | undefined,
   observe: (observation: UpstreamObservation) => void,
 ): Promise<Upstream> {
   return new Upstream({
+    parent,
     observe,
     guard,
     login: new SharedLogin(registries.credential),
@@ -302,6 +316,7 @@ async function createProxy(
     interceptList: InterceptList;
     metrics: Metrics;
     admin: AdminHandler;
+    parent: ParentProxy | undefined;
   },
 ): Promise<ProxyServer> {
   const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
@@ -335,6 +350,9 @@ async function createProxy(
     connectPorts: new Set(config.proxy.connectPorts),
     httpPorts: new Set(config.proxy.httpPorts),
     ...(parts.seams.connect ? { connect: parts.seams.connect } : {}),
+    ...(parts.parent
+      ? { tunnelConnect: parentTunnelConnector(parts.parent, parts.seams.connect ?? netConnector) }
+      : {}),
     connectTimeoutMs: config.upstream.connectTimeout,
     limits: {
       maxHeaderSize: limits.maxHeaderSize,

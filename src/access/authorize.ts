@@ -89,6 +89,27 @@ export async function mayServeOffline(
   );
 }
 
+/**
+ * Upstream refused this client the tag (401/403/404) and the registry serves stale on that
+ * (serveStaleOn): only what the cache would serve this client without asking may pass, public
+ * marks (of any age: the content was public) and fresh grants. A grant older than grantTtl does
+ * not outweigh upstream's fresh no, and private content never turns public.
+ */
+export async function mayServeRefused(
+  request: AccessRequest,
+  content: Omit<CachedContent, 'kind'>,
+  deps: Omit<AccessDeps, 'upstream'>,
+): Promise<boolean> {
+  const { destination } = request;
+  if (deps.policy(destination) === 'share') return true;
+  const { access } = deps;
+  const host = formatAuthority(destination);
+  return (
+    (await access.publicAge({ host, name: content.name, digest: content.digest })) !== undefined ||
+    access.grantAge(host, content.name, request.req.headers.authorization) === 'fresh'
+  );
+}
+
 /** Upstream served `digest` of `name` to this request: public if it carried no real credential. */
 export function recordAccess(request: AccessRequest, name: string, digest: string, access: Access): void {
   const authorization = request.req.headers.authorization;

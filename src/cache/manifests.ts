@@ -25,7 +25,15 @@ export interface TagRecord {
   readonly size: number;
   /** When upstream last confirmed this digest for the tag (ms since the epoch). */
   readonly checkedAt: number;
+  /**
+   * What the tag resolved to for clients with another Accept (upstream negotiates: an index for
+   * one, a schema 2 manifest for another), one per media type. The fields above are the latest.
+   */
+  readonly alternates?: readonly TagVariant[];
 }
+
+/** One resolution of a tag, for clients that accept its media type. */
+export type TagVariant = Omit<TagRecord, 'alternates'>;
 
 /** Bytes of manifests kept in memory: thousands of typical ones (1–10 KiB; indexes up to ~100 KiB). */
 const MEMORY_BYTES = 16 * 1024 * 1024;

@@ -45,8 +45,14 @@ function mapping(shape: Record<string, z.ZodType>, value: Record<string, unknown
     if (child === undefined) continue;
     const schema = shape[key];
     out[key] = SECRET_KEY.test(key) && child !== null ? MASKED : schema ? written(schema, child) : child;
+    if (typeof out[key] === 'string') out[key] = maskUrlPassword(out[key]);
   }
   return out;
+}
+
+/** A URL's password (upstream.proxy's `http://user:pass@host:port`) is a secret too. */
+function maskUrlPassword(text: string): string {
+  return text.replace(/^(https?:\/\/[^/:@\s]*:)[^/@\s]+@/i, `$1${MASKED}@`);
 }
 
 function minFreeText(minFree: Config['cache']['minFree']): string {

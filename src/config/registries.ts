@@ -5,7 +5,8 @@
 import type { Destination } from '../http/destination.ts';
 import { HostRules } from '../http/host-rules.ts';
 import type { Notice } from '../log.ts';
-import type { Config, RegistrySettings } from './schema.ts';
+import { describeRefusal, refusalOf } from './repository-filter.ts';
+import { DEFAULT_SERVE_STALE_ON, type Config, type RegistrySettings, type StaleCause } from './schema.ts';
 
 export type Policy = NonNullable<RegistrySettings['policy']>;
 export type Credential = Config['upstream']['credentials'][number];
@@ -16,6 +17,8 @@ export interface Freshness {
   readonly tagTtlMs: number;
   /** How old a tag may be and still be served when upstream cannot answer. */
   readonly maxStaleMs: number;
+  /** What makes a cached tag be served stale rather than upstream's answer (serveStaleOn). */
+  readonly serveStaleOn: ReadonlySet<StaleCause>;
 }
 
 export class Registries {
@@ -42,7 +45,18 @@ export class Registries {
     return {
       tagTtlMs: registry?.tagTtl ?? this.#config.cache.tagTtl,
       maxStaleMs: registry?.maxStale ?? this.#config.cache.maxStale,
+      serveStaleOn: new Set(registry?.serveStaleOn ?? DEFAULT_SERVE_STALE_ON),
     };
+  };
+
+  /**
+   * Why `repository` of this destination's registry may not be served (`allow` / `deny`), in
+   * words for the client and the log; undefined when it may.
+   */
+  readonly refusal = (destination: Destination, repository: string): string | undefined => {
+    const registry = this.of(destination.host, destination.port);
+    const refusal = registry && refusalOf(registry, repository);
+    return refusal && registry ? describeRefusal(registry.host, repository, refusal) : undefined;
   };
 
   /** The configured credential the proxy logs in to `host:port` with: only under policy share. */

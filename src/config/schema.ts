@@ -3,7 +3,9 @@
 // documents the same keys for operators and a test keeps the two in step.
 import { z } from 'zod';
 import { parsePin } from './pins.ts';
+import { isRepositoryPattern } from './repository-filter.ts';
 import { parseCidr, formatCidr } from '../net/networks.ts';
+import { parseProxyUrl } from '../net/parent-proxy.ts';
 import { describeValue } from './issues.ts';
 import { parseDuration, parseSize } from './units.ts';
 
@@ -115,6 +117,11 @@ export {
   minFree as minFreeSchema,
 };
 
+const parentProxyUrl = parsedValue(
+  'an http://[user:pass@]host:port URL',
+  asString((value) => (parseProxyUrl(value) ? value.trim() : undefined)),
+);
+
 const port = z.number().int().min(1).max(65535);
 
 /**
@@ -156,6 +163,23 @@ const credential = z
     }
   });
 
+const repositoryPattern = parsedValue(
+  'a repository glob (e.g. library/*, myorg/*, */crypto-miner*)',
+  asString((value) => (isRepositoryPattern(value.trim()) ? value.trim() : undefined)),
+);
+
+/** What makes a cached tag be served stale instead of upstream's answer (serveStaleOn). */
+export const STALE_CAUSES = ['unreachable', '5xx', '429', '401', '403', '404'] as const;
+export type StaleCause = (typeof STALE_CAUSES)[number];
+/** Today's behaviour: only upstreams that cannot answer, never ones that refuse. */
+export const DEFAULT_SERVE_STALE_ON: readonly StaleCause[] = ['unreachable', '5xx', '429'];
+
+// YAML reads `[5xx, 429]` as a string and a number: both are causes.
+const staleCause = z.preprocess(
+  (value) => (typeof value === 'number' ? String(value) : value),
+  z.enum(STALE_CAUSES),
+);
+
 /** A registry with settings of its own; unset ones come from `cache`. */
 const registrySettings = z.strictObject({
   host: registryEntry,
@@ -171,6 +195,12 @@ const registrySettings = z.strictObject({
   policy: z.enum(['verify', 'share', 'no-cache']).optional(),
   /** Disk budget of this registry's content inside cache.maxSize; unset: only the global cap. */
   maxSize: size.optional(),
+  /** Repositories served, as globs (`*` crosses `/`); unset or empty: every repository. */
+  allow: z.array(repositoryPattern).optional(),
+  /** Repositories refused with 403 DENIED and never fetched; wins over allow. Unset: none. */
+  deny: z.array(repositoryPattern).optional(),
+  /** When a cached tag is served stale instead of upstream's answer; unset: DEFAULT_SERVE_STALE_ON. */
+  serveStaleOn: z.array(staleCause).optional(),
 });
 
 /** `registries` entries: a bare host, or `{host, ...settings}`. */
@@ -252,6 +282,13 @@ export const configSchema = z.strictObject({
       headersTimeout: duration.prefault('5m'),
       /** Upstream silence allowed while a body is flowing. */
       bodyTimeout: duration.prefault('60s'),
+      /**
+       * Parent proxy (http://[user:pass@]host:port) that upstream registry traffic and tunnels
+       * CONNECT through. null: connect directly.
+       */
+      proxy: parentProxyUrl.nullable().default(null),
+      /** Without `proxy`: use pullthrough's own HTTPS_PROXY (else HTTP_PROXY) and NO_PROXY. */
+      proxyFromEnv: z.boolean().default(false),
       /** Credentials for registries whose policy is `share` (AUTH_REGISTRIES). */
       credentials: z.array(credential).default([]),
     })

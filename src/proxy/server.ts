@@ -36,6 +36,8 @@ export interface ProxyServerOptions {
   readonly httpPorts: ReadonlySet<number>;
   /** Opens tunnel and forward connections; tests inject one. */
   readonly connect?: Connector;
+  /** Opens tunnel connections when they go another way than forwards (a parent proxy). */
+  readonly tunnelConnect?: Connector;
   readonly connectTimeoutMs: number;
   /** Told when tunnels open and close (metrics). */
   readonly tunnels?: TunnelObserver;
@@ -133,7 +135,7 @@ function connectDispatch(
       connectTimeoutMs: options.connectTimeoutMs,
       idleTimeoutMs: options.limits.tunnelIdleTimeoutMs,
       guard: options.guard,
-      connect,
+      connect: options.tunnelConnect ?? connect,
       log,
       track: connections.track,
       ...(options.tunnels ? { observe: options.tunnels } : {}),

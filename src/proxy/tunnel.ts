@@ -13,12 +13,17 @@ import { writeStatus } from './status.ts';
  * Opens a TCP connection to an address the guard allowed. Tests inject one. `onread`, when given,
  * is for `net.connect` (reads into the caller's buffers); one that drops it still works, slower.
  */
-export type Connector = (options: {
+export type Connector = ((options: {
   host: string;
   port: number;
   family: 4 | 6;
   onread?: net.OnReadOpts;
-}) => net.Socket;
+  /** The destination as the client named it, when `host` is an address resolved from it. */
+  name?: string;
+}) => net.Socket) & {
+  /** True when this connector reaches `host` by name itself (a parent proxy resolves it). */
+  reachesByName?: (host: string, port: number) => boolean;
+};
 
 export const netConnector: Connector = ({ host, port, onread }) => net.connect({ host, port, onread });
 
@@ -85,6 +90,13 @@ async function resolveAllowed(
   destination: Destination,
   options: TunnelOptions,
 ): Promise<Address | undefined> {
+  // Through a parent proxy the parent resolves names; an IP literal is still checked here.
+  if (
+    net.isIP(destination.host) === 0 &&
+    options.connect.reachesByName?.(destination.host, destination.port)
+  ) {
+    return { address: destination.host, family: 4 };
+  }
   try {
     const addresses = await options.guard.addresses(destination.host, {
       allowLoopback: isLoopback(client.remoteAddress ?? ''),
@@ -130,6 +142,7 @@ function connectWithTimeout(
     port: destination.port,
     family: address.family,
     onread: down.onread,
+    name: destination.host,
   });
   options.track(upstream);
   upstream.once('close', options.release);

@@ -35,6 +35,8 @@ export interface RegistryDeps {
   readonly policy: PolicyOf;
   /** Tag freshness for a destination (per registry, falling back to the cache-wide settings). */
   readonly freshness: (destination: Destination) => Freshness;
+  /** Why this repository may not be served here (registries[].allow/deny); undefined: it may. */
+  readonly repositoryRefusal?: (destination: Destination, repository: string) => string | undefined;
   readonly maxManifestSize: number;
   readonly allowPush: boolean;
   readonly now: () => number;

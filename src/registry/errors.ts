@@ -84,6 +84,9 @@ export const registryErrors = {
     new RegistryError(502, 'DENIED', `upstream may not be reached through this proxy: ${cause.message}`, {
       cause,
     }),
+  /** `registries[].allow` / `deny` refuse this repository: never looked up, never fetched. */
+  repositoryRefused: (message: string, name: string) =>
+    new RegistryError(403, 'DENIED', message, { detail: { name } }),
   unverifiable: (cause?: unknown) =>
     new RegistryError(401, 'UNAUTHORIZED', 'authentication required (upstream registry unreachable)', {
       cause,

@@ -49,6 +49,8 @@ async function dispatch(x: Exchange, route: Route, deps: RegistryDeps): Promise<
   // authority or junk names no registry endpoint and cannot be relayed. A 404, not a 502.
   if (!/^(?:\/|https?:\/\/)/.test(req.url ?? '/')) throw registryErrors.notFound(req.url ?? '');
   if (route.kind === 'invalid') throw INVALID[route.what](route.value);
+  const refusal = 'name' in route ? deps.repositoryRefusal?.(x.destination, route.name) : undefined;
+  if (refusal !== undefined && 'name' in route) throw registryErrors.repositoryRefused(refusal, route.name);
   if (!deps.allowPush && isWrite(req.method) && route.kind !== 'other') {
     throw registryErrors.unsupported(
       `${req.method} method is not allowed: pushes are disabled (allowPush: false)`,

@@ -6,6 +6,7 @@ import tls from 'node:tls';
 import net from 'node:net';
 import { Agent, buildConnector } from 'undici';
 import type { DestinationGuard } from '../net/guard.ts';
+import { bypassesParent, connectThrough, type ParentProxy } from '../net/parent-proxy.ts';
 import { toUpstreamError, UpstreamUnavailableError } from './errors.ts';
 import type { SharedLogin } from './login.ts';
 import type { UpstreamRequest, UpstreamResponse } from './types.ts';
@@ -27,6 +28,8 @@ export interface UpstreamOptions {
   readonly wrapConnector?: (connector: buildConnector.connector) => buildConnector.connector;
   /** Told of every request sent: its response's status and headers, or why none came (metrics). */
   readonly observe?: (observation: UpstreamObservation) => void;
+  /** A parent proxy every upstream connection CONNECTs through (except its NO_PROXY destinations). */
+  readonly parent?: ParentProxy | undefined;
 }
 
 /** One request sent upstream (redirect hops and token requests each count) and what came of it. */
@@ -51,10 +54,11 @@ export class Upstream {
       rejectUnauthorized: options.verifyTls,
     });
     const wrapped = options.wrapConnector?.(base) ?? base;
+    const direct = options.guard ? guardedConnector(wrapped, options.guard) : wrapped;
     this.#login = options.login;
     this.#observe = options.observe;
     this.#agent = new Agent({
-      connect: options.guard ? guardedConnector(wrapped, options.guard) : wrapped,
+      connect: options.parent ? parentConnector(wrapped, direct, options.parent, options) : direct,
       // HTTP/1.1 upstream: measured faster than h2 for large bodies here (dependencies.md §5.8)
       // and each blob stream gets its own connection instead of sharing one flow-control window.
       allowH2: false,
@@ -116,6 +120,35 @@ function guardedConnector(base: buildConnector.connector, guard: DestinationGuar
       },
       (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
     );
+  };
+}
+
+/**
+ * Through the parent proxy: it resolves the registry's name (this host may not be able to), so
+ * the guard checks only IP literals here; TLS to the registry runs inside the CONNECT tunnel,
+ * checked against the registry's name as ever. NO_PROXY destinations go the direct way.
+ */
+function parentConnector(
+  base: buildConnector.connector,
+  direct: buildConnector.connector,
+  parent: ParentProxy,
+  options: UpstreamOptions,
+): buildConnector.connector {
+  return (connect, callback) => {
+    const hostname = connect.hostname.replace(/^\[|\]$/g, '');
+    const https = connect.protocol === 'https:';
+    const port = Number(connect.port) || (https ? 443 : 80);
+    if (bypassesParent(parent, hostname, port)) return direct(connect, callback);
+    const checked =
+      options.guard && net.isIP(hostname) !== 0
+        ? options.guard.addresses(hostname, { allowLoopback: true })
+        : Promise.resolve();
+    checked
+      .then(() => connectThrough(parent, hostname, port, options.connectTimeoutMs))
+      .then(
+        (socket) => (https ? base({ ...connect, httpSocket: socket }, callback) : callback(null, socket)),
+        (error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), null),
+      );
   };
 }
 

@@ -1,12 +1,12 @@
 // GET/HEAD /v2/<name>/manifests/<tag>: upstream is asked with a HEAD (which Docker Hub does not
 // count against pull limits) carrying the client's own Accept and credentials; an unchanged
 // digest is served from the cache. Within `tagTtl` upstream is not asked at all. When upstream
-// is unreachable or answers 5xx/429, a cached tag younger than `maxStale` is served stale,
-// saying so.
-import { ensureAccess, mayServeOffline, recordAccess } from '../../access/authorize.ts';
+// is unreachable or answers 5xx/429 (or, opted in with `serveStaleOn`, refuses with 401/403/404),
+// a cached tag younger than `maxStale` is served stale, saying so.
+import { ensureAccess, mayServeOffline, mayServeRefused, recordAccess } from '../../access/authorize.ts';
 import { UnverifiableAccessError } from '../../access/errors.ts';
-import type { StoredManifest, TagRecord } from '../../cache/manifests.ts';
-import { accepts } from '../../oci/media-types.ts';
+import type { StoredManifest, TagRecord, TagVariant } from '../../cache/manifests.ts';
+import type { StaleCause } from '../../config/schema.ts';
 import { parseDigest } from '../../oci/digest.ts';
 import type { UpstreamResponse } from '../../upstream/client.ts';
 import { UpstreamRefusedError, UpstreamUnavailableError } from '../../upstream/errors.ts';
@@ -15,11 +15,17 @@ import type { Exchange, RegistryDeps } from '../context.ts';
 import { registryErrors } from '../errors.ts';
 import { sendResponse } from '../respond/relay.ts';
 import { sendManifest } from './send.ts';
+import { acceptableVariants, preferredVariant, withVariant } from './tag-variants.ts';
 import { askUpstream, headerValue, relayUpstream, storeManifest, type ManifestRoute } from './upstream.ts';
 
-/** What the cache knows of a tag: the last resolution, and the manifest if it is still here. */
+/**
+ * What the cache knows of a tag: its whole record, the resolutions this client accepts, the one
+ * it would be served without asking (`record`), and that one's manifest if it is still here.
+ */
 interface CachedTag {
-  readonly record: TagRecord | undefined;
+  readonly stored: TagRecord | undefined;
+  readonly acceptable: readonly TagVariant[];
+  readonly record: TagVariant | undefined;
   readonly manifest: StoredManifest | undefined;
 }
 
@@ -36,46 +42,67 @@ export async function serveByTag(x: Exchange, route: ManifestRoute, deps: Regist
     head = await askUpstream(x, route, 'HEAD', deps);
     await head.body.dump();
   } catch (error) {
-    if (!(error instanceof UpstreamUnavailableError)) throw error;
+    if (!(error instanceof UpstreamUnavailableError) || !staleOn(x, deps, 'unreachable')) throw error;
     return serveStale(x, route, tag, deps, error.reason);
   }
   const status = head.statusCode;
-  if (status === 429 || status >= 500)
-    return serveStale(x, route, tag, deps, `upstream answered ${status}`, head);
-  if (status < 200 || status >= 300) return answerWith(x, route, head, deps);
-  return serveConfirmed(x, route, tag, head, deps);
+  if (status >= 200 && status < 300) return serveConfirmed(x, route, tag, head, deps);
+  const cause = staleCauseOf(status);
+  if (cause === undefined || !staleOn(x, deps, cause)) return answerWith(x, route, head, deps);
+  return serveStale(x, route, tag, deps, `upstream answered ${status}`, head);
+}
+
+/** The serveStaleOn entry an upstream status falls under, if any. */
+function staleCauseOf(status: number): StaleCause | undefined {
+  if (status >= 500) return '5xx';
+  return status === 429 || status === 401 || status === 403 || status === 404
+    ? (String(status) as StaleCause)
+    : undefined;
+}
+
+function staleOn(x: Exchange, deps: RegistryDeps, cause: StaleCause): boolean {
+  return deps.freshness(x.destination).serveStaleOn.has(cause);
+}
+
+/** A refusal of this client (not a failure of upstream): served stale only under stricter access rules. */
+function isRefusal(answer: UpstreamResponse | undefined): boolean {
+  const status = answer?.statusCode;
+  return status === 401 || status === 403 || status === 404;
 }
 
 async function cachedTag(x: Exchange, route: ManifestRoute, deps: RegistryDeps): Promise<CachedTag> {
-  const record = await deps.manifests.getTag(x.host, route.name, route.reference);
-  const manifest =
-    record && accepts(x.req.headers.accept, record.mediaType)
-      ? await deps.manifests.get(record.digest)
-      : undefined;
-  return { record, manifest };
+  const stored = await deps.manifests.getTag(x.host, route.name, route.reference);
+  const acceptable = acceptableVariants(stored, x.req.headers.accept);
+  const record = preferredVariant(acceptable);
+  const manifest = record ? await deps.manifests.get(record.digest) : undefined;
+  return { stored, acceptable, record, manifest };
 }
 
 /** Upstream says this client may read the tag (a 2xx to our HEAD), and what it resolves to now. */
 async function serveConfirmed(
   x: Exchange,
   route: ManifestRoute,
-  { record, manifest }: CachedTag,
+  { stored, acceptable, record, manifest }: CachedTag,
   head: UpstreamResponse,
   deps: RegistryDeps,
 ): Promise<void> {
   // What the tag resolves to, as upstream confirmed it just now: best effort, like every record.
-  const rememberTag = async (entry: Omit<TagRecord, 'checkedAt'>) => {
-    const record = { ...entry, checkedAt: deps.now() };
+  const rememberTag = async (entry: Omit<TagVariant, 'checkedAt'>) => {
+    const { digest, mediaType, size } = entry;
+    const record = withVariant(stored, { digest, mediaType, size, checkedAt: deps.now() });
     const written = await bestEffort(deps, () =>
       deps.manifests.putTag(x.host, route.name, route.reference, record),
     );
     if (written) deps.book.tagged(x.host, route.name, route.reference, entry.digest);
   };
   const digest = headerValue(head, 'docker-content-digest');
-  if (manifest && record && digest === record.digest) {
-    recordAccess(x, route.name, digest, deps.access);
-    await rememberTag(record);
-    return sendManifest(x, deps, manifest, 'revalidated');
+  // The resolution upstream just confirmed for this client's Accept, if the cache holds it.
+  const confirmed = acceptable.find((variant) => variant.digest === digest);
+  const cached = confirmed && (confirmed === record ? manifest : await deps.manifests.get(confirmed.digest));
+  if (confirmed && cached) {
+    recordAccess(x, route.name, confirmed.digest, deps.access);
+    await rememberTag(confirmed);
+    return sendManifest(x, deps, cached, 'revalidated');
   }
   if (x.req.method === 'HEAD') {
     // dockerd and containerd resolve tags with HEAD, then GET by digest: record what the tag
@@ -119,8 +146,12 @@ async function serveStale(
       `upstream registry unreachable (${reason}) and no cached copy of this tag`,
     );
   }
-  // Nobody can ask upstream who may read this: only public content and recent grants pass.
-  if (!(await mayServeOffline(x, { name: route.name, digest: manifest.digest }, deps))) {
+  const content = { name: route.name, digest: manifest.digest };
+  if (upstreamAnswer && isRefusal(upstreamAnswer)) {
+    // Upstream said no to this client: its no stands unless the cache may serve it anyway.
+    if (!(await mayServeRefused(x, content, deps))) return answerWith(x, route, upstreamAnswer, deps);
+  } else if (!(await mayServeOffline(x, content, deps))) {
+    // Nobody can ask upstream who may read this: only public content and recent grants pass.
     throw new UnverifiableAccessError();
   }
   deps.log.warn(
