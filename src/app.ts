@@ -113,7 +113,12 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
     'listening',
   );
-  const mirror = await startMirror(config, log, handler, registries).catch(async (error: unknown) => {
+  const mirror = await startMirror(
+    config,
+    log,
+    (req, res, destination) => handler(req, res, destination, 'mirror'),
+    registries,
+  ).catch(async (error: unknown) => {
     await proxy.close(0);
     throw error;
   });
@@ -190,7 +195,7 @@ function createHandler(
     metrics: Metrics;
     cacheWriteFailed: (error: unknown, context?: WriteFailureContext) => void;
   },
-): InterceptHandler {
+): ReturnType<typeof createRegistryHandler> {
   const { cache, metrics, registries } = parts;
   return createRegistryHandler({
     upstream: parts.upstream,

@@ -9,6 +9,8 @@ export type CacheResult = 'hit' | 'miss' | 'revalidated' | 'stale' | 'bypass';
 export interface RequestSummary {
   /** `host:port` of the intercepted registry. */
   readonly registry: string;
+  /** How it reached the proxy: `proxy` (HTTPS_PROXY) or `mirror` (the mirror listener). */
+  readonly mode: 'proxy' | 'mirror';
   readonly kind: 'manifest' | 'blob' | 'other';
   readonly cache: CacheResult;
   /** Body bytes sent to the client. */
@@ -22,7 +24,7 @@ export interface RequestSummary {
 const FROM_CACHE: ReadonlySet<CacheResult> = new Set(['hit', 'revalidated', 'stale']);
 
 export function recordRequest(metrics: Metrics, s: RequestSummary): void {
-  metrics.requests.inc({ registry: s.registry, kind: s.kind, cache: s.cache });
+  metrics.requests.inc({ registry: s.registry, mode: s.mode, kind: s.kind, cache: s.cache });
   metrics.requestDuration.observe({ kind: s.kind, cache: s.cache }, s.seconds);
   const source = FROM_CACHE.has(s.cache) ? 'cache' : 'upstream';
   if (s.bytes > 0) metrics.bytes.inc({ registry: s.registry, source }, s.bytes);

@@ -49,8 +49,8 @@ export function createMetrics() {
     },
     requests: new Counter({
       name: 'pullthrough_requests_total',
-      help: 'Registry requests answered, by registry, kind (manifest, blob, other) and what the cache did (hit, miss, revalidated, stale, bypass).',
-      labelNames: ['registry', 'kind', 'cache'] as const,
+      help: 'Registry requests answered, by registry, mode (proxy: HTTPS_PROXY clients; mirror: the mirror listener), kind (manifest, blob, other) and what the cache did (hit, miss, revalidated, stale, bypass).',
+      labelNames: ['registry', 'mode', 'kind', 'cache'] as const,
       registers,
     }),
     requestDuration: new Histogram({

@@ -13,6 +13,9 @@ import type { Logger } from '../log.ts';
 import type { Upstream } from '../upstream/client.ts';
 import type { CacheStatus, Outcome } from './outcome.ts';
 
+/** How a request reached the proxy: as an HTTPS_PROXY client, or at the mirror listener. */
+export type Mode = 'proxy' | 'mirror';
+
 /** One client request being answered. */
 export interface Exchange {
   readonly req: IncomingMessage;
@@ -21,6 +24,7 @@ export interface Exchange {
   readonly destination: Destination;
   /** `host:port` of the destination, as logs and cache records name registries. */
   readonly host: string;
+  readonly mode: Mode;
   readonly outcome: Outcome;
 }
 
@@ -51,6 +55,7 @@ export interface RegistryDeps {
 export interface Completion {
   /** `host:port` of the intercepted registry. */
   readonly host: string;
+  readonly mode: Mode;
   readonly kind: 'manifest' | 'blob' | 'other';
   readonly cache: CacheStatus;
   readonly status: number;

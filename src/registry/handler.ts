@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatAuthority, type Destination } from '../http/destination.ts';
 import { redactUrl } from '../log.ts';
 import { serveBlob } from './blobs.ts';
-import type { Exchange, RegistryDeps } from './context.ts';
+import type { Exchange, Mode, RegistryDeps } from './context.ts';
 import { registryErrors, sendError, toRegistryError, type RegistryError } from './errors.ts';
 import { serveManifest } from './manifests/serve.ts';
 import { newOutcome } from './outcome.ts';
@@ -19,10 +19,13 @@ export function createRegistryHandler(deps: RegistryDeps) {
     req: IncomingMessage,
     res: ServerResponse,
     destination: Destination,
+    /** How the request reached us: through HTTPS_PROXY, or at the mirror listener. */
+    mode: Mode = 'proxy',
   ): Promise<void> {
     const started = performance.now();
     const route = parseRoute(req.url ?? '/');
-    const x: Exchange = { req, res, destination, host: formatAuthority(destination), outcome: newOutcome() };
+    const host = formatAuthority(destination);
+    const x: Exchange = { req, res, destination, host, mode, outcome: newOutcome() };
     let failure: RegistryError | undefined;
     // Written once the response is over (sent, or cut), so `aborted` and `bytes` are true.
     res.once('close', () => logCompletion(x, route, deps, started, failure));
@@ -74,6 +77,7 @@ function logCompletion(
   const ms = performance.now() - started;
   deps.onCompletion?.({
     host: x.host,
+    mode: x.mode,
     kind: route.kind === 'manifest' || route.kind === 'blob' ? route.kind : 'other',
     cache: outcome.cache,
     status: res.statusCode,
@@ -84,6 +88,7 @@ function logCompletion(
   deps.log.info(
     {
       host: x.host,
+      ...(x.mode === 'mirror' ? { mode: x.mode } : {}),
       method: req.method,
       path: redactUrl(req.url ?? '/'),
       route: route.kind,

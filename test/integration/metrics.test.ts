@@ -42,9 +42,9 @@ describe('metrics', () => {
     const registry = upstream.authority;
     const path = `/v2/lib/app/blobs/${digest}`;
     const before = await scrape(proxy);
-    expect(sample(before, 'pullthrough_requests_total', { registry, kind: 'blob', cache: 'miss' })).toBe(
-      undefined,
-    );
+    expect(
+      sample(before, 'pullthrough_requests_total', { registry, mode: 'proxy', kind: 'blob', cache: 'miss' }),
+    ).toBe(undefined);
 
     for (const expected of ['MISS', 'HIT']) {
       const res = await proxy.fetch(registry, path);
@@ -58,7 +58,9 @@ describe('metrics', () => {
     await proxy.waitForLog((l) => l.msg === 'cache index open');
     const text = await scrape(proxy);
     for (const cache of ['miss', 'hit']) {
-      expect(sample(text, 'pullthrough_requests_total', { registry, kind: 'blob', cache })).toBe(1);
+      expect(
+        sample(text, 'pullthrough_requests_total', { registry, mode: 'proxy', kind: 'blob', cache }),
+      ).toBe(1);
       expect(sample(text, 'pullthrough_request_duration_seconds_count', { kind: 'blob', cache })).toBe(1);
     }
     expect(sample(text, 'pullthrough_bytes_total', { registry, source: 'upstream' })).toBe(content.length);
@@ -90,10 +92,22 @@ describe('metrics', () => {
     await proxy.waitForLog((l) => l.msg === 'request' && l['cache'] === 'stale');
 
     const text = await scrape(proxy);
-    expect(sample(text, 'pullthrough_requests_total', { registry, kind: 'manifest', cache: 'miss' })).toBe(1);
-    expect(sample(text, 'pullthrough_requests_total', { registry, kind: 'manifest', cache: 'stale' })).toBe(
-      1,
-    );
+    expect(
+      sample(text, 'pullthrough_requests_total', {
+        registry,
+        mode: 'proxy',
+        kind: 'manifest',
+        cache: 'miss',
+      }),
+    ).toBe(1);
+    expect(
+      sample(text, 'pullthrough_requests_total', {
+        registry,
+        mode: 'proxy',
+        kind: 'manifest',
+        cache: 'stale',
+      }),
+    ).toBe(1);
     expect(sample(text, 'pullthrough_bytes_total', { registry, source: 'cache' })).toBe(body.length);
     expect(sample(text, 'pullthrough_upstream_errors_total', { registry, reason: 'unreachable' })).toBe(1);
   });

@@ -115,6 +115,16 @@ describe('mirror mode', () => {
     });
     expect(upstream.hits('GET', `/v2/app/blobs/${first}`)).toBe(1);
     expect(upstream.hits('GET', `/v2/app/blobs/${second}`)).toBe(1);
+    // The request log line and the metrics say which way each request came.
+    await proxy.waitForLog(
+      (l) => l.msg === 'request' && proxy.logs.filter((x) => x.msg === 'request').length === 4,
+    );
+    const modes = proxy.logs.filter((l) => l.msg === 'request').map((l) => l['mode'] ?? 'proxy');
+    expect(modes).toEqual(['proxy', 'mirror', 'mirror', 'proxy']);
+    const metrics = await (await fetch(`${proxy.url}/metrics`)).text();
+    const labels = `registry="${upstream.authority}",mode="mirror",kind="blob"`;
+    expect(metrics).toContain(`pullthrough_requests_total{${labels},cache="hit"} 1`);
+    expect(metrics).toContain(`pullthrough_requests_total{${labels},cache="miss"} 1`);
   });
 
   it('refuses registries not on the list with DENIED, asking nothing upstream', async () => {

@@ -17,7 +17,7 @@ describe('metrics recorders', () => {
 
   it('counts hit, revalidated and stale bytes as cache, miss and bypass bytes as upstream', async () => {
     const metrics = createMetrics();
-    const base = { registry: 'r:443', kind: 'blob', seconds: 0.1, shared: false } as const;
+    const base = { registry: 'r:443', mode: 'proxy', kind: 'blob', seconds: 0.1, shared: false } as const;
     for (const cache of ['hit', 'revalidated', 'stale', 'miss', 'bypass'] as const) {
       recordRequest(metrics, { ...base, cache, bytes: 10 });
     }
