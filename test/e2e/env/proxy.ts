@@ -51,6 +51,8 @@ export interface ProxyOptions {
   cache?: Readonly<Record<string, unknown>> | undefined;
   /** `mirror` settings (e.g. `{ listen: '127.0.0.1:0' }`): the mirror listener, off without it. */
   mirror?: Readonly<Record<string, unknown>> | undefined;
+  /** `admin` settings (e.g. `{ token: '…' }`): the admin API, off without it. */
+  admin?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface WaitOptions {
@@ -202,6 +204,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
     settings.push(`proxy: { htpasswd: ${JSON.stringify(htpasswd)} }`);
   }
   if (options.mirror !== undefined) settings.push(`mirror: ${JSON.stringify(options.mirror)}`);
+  if (options.admin !== undefined) settings.push(`admin: ${JSON.stringify(options.admin)}`);
   writeFileSync(
     config,
     [

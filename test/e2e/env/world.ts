@@ -121,7 +121,11 @@ export interface World {
    */
   startProxy(
     name: string,
-    options?: { cache?: Readonly<Record<string, unknown>>; mirror?: Readonly<Record<string, unknown>> },
+    options?: {
+      cache?: Readonly<Record<string, unknown>>;
+      mirror?: Readonly<Record<string, unknown>>;
+      admin?: Readonly<Record<string, unknown>>;
+    },
   ): Promise<Pullthrough>;
   /** A new directory inside the world. */
   mkdir(name: string): string;
@@ -285,7 +289,11 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
 
     const startNamedProxy = async (
       name: string,
-      extra: { cache?: Readonly<Record<string, unknown>>; mirror?: Readonly<Record<string, unknown>> } = {},
+      extra: {
+        cache?: Readonly<Record<string, unknown>>;
+        mirror?: Readonly<Record<string, unknown>>;
+        admin?: Readonly<Record<string, unknown>>;
+      } = {},
     ): Promise<Pullthrough> => {
       const started = await startProxy({
         dir: join(dir, name),
@@ -295,6 +303,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         auth: options.proxyAuth,
         cache: extra.cache,
         mirror: extra.mirror,
+        admin: extra.admin,
       });
       cleanups.push(() => (started.daemon.exit === undefined ? started.stop() : undefined));
       return started;
