@@ -88,6 +88,18 @@ async function route(req: IncomingMessage, options: AdminOptions): Promise<unkno
       }
       return reported(onChange, 'admin purge', { ...selector }, await (await cache()).purge(selector));
     }
+    case '/admin/pins': {
+      allow('GET, POST, DELETE');
+      const control = await cache();
+      if (method === 'GET') return control.pins();
+      const pattern = url.searchParams.get('ref')?.trim() ?? '';
+      if (!control.isPin(pattern)) {
+        throw new AdminError(400, 'ref= must be a pin: e.g. docker.io/library/postgres:16, ghcr.io/org/*');
+      }
+      const result = method === 'POST' ? control.pin(pattern) : control.unpin(pattern);
+      onChange?.(method === 'POST' ? 'admin pin' : 'admin unpin', { ref: pattern });
+      return result;
+    }
     case '/admin/evict': {
       allow('POST');
       const pass = await (await cache()).evict();

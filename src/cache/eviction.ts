@@ -97,7 +97,7 @@ interface Budget {
 export class Evictor {
   readonly #options: EvictorOptions;
   readonly #config: EvictionConfig;
-  readonly #pins: Pins;
+  #pins: Pins;
   readonly #budgets: HostRules<Budget>;
   readonly #now: () => number;
   readonly #high: number;
@@ -121,6 +121,11 @@ export class Evictor {
     this.#now = options.now ?? Date.now;
     this.#high = options.config.highWater ?? HIGH_WATER;
     this.#low = options.config.lowWater ?? LOW_WATER;
+  }
+
+  /** Pins set at run time (the admin API), on top of `cache.pin`: from the next pass on. */
+  setRuntimePins(patterns: readonly string[]): void {
+    this.#pins = new Pins([...this.#config.pins, ...patterns]);
   }
 
   /**

@@ -185,6 +185,15 @@ export class CacheIndex {
     return this.#db.count() + queued.size;
   }
 
+  /** A small value kept with the index (e.g. pins set at run time), or undefined. */
+  meta(key: string): string | undefined {
+    return this.#db.getMeta(key);
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#db.setMeta(key, value);
+  }
+
   usage(): Usage {
     const byHost = new Map(this.#totals);
     byHost.delete('');

@@ -67,6 +67,7 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
           index,
           evictor,
           maxSize: options.eviction.maxSize,
+          configPins: options.eviction.pins,
           remove,
           inUse: (digest) => readers.has(digest),
           onError: options.onIndexError,

@@ -62,6 +62,23 @@ export function cacheCommand(): Command {
         ),
     )
     .addCommand(
+      withServer(new Command('pin'), false)
+        .description('keep an image or repository glob out of eviction, across restarts (e.g. ghcr.io/org/*)')
+        .argument('<ref>', 'e.g. docker.io/library/postgres:16, registry.k8s.io/pause:*, ghcr.io/org/*')
+        .action((ref: string, options: ServerOptions) => pins('POST', ref, options)),
+    )
+    .addCommand(
+      withServer(new Command('unpin'), false)
+        .description('remove a pin set with `cache pin` (pins of cache.pin stay: edit the config)')
+        .argument('<ref>', 'the pin as it was given')
+        .action((ref: string, options: ServerOptions) => pins('DELETE', ref, options)),
+    )
+    .addCommand(
+      withServer(new Command('pins'), false)
+        .description('list the pins in force: from cache.pin and set with `cache pin`')
+        .action((options: ServerOptions) => pins('GET', undefined, options)),
+    )
+    .addCommand(
       withServer(new Command('gc'), false)
         .description('run one eviction pass now (cache.maxSize, budgets, inactive, minFree)')
         .action((options: ServerOptions) => gc(options)),
@@ -218,5 +235,28 @@ async function gc(options: ServerOptions): Promise<void> {
       (u) => `bound still unmet: ${u.reason}${u.registry ? ` (${u.registry})` : ''}`,
     );
     return [line, ...unmet].join('\n') + '\n';
+  });
+}
+
+interface PinsAnswer {
+  readonly config?: readonly string[];
+  readonly runtime: readonly string[];
+  readonly removed?: boolean;
+}
+
+async function pins(
+  method: 'GET' | 'POST' | 'DELETE',
+  ref: string | undefined,
+  options: ServerOptions,
+): Promise<void> {
+  const path = ref === undefined ? '/admin/pins' : `/admin/pins?ref=${encodeURIComponent(ref)}`;
+  const result = await client(options).call<PinsAnswer>(method, path);
+  print(options, result, () => {
+    if (method === 'DELETE' && result.removed === false)
+      return `${ref ?? ''} was not pinned with cache pin\n`;
+    const lines = [...(result.config ?? []).map((pin) => `${pin}  (cache.pin)`), ...result.runtime];
+    const head =
+      method === 'POST' ? `pinned ${ref ?? ''}\n` : method === 'DELETE' ? `unpinned ${ref ?? ''}\n` : '';
+    return head + (method === 'GET' ? `${lines.join('\n') || 'no pins'}\n` : '');
   });
 }

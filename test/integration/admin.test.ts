@@ -9,6 +9,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { RegistryListing } from '../../src/cache/catalog.ts';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
+import { tempDir } from '../helpers/tmp.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
 const TOKEN = 'admin-token-0123456789';
@@ -180,6 +181,34 @@ describe('admin API', () => {
     const all = await admin(proxy, 'DELETE', '/admin/cache');
     expect(all.body).toMatchObject({ tags: 1, images: 1, files: 3, bytes: a.size });
     expect((await admin(proxy, 'GET', '/admin/images')).body).toEqual({ registries: [] });
+  });
+
+  it('pins an image at run time, across a restart, and unpins it', async () => {
+    const upstream = await startFakeRegistry();
+    const cacheDir = path.join(await tempDir(), 'cache');
+    const cache = { dir: cacheDir, maxSize: '10MiB', minFree: '0%' };
+    const proxy = await startProxy({ registries: [upstream.authority], admin: { token: TOKEN }, cache });
+    const [a, b, c] = ['lib/a', 'lib/b', 'lib/c'].map((name) =>
+      addImage(upstream, name, 'v1', [randomBytes(Math.round(3.2 * 1024 * 1024))]),
+    ) as [Image, Image, Image];
+    const pin = `${upstream.authority}/lib/a:v1`;
+    expect((await admin(proxy, 'POST', `/admin/pins?ref=${encodeURIComponent(pin)}`)).body).toEqual({
+      runtime: [pin],
+    });
+    expect((await admin(proxy, 'POST', '/admin/pins?ref=Not%20A%20Pin')).status).toBe(400);
+    await pull(proxy, upstream, a);
+    await pull(proxy, upstream, b);
+    await pull(proxy, upstream, c); // past 95 %: a is the least recently used, but pinned
+    const evicted = await proxy.waitForLog((l) => l.msg === 'evicted');
+    expect(evicted['digest']).toBe(b.manifest);
+    await proxy.close();
+
+    const again = await startProxy({ registries: [upstream.authority], admin: { token: TOKEN }, cache });
+    expect((await admin(again, 'GET', '/admin/pins')).body).toEqual({ config: [], runtime: [pin] });
+    const unpinned = await admin(again, 'DELETE', `/admin/pins?ref=${encodeURIComponent(pin)}`);
+    expect(unpinned.body).toEqual({ runtime: [], removed: true });
+    await pull(again, upstream, b); // past the mark again: now a, unpinned and oldest, goes
+    await again.waitForLog((l) => l.msg === 'evicted' && l['digest'] === a.manifest);
   });
 
   it('refuses without a token and with a wrong one, in the same way', async () => {

@@ -104,6 +104,15 @@ describe('pullthrough cache', () => {
     await a.pull();
     expect(upstream.hits('GET', `/v2/lib/a/blobs/${a.layer}`)).toBe(layerGets + 1);
 
+    // Pins set at run time: pin, list (as JSON), unpin.
+    const pin = `${upstream.authority}/lib/*`;
+    const pinned = await cli(['cache', 'pin', pin, '--token', TOKEN, ...server]);
+    expect([pinned.code, pinned.stdout, pinned.stderr]).toEqual([0, `pinned ${pin}\n`, '']);
+    const listed = await cli(['cache', 'pins', '--json', '--token', TOKEN, ...server]);
+    expect(JSON.parse(listed.stdout)).toEqual({ config: [], runtime: [pin] });
+    const unpinned = await cli(['cache', 'unpin', pin, '--token', TOKEN, ...server]);
+    expect([unpinned.code, unpinned.stdout]).toEqual([0, `unpinned ${pin}\n`]);
+
     await proxy.close();
     const offline = await cli([
       'cache',
