@@ -4,6 +4,7 @@
 // only builds and connects them.
 import 'reflect-metadata';
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Access } from './access/access.ts';
 import { createAdminHandler, type AdminHandler } from './admin/handler.ts';
@@ -15,7 +16,7 @@ import { Registries } from './config/registries.ts';
 import type { Config } from './config/schema.ts';
 import { formatAuthority } from './http/destination.ts';
 import { Health, writeFailureCode } from './health.ts';
-import { createLocalHandler } from './local.ts';
+import { createLocalHandler, type LocalPages } from './local.ts';
 import { logNotices, type Logger } from './log.ts';
 import {
   recordCacheWriteFailure,
@@ -47,6 +48,8 @@ export interface App {
   readonly address: AddressInfo;
   /** The mirror listener's address, when mirror.listen is set. */
   readonly mirrorAddress: AddressInfo | undefined;
+  /** The admin listener's address, when admin.listen is set. */
+  readonly adminAddress: AddressInfo | undefined;
   readonly ca: CertificateAuthority;
   readonly certificates: LeafContexts;
   /** Fills in progress; `fills.idle()` resolves when none runs. */
@@ -108,30 +111,101 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     admin,
     parent,
   });
-  const address = await proxy.listen(config.listen.host, config.listen.port);
-  log.info(
-    { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
-    'listening',
-  );
-  const mirror = await startMirror(
-    config,
-    log,
-    (req, res, destination) => handler(req, res, destination, 'mirror'),
+  const { address, mirror, adminListener } = await listen(config, log, proxy, {
+    mirrorHandler: (req, res, destination) => handler(req, res, destination, 'mirror'),
     registries,
-  ).catch(async (error: unknown) => {
-    await proxy.close(0);
-    throw error;
+    operator: { ca, health, metrics, admin },
   });
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
       health.closing();
-      await Promise.all([proxy.close(config.shutdownTimeout), mirror?.server.close(config.shutdownTimeout)]);
+      await Promise.all([
+        proxy.close(config.shutdownTimeout),
+        mirror?.server.close(config.shutdownTimeout),
+        adminListener?.close(),
+      ]);
       await upstream.destroy();
       await cache.close();
       log.info('stopped');
     })());
-  return { address, mirrorAddress: mirror?.address, ca, certificates, fills: cache.fills, close };
+  return {
+    address,
+    mirrorAddress: mirror?.address,
+    adminAddress: adminListener?.address,
+    ca,
+    certificates,
+    fills: cache.fills,
+    close,
+  };
+}
+
+/** Starts the listeners in order (proxy, mirror, admin); one that fails closes those before it. */
+async function listen(
+  config: Config,
+  log: Logger,
+  proxy: ProxyServer,
+  parts: {
+    mirrorHandler: MirrorHandler;
+    registries: Registries;
+    operator: { ca: CertificateAuthority; health: Health; metrics: Metrics; admin: AdminHandler };
+  },
+) {
+  const address = await proxy.listen(config.listen.host, config.listen.port);
+  log.info(
+    { address: address.address, port: address.port, registries: config.registries.map((r) => r.host) },
+    'listening',
+  );
+  const mirror = await startMirror(config, log, parts.mirrorHandler, parts.registries).catch(
+    async (error: unknown) => {
+      await proxy.close(0);
+      throw error;
+    },
+  );
+  const adminListener = await startAdminListener(config, log, parts.operator).catch(
+    async (error: unknown) => {
+      await Promise.all([proxy.close(0), mirror?.server.close(0)]);
+      throw error;
+    },
+  );
+  return { address, mirror, adminListener };
+}
+
+/** The proxy's own pages; /metrics and /admin/ among them when `operator` is true. */
+function localPages(
+  parts: { health: Health; metrics: Metrics; admin: AdminHandler },
+  operator: boolean,
+): LocalPages {
+  const readiness = parts.health.readiness;
+  if (!operator) return { readiness };
+  const metrics = async () => ({
+    contentType: parts.metrics.registry.contentType,
+    body: await parts.metrics.registry.metrics(),
+  });
+  return { readiness, metrics, admin: parts.admin };
+}
+
+/** The admin listener (admin.listen): the proxy's own pages with /metrics and /admin/, plain HTTP. */
+async function startAdminListener(
+  config: Config,
+  log: Logger,
+  parts: { ca: CertificateAuthority; health: Health; metrics: Metrics; admin: AdminHandler },
+): Promise<{ address: AddressInfo; close: () => Promise<void> } | undefined> {
+  const listen = config.admin.listen;
+  if (listen === null) return undefined;
+  const server = http.createServer(createLocalHandler(parts.ca.certPem, localPages(parts, true)));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: listen.host, port: listen.port }, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  log.info({ address: address.address, port: address.port }, 'admin listening');
+  const close = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  return { address, close };
 }
 
 /** The mirror listener (mirror.listen), handed the same registry handler as the proxy. */
@@ -331,14 +405,8 @@ async function createProxy(
     interceptList: parts.interceptList,
     certificates: parts.certificates,
     handler: parts.handler,
-    local: createLocalHandler(parts.ca.certPem, {
-      readiness: parts.health.readiness,
-      metrics: async () => ({
-        contentType: parts.metrics.registry.contentType,
-        body: await parts.metrics.registry.metrics(),
-      }),
-      admin: parts.admin,
-    }),
+    // With an admin listener of its own, /metrics and /admin/ are served there only.
+    local: createLocalHandler(parts.ca.certPem, localPages(parts, config.admin.listen === null)),
     tunnels: {
       opened: () => recordTunnelOpened(parts.metrics),
       closed: (bytes) => recordTunnelClosed(parts.metrics, bytes),

@@ -28,6 +28,7 @@ const ENV_KEYS: readonly EnvKey[] = [
   { env: 'PULLTHROUGH_SHUTDOWN_TIMEOUT', key: ['shutdownTimeout'], kind: 'string' },
   { env: 'PULLTHROUGH_HTPASSWD', key: ['proxy', 'htpasswd'], kind: 'string' },
   { env: 'PULLTHROUGH_ADMIN_TOKEN', key: ['admin', 'token'], kind: 'string' },
+  { env: 'PULLTHROUGH_ADMIN_LISTEN', key: ['admin', 'listen'], kind: 'string' },
   { env: 'PULLTHROUGH_ALLOW_CLIENTS', key: ['proxy', 'allowClients'], kind: 'list' },
 ];
 

@@ -356,6 +356,11 @@ export const configSchema = z.strictObject({
         .min(16, 'at least 16 characters: it guards purging the cache')
         .nullable()
         .default(null),
+      /**
+       * A listener of its own for `/metrics` and `/admin/` (plain HTTP, e.g. 127.0.0.1:9128, to
+       * keep them off the network clients use); null: both are served on the proxy port.
+       */
+      listen: listenAddress.nullable().default(null),
     })
     .prefault({}),
   /** Pushes (POST/PUT/PATCH/DELETE under /v2/) go upstream; false answers 405 UNSUPPORTED. */

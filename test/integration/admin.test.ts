@@ -211,6 +211,26 @@ describe('admin API', () => {
     await again.waitForLog((l) => l.msg === 'evicted' && l['digest'] === a.manifest);
   });
 
+  it('serves /metrics and /admin/ only on admin.listen when it is set', async () => {
+    const proxy = await startProxy({ admin: { token: TOKEN, listen: '127.0.0.1:0' } });
+    const adminUrl = `http://127.0.0.1:${proxy.app.adminAddress?.port}`;
+    const get = async (url: string, token?: string) => {
+      const res = await request(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    expect(await get(`${adminUrl}/metrics`)).toBe(200);
+    expect(await get(`${adminUrl}/admin/cache`, TOKEN)).toBe(200);
+    expect(await get(`${adminUrl}/admin/cache`)).toBe(401);
+    expect(await get(`${adminUrl}/readyz`)).toBe(200);
+    // The proxy port, which clients use, no longer serves them.
+    expect(await get(`${proxy.url}/metrics`)).toBe(404);
+    expect(await get(`${proxy.url}/admin/cache`, TOKEN)).toBe(404);
+    expect(await get(`${proxy.url}/readyz`)).toBe(200);
+    await proxy.close();
+    await expect(get(`${adminUrl}/metrics`)).rejects.toThrow();
+  });
+
   it('refuses without a token and with a wrong one, in the same way', async () => {
     const proxy = await startProxy({ admin: { token: TOKEN } });
     for (const token of [null, 'wrong', `${TOKEN}x`, '']) {
