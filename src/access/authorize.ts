@@ -8,7 +8,7 @@ import { wholeObjectHeaders } from '../http/headers.ts';
 import type { Upstream, UpstreamResponse } from '../upstream/client.ts';
 import { UpstreamRefusedError, UpstreamUnavailableError } from '../upstream/errors.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
-import type { Access } from './access.ts';
+import type { Access, AnswerAge } from './access.ts';
 import { UnverifiableAccessError } from './errors.ts';
 import type { PolicyOf } from './policy.ts';
 
@@ -74,19 +74,12 @@ export async function ensureAccess(
 }
 
 /** Upstream cannot be asked: what it said before, public marks of any age and grants within offlineGrace. */
-export async function mayServeOffline(
+export function mayServeOffline(
   request: AccessRequest,
   content: Omit<CachedContent, 'kind'>,
   deps: Omit<AccessDeps, 'upstream'>,
 ): Promise<boolean> {
-  const { destination } = request;
-  if (deps.policy(destination) === 'share') return true;
-  const { access } = deps;
-  const host = formatAuthority(destination);
-  return (
-    (await access.publicAge({ host, name: content.name, digest: content.digest })) !== undefined ||
-    access.grantAge(host, content.name, request.req.headers.authorization) !== undefined
-  );
+  return servedBefore(request, content, deps, (age) => age !== undefined);
 }
 
 /**
@@ -95,10 +88,20 @@ export async function mayServeOffline(
  * marks (of any age: the content was public) and fresh grants. A grant older than grantTtl does
  * not outweigh upstream's fresh no, and private content never turns public.
  */
-export async function mayServeRefused(
+export function mayServeRefused(
   request: AccessRequest,
   content: Omit<CachedContent, 'kind'>,
   deps: Omit<AccessDeps, 'upstream'>,
+): Promise<boolean> {
+  return servedBefore(request, content, deps, (age) => age === 'fresh');
+}
+
+/** Whether earlier answers let this client have `content`: a public mark, or a grant `grantCounts` takes. */
+async function servedBefore(
+  request: AccessRequest,
+  content: Omit<CachedContent, 'kind'>,
+  deps: Omit<AccessDeps, 'upstream'>,
+  grantCounts: (age: AnswerAge) => boolean,
 ): Promise<boolean> {
   const { destination } = request;
   if (deps.policy(destination) === 'share') return true;
@@ -106,7 +109,7 @@ export async function mayServeRefused(
   const host = formatAuthority(destination);
   return (
     (await access.publicAge({ host, name: content.name, digest: content.digest })) !== undefined ||
-    access.grantAge(host, content.name, request.req.headers.authorization) === 'fresh'
+    grantCounts(access.grantAge(host, content.name, request.req.headers.authorization))
   );
 }
 
