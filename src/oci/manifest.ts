@@ -11,12 +11,7 @@ import { isDigest } from './reference.ts';
  * manifests, schema-1 layers, subject. Only well-formed sha256/sha512 digests are kept.
  */
 export function manifestReferences(content: Uint8Array | string): string[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(typeof content === 'string' ? content : Buffer.from(content).toString('utf8'));
-  } catch {
-    return [];
-  }
+  const parsed = parseJson(content);
   if (!isRecord(parsed)) return [];
   const found = new Set<string>();
   addDescriptor(found, parsed['config']);
@@ -41,12 +36,7 @@ export interface PlatformManifest {
  * Empty for anything that is not an index. image-index.md, "platform".
  */
 export function indexPlatforms(content: Uint8Array | string): PlatformManifest[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(typeof content === 'string' ? content : Buffer.from(content).toString('utf8'));
-  } catch {
-    return [];
-  }
+  const parsed = parseJson(content);
   const list = isRecord(parsed) ? parsed['manifests'] : undefined;
   if (!Array.isArray(list)) return [];
   const out: PlatformManifest[] = [];
@@ -76,4 +66,13 @@ function addDigest(found: Set<string>, digest: unknown): void {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The JSON value of `content`, or undefined when it is not JSON. */
+function parseJson(content: Uint8Array | string): unknown {
+  try {
+    return JSON.parse(typeof content === 'string' ? content : Buffer.from(content).toString('utf8'));
+  } catch {
+    return undefined;
+  }
 }
