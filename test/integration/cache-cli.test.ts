@@ -1,35 +1,18 @@
 // `pullthrough cache …` spawned as an operator runs it, against a real proxy with the admin API
 // on: ls --json and the table, purge of a tag (the next pull goes upstream again), the index of
 // a stopped server read with --cache-dir, and the one-line failures with their exit codes.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RegistryListing } from '../../src/cache/catalog.ts';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
+import { runCli } from '../helpers/cli.ts';
 
-const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
 const TOKEN = 'cli-admin-token-0123456789';
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
-async function cli(args: string[], env: Record<string, string> = {}) {
-  const { PULLTHROUGH_ADMIN_TOKEN: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    env: { ...inherited, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
-}
+const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, env).exited;
 
 /** `name:v1` of a config and one layer on the fake upstream, pulled through the proxy. */
 async function pulledImage(proxy: TestProxy, upstream: FakeRegistry, name: string) {

@@ -2,7 +2,6 @@
 // message and no stack trace (a CA key others can read included); `serve` runs until SIGTERM and
 // then exits 0 (a second signal: 1 at once); `ca rotate` rotates the CA of the configured ca.dir and
 // says what to do next; --help and --version print to stdout and exit 0.
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { X509Certificate } from 'node:crypto';
 import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises';
@@ -12,25 +11,9 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadOrCreateCa } from '../../src/tls/ca.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { runCli } from '../helpers/cli.ts';
 
-const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
-
-function run(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  // A child a failed test leaves running (a serve that never stops) is killed with the test.
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }));
-  return { child, exited, stdout: () => stdout };
-}
+const run = runCli;
 
 async function waitForStdout(proc: ReturnType<typeof run>, text: string): Promise<void> {
   while (!proc.stdout().includes(text)) await once(proc.child.stdout, 'data');

@@ -2,31 +2,18 @@
 // Bearer tokens: the chosen platform of an index is pulled into the cache (and the other is
 // not), after which a client's pull costs upstream no blob GET; a second warm finds everything
 // cached already; a reference upstream does not have fails the run with exit 1.
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startProxy } from '../helpers/proxy.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
+import { runCli } from '../helpers/cli.ts';
 
-const MAIN = path.resolve(import.meta.dirname, '../../src/main.ts');
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
-async function cli(args: string[]) {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  onTestFinished(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
-}
+const cli = (args: string[]) => runCli(args).exited;
 
 /** A platform image of a config and one layer; returns its manifest digest and blobs. */
 function platformImage(upstream: FakeRegistry, name: string, arch: string) {
