@@ -53,8 +53,13 @@ export class CpuMeter {
     return result;
   }
 
+  /** CPU seconds per GiB moved so far. */
+  secondsPerGiB(): number {
+    return this.#seconds / (this.#bytes / 2 ** 30);
+  }
+
   /** `1.9 CPU-s/GiB`. */
   perGiB(): string {
-    return `${(this.#seconds / (this.#bytes / 2 ** 30)).toFixed(2)} CPU-s/GiB`;
+    return `${this.secondsPerGiB().toFixed(2)} CPU-s/GiB`;
   }
 }

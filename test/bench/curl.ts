@@ -10,6 +10,8 @@ export interface Target {
   readonly cacert: string;
   /** `http://127.0.0.1:<port>` to go through pullthrough; absent: straight to the server. */
   readonly proxy?: string;
+  /** Run curl on this CPU only (`taskset -c`), so that it does not share a core with the servers. */
+  readonly cpu?: number;
 }
 
 function args(target: Target): string[] {
@@ -30,13 +32,9 @@ async function output(cmd: string, argv: readonly string[]): Promise<string> {
 
 /** GETs `target` once; resolves with curl's own download speed (bytes/s) after checking the size. */
 export async function download(target: Target, size: number): Promise<number> {
-  const out = await output('curl', [
-    '-o',
-    '/dev/null',
-    '-w',
-    '%{speed_download} %{size_download}',
-    ...args(target),
-  ]);
+  const curl = ['curl', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', ...args(target)];
+  const argv = target.cpu === undefined ? curl : ['taskset', '-c', String(target.cpu), ...curl];
+  const out = await output(argv[0]!, argv.slice(1));
   const [speed, bytes] = out.trim().split(' ').map(Number);
   if (bytes !== size) throw new Error(`${target.url}: got ${String(bytes)} bytes, expected ${size}`);
   return speed!;
