@@ -12,6 +12,7 @@ import { registryErrors, sendError, toRegistryError, type RegistryError } from '
 import { serveManifest } from './manifests/serve.ts';
 import { newOutcome } from './outcome.ts';
 import { servePassthrough } from './passthrough.ts';
+import { serveReferrers } from './referrers.ts';
 import { isWrite, parseRoute, type Route } from './routes.ts';
 
 export function createRegistryHandler(deps: RegistryDeps) {
@@ -63,6 +64,7 @@ async function dispatch(x: Exchange, route: Route, deps: RegistryDeps): Promise<
   const cacheable = deps.policy(x.destination) !== 'no-cache';
   if (cacheable && reading && route.kind === 'blob') return serveBlob(x, route, deps);
   if (cacheable && reading && route.kind === 'manifest') return serveManifest(x, route, deps);
+  if (cacheable && req.method === 'GET' && route.kind === 'referrers') return serveReferrers(x, route, deps);
   return servePassthrough(x, route, deps);
 }
 

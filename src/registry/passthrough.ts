@@ -1,5 +1,5 @@
-// Everything under an intercepted host that is not a cached blob or manifest: the /v2/ ping,
-// token endpoints, tag lists, catalog, referrers, uploads. Relayed unmodified and never cached,
+// Everything under an intercepted host that is not a cached blob, manifest or referrers index:
+// the /v2/ ping, token endpoints, tag lists, catalog, uploads. Relayed unmodified, never cached,
 // with two exceptions when the upstream cannot be reached at all: the ping and token requests
 // that every pull starts with are answered here (a placeholder token that grants nothing), so
 // clients go on to ask for what the cache may serve without upstream (public content, grants).
