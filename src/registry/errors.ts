@@ -114,6 +114,8 @@ export const registryErrors = {
       `upstream manifest is larger than ${maxSize} bytes (cache.maxManifestSize)`,
     ),
   tokenTooLarge: () => new RegistryError(502, 'UNKNOWN', 'upstream token response is too large'),
+  tokenRequestTooLarge: (maxSize: number) =>
+    new RegistryError(413, 'UNSUPPORTED', `token request body is larger than ${maxSize} bytes`),
   internal: (cause: unknown) => new RegistryError(500, 'UNKNOWN', 'internal error', { cause }),
 } as const;
 
