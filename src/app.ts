@@ -426,6 +426,7 @@ async function createProxy(
     ...(parts.parent
       ? { tunnelConnect: parentTunnelConnector(parts.parent, parts.seams.connect ?? netConnector) }
       : {}),
+    ...(parts.parent ? { parent: parts.parent } : {}),
     connectTimeoutMs: config.upstream.connectTimeout,
     limits: {
       maxHeaderSize: limits.maxHeaderSize,
