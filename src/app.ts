@@ -288,6 +288,7 @@ function createHandler(
     }),
     policy: registries.policy,
     repositoryRefusal: registries.refusal,
+    intercepts: (host, port) => registries.of(host, port) !== undefined,
     freshness: registries.freshness,
     maxManifestSize: config.cache.maxManifestSize,
     allowPush: config.allowPush,

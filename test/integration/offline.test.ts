@@ -204,4 +204,64 @@ describe('offline with an expired token', () => {
       expect([guessed[0], guessed[2]]).toEqual([401, 401]);
     },
   );
+
+  it('asks a fresh client for credentials as upstream did, so that it fetches a token and keeps its grants', async () => {
+    const upstream = await startFakeRegistry();
+    upstream.useTokenAuth({ alice: 'pw' });
+    upstream.makePrivate('private/');
+    upstream.route('/token', tokenServer(upstream));
+    const layer = upstream.addBlob(randomBytes(10_000));
+    upstream.addManifest('private/app', 'v1', { schemaVersion: 2, layers: [{ digest: layer }] });
+    const proxy = await startProxy({ registries: [upstream.authority] });
+    const basic = { authorization: `Basic ${btoa('alice:pw')}` };
+    const tokenPath = '/token?service=fake&scope=repository:private/app:pull';
+    // What podman and docker do on every pull: ping, then a token if the ping asks for one.
+    const pull = async () => {
+      const ping = await proxy.fetch(upstream.authority, '/v2/');
+      await ping.body.dump();
+      const challenge = ping.headers['www-authenticate'];
+      expect(ping.statusCode).toBe(401);
+      const token = await proxy.fetch(upstream.authority, tokenPath, { headers: basic });
+      const { access_token: bearer } = (await token.body.json()) as { access_token: string };
+      const headers = { authorization: `Bearer ${bearer}` };
+      const tag = await proxy.fetch(upstream.authority, '/v2/private/app/manifests/v1', { headers });
+      await tag.body.dump();
+      const blob = await proxy.fetch(upstream.authority, `/v2/private/app/blobs/${layer}`, { headers });
+      await blob.body.dump();
+      return { challenge, ping: ping.headers['x-cache'], statuses: [tag.statusCode, blob.statusCode] };
+    };
+
+    const online = await pull();
+    expect(online.statuses).toEqual([200, 200]);
+    await proxy.app.fills.idle();
+    await upstream.close();
+    const offline = await pull();
+    expect(offline).toEqual({ challenge: online.challenge, ping: 'STALE', statuses: [200, 200] });
+    // An anonymous request is asked for credentials too, for its repository.
+    const anonymous = await proxy.fetch(upstream.authority, '/v2/private/app/manifests/v1');
+    await anonymous.body.dump();
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.headers['www-authenticate']).toBe(
+      `Bearer realm="https://${upstream.authority}/token",service="fake",scope="repository:private/app:pull"`,
+    );
+  });
+
+  it('answers the ping 200 offline when the token realm is not a host it intercepts', async () => {
+    const upstream = await startFakeRegistry();
+    upstream.route('/v2/', (_req, res) => {
+      res.writeHead(401, {
+        'www-authenticate': 'Bearer realm="https://auth.elsewhere.test/token",service="x"',
+      });
+      res.end();
+    });
+    const proxy = await startProxy({ registries: [upstream.authority] });
+    const online = await proxy.fetch(upstream.authority, '/v2/');
+    await online.body.dump();
+    expect(online.statusCode).toBe(401);
+    await upstream.close();
+    const ping = await proxy.fetch(upstream.authority, '/v2/');
+    expect(ping.statusCode).toBe(200);
+    expect(ping.headers['www-authenticate']).toBeUndefined();
+    await ping.body.dump();
+  });
 });
