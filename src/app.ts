@@ -288,6 +288,7 @@ function createHandler(
     }),
     policy: registries.policy,
     repositoryRefusal: registries.refusal,
+    intercepts: (host, port) => registries.of(host, port) !== undefined,
     freshness: registries.freshness,
     maxManifestSize: config.cache.maxManifestSize,
     allowPush: config.allowPush,
@@ -426,6 +427,7 @@ async function createProxy(
     ...(parts.parent
       ? { tunnelConnect: parentTunnelConnector(parts.parent, parts.seams.connect ?? netConnector) }
       : {}),
+    ...(parts.parent ? { parent: parts.parent } : {}),
     connectTimeoutMs: config.upstream.connectTimeout,
     limits: {
       maxHeaderSize: limits.maxHeaderSize,

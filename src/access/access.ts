@@ -10,6 +10,10 @@
 //   what upstream serves under it is public (Docker Hub serves public images only that way).
 // While upstream cannot be reached, older answers still count: public marks of any age, and
 // grants up to `offlineGrace` old.
+// Tokens expire within minutes, and a client then asks the token server for a new one: so a
+// grant is also kept for the credential that obtained the token (its owner: the Basic header or
+// the OAuth2 form a client sent to the token server, hashed), and the placeholder token the proxy
+// hands out while the token server is unreachable carries that owner on.
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { PublicKey } from '../cache/public-marks.ts';
@@ -45,6 +49,8 @@ export class Access {
   readonly #grants: LRUCache<string, number>;
   // Token servers' anonymous tokens live minutes (Docker Hub: 5); an hour covers any of them.
   readonly #anonymous = new LRUCache<string, true>({ ...bounded(100_000), ttl: 3_600_000 });
+  /** Hash of `Bearer <token>` → hash of the credential a token server gave it for. */
+  readonly #owners: LRUCache<string, string>;
 
   constructor(options: AccessOptions) {
     this.#options = options;
@@ -52,6 +58,19 @@ export class Access {
       ...bounded(100_000),
       ttl: Math.max(options.grantTtlMs, options.offlineGraceMs, 1),
     });
+    this.#owners = new LRUCache<string, string>({
+      ...bounded(100_000),
+      ttl: Math.max(options.grantTtlMs, options.offlineGraceMs, 1),
+    });
+  }
+
+  /**
+   * A token server gave `authorization` (`Bearer <token>`) to a request that proved `credential`
+   * (its Basic header, or its OAuth2 form's user and password or refresh token): grants to the
+   * token count for the credential too, and for later tokens of the same credential.
+   */
+  ownToken(authorization: string, credential: string): void {
+    this.#owners.set(hash(authorization), hash(`owner\0${credential}`));
   }
 
   /** `authorization` (e.g. `Bearer <token>`) was issued to a request that proved nothing. */
@@ -87,13 +106,20 @@ export class Access {
   }
 
   grant(host: string, name: string, authorization: string | undefined): void {
-    if (authorization) this.#grants.set(grantKey(host, name, authorization), this.#options.now());
+    if (!authorization) return;
+    const now = this.#options.now();
+    this.#grants.set(grantKey(host, name, authorization), now);
+    const owner = this.#owners.get(hash(authorization));
+    if (owner !== undefined) this.#grants.set(grantKey(host, name, owner), now);
   }
 
   grantAge(host: string, name: string, authorization: string | undefined): AnswerAge {
     if (!authorization) return undefined;
-    const at = this.#grants.get(grantKey(host, name, authorization));
-    if (at === undefined) return undefined;
+    const owner = this.#owners.get(hash(authorization));
+    const own = this.#grants.get(grantKey(host, name, authorization));
+    const owners = owner === undefined ? undefined : this.#grants.get(grantKey(host, name, owner));
+    const at = Math.max(own ?? -Infinity, owners ?? -Infinity);
+    if (at === -Infinity) return undefined;
     const age = this.#options.now() - at;
     if (age < this.#options.grantTtlMs) return 'fresh';
     return age < this.#options.offlineGraceMs ? 'stale' : undefined;

@@ -73,6 +73,25 @@ export async function ensureAccess(
   throw UpstreamRefusedError.of(response, content.kind);
 }
 
+/**
+ * Whether earlier answers let this client have `content` without asking upstream now: a fresh
+ * public mark or a fresh grant (the fast path of ensureAccess, for content that upstream can
+ * only be asked about by fetching it again, such as a referrers index).
+ */
+export async function mayServeUnasked(
+  request: AccessRequest,
+  content: Omit<CachedContent, 'kind'>,
+  deps: Omit<AccessDeps, 'upstream'>,
+): Promise<boolean> {
+  const { destination } = request;
+  if (deps.policy(destination) === 'share') return true;
+  const host = formatAuthority(destination);
+  return (
+    (await deps.access.publicAge({ host, name: content.name, digest: content.digest })) === 'fresh' ||
+    deps.access.grantAge(host, content.name, request.req.headers.authorization) === 'fresh'
+  );
+}
+
 /** Upstream cannot be asked: what it said before, public marks of any age and grants within offlineGrace. */
 export function mayServeOffline(
   request: AccessRequest,

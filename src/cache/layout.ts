@@ -11,6 +11,10 @@
 //                                             with `_`, so the tags of `a` and the repository
 //                                             `a/latest.json` never share a path (distribution's
 //                                             storage uses `_manifests` and `_layers` alike)
+//     tags/<host:port>/<repository>/_referrers/<algorithm>-<hex>[.<32 hex>].json  the same
+//                                             record for the OCI 1.1 referrers index of that
+//                                             subject digest (the index's bytes are a manifest
+//                                             above); the suffix is a hash of ?artifactType=
 //     public/<2 hex>/<sha256 hex of host, repository and digest>   empty; its mtime is when
 //                                             upstream last served that digest of that
 //                                             repository to a request without credentials
@@ -24,6 +28,7 @@
 //                                             into place; probe.<random> is the write test at
 //                                             start (init.ts). A write the disk refuses
 //                                             removes its file at once
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { ParsedDigest } from '../oci/digest.ts';
 import { isName, isTag } from '../oci/reference.ts';
@@ -66,6 +71,18 @@ export class CacheLayout {
       throw new TypeError('refusing to build a tag path from an invalid host, name or tag');
     }
     return path.join(this.tagsDir, host, name, '_tags', `${tag}.json`);
+  }
+
+  /** The referrers record of `subject` in a repository, per artifactType filter (none: ''). */
+  referrersPath(host: string, name: string, subject: ParsedDigest, artifactType: string): string {
+    if (!HOST_KEY.test(host) || host.includes('..') || !isName(name)) {
+      throw new TypeError('refusing to build a referrers path from an invalid host or name');
+    }
+    // The filter is request text: only its hash reaches the file name.
+    const filter =
+      artifactType === '' ? '' : `.${createHash('sha256').update(artifactType).digest('hex').slice(0, 32)}`;
+    const file = `${subject.algorithm}-${subject.hex}${filter}.json`;
+    return path.join(this.tagsDir, host, name, '_referrers', file);
   }
 
   blobPath(digest: ParsedDigest): string {

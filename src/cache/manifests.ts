@@ -35,6 +35,15 @@ export interface TagRecord {
 /** One resolution of a tag, for clients that accept its media type. */
 export type TagVariant = Omit<TagRecord, 'alternates'>;
 
+/**
+ * What a referrers request (OCI 1.1 `GET /v2/<name>/referrers/<digest>`) last answered: an image
+ * index that changes as artifacts are pushed, so kept like a tag. `filtersApplied` is upstream's
+ * `OCI-Filters-Applied` header, replayed with the cached index.
+ */
+export interface ReferrersRecord extends TagVariant {
+  readonly filtersApplied?: string;
+}
+
 /** Bytes of manifests kept in memory: thousands of typical ones (1–10 KiB; indexes up to ~100 KiB). */
 const MEMORY_BYTES = 16 * 1024 * 1024;
 
@@ -109,6 +118,30 @@ export class ManifestStore {
 
   async putTag(host: string, name: string, tag: string, record: TagRecord): Promise<void> {
     await this.#writeJson(this.#layout.tagPath(host, name, tag), record);
+  }
+
+  /** What the referrers index of `subject` (filtered by `artifactType`, '' for none) last was. */
+  async getReferrers(
+    host: string,
+    name: string,
+    subject: string,
+    artifactType: string,
+  ): Promise<ReferrersRecord | undefined> {
+    const parsed = parseDigest(subject);
+    if (!parsed) return undefined;
+    return readJson<ReferrersRecord>(this.#layout.referrersPath(host, name, parsed, artifactType));
+  }
+
+  async putReferrers(
+    host: string,
+    name: string,
+    subject: string,
+    artifactType: string,
+    record: ReferrersRecord,
+  ): Promise<void> {
+    const parsed = parseDigest(subject);
+    if (!parsed) throw new TypeError(`not a supported digest: ${subject}`);
+    await this.#writeJson(this.#layout.referrersPath(host, name, parsed, artifactType), record);
   }
 
   async #writeJson(file: string, value: object, digest?: string): Promise<void> {

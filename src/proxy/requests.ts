@@ -1,6 +1,8 @@
 // Plain-HTTP requests to the proxy's listener. Origin-form ones (`GET /healthz`) are for the
-// proxy itself: the local handler. Absolute-form ones (`GET http://host/path`) are proxy
-// requests: admitted, then given to the handler (intercepted host) or forwarded (forward.ts).
+// proxy itself: the local handler. Absolute-form ones (`GET http://host/path`, or
+// `GET https://host/path` sent in plain HTTP) are proxy requests: admitted, then given to the
+// handler in origin form when the destination is intercepted (so they go through the cache, as
+// a CONNECT would), else forwarded (forward.ts; plain http only).
 import type http from 'node:http';
 import type { Logger } from '../log.ts';
 import { formatAuthority, normalizeHost, type Destination } from '../http/destination.ts';
@@ -48,7 +50,11 @@ export async function routeRequest(
   }
   const { destination } = target;
   if (options.interceptList.matches(destination.host, destination.port)) {
+    // The handler reads routes from origin-form targets, as requests through a CONNECT have them.
+    req.url = target.path;
     void options.handler(req, res, destination);
+  } else if (destination.scheme === 'https') {
+    refuse(res, { status: 400, message: `${formatAuthority(destination)} is not intercepted: use CONNECT` });
   } else if (!options.httpPorts.has(destination.port)) {
     options.log.warn(
       { destination: formatAuthority(destination) },
@@ -67,11 +73,12 @@ function parseAbsoluteUrl(url: string): { destination: Destination; path: string
   } catch {
     return undefined;
   }
-  if (parsed.protocol !== 'http:') return undefined;
+  const scheme = parsed.protocol === 'http:' ? 'http' : parsed.protocol === 'https:' ? 'https' : undefined;
+  if (scheme === undefined) return undefined;
   const host = normalizeHost(parsed.hostname.replace(/^\[|\]$/g, ''));
   if (host === undefined) return undefined;
-  const port = parsed.port === '' ? 80 : Number(parsed.port);
-  return { destination: { host, port, scheme: 'http' }, path: `${parsed.pathname}${parsed.search}` };
+  const port = parsed.port === '' ? (scheme === 'https' ? 443 : 80) : Number(parsed.port);
+  return { destination: { host, port, scheme }, path: `${parsed.pathname}${parsed.search}` };
 }
 
 function refuse(res: http.ServerResponse, refusal: Refusal): void {

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.ts';
 import type { Destination } from '../http/destination.ts';
 import type { DestinationGuard } from '../net/guard.ts';
+import type { ParentProxy } from '../net/parent-proxy.ts';
 import type { Admission } from './admission.ts';
 import { dispatchConnect, type ConnectDispatch } from './connect.ts';
 import { Connections } from './connections.ts';
@@ -38,6 +39,8 @@ export interface ProxyServerOptions {
   readonly connect?: Connector;
   /** Opens tunnel connections when they go another way than forwards (a parent proxy). */
   readonly tunnelConnect?: Connector;
+  /** Where plain-HTTP forwards go instead of their destination (upstream.proxy). */
+  readonly parent?: ParentProxy;
   readonly connectTimeoutMs: number;
   /** Told when tunnels open and close (metrics). */
   readonly tunnels?: TunnelObserver;
@@ -90,7 +93,7 @@ export function createProxyServer(options: ProxyServerOptions): ProxyServer {
     local: options.local,
     httpPorts: options.httpPorts,
     log,
-    forward: { guard: options.guard, connect, log },
+    forward: { guard: options.guard, connect, log, parent: options.parent },
   };
   const dispatch = connectDispatch(options, connect, connections, inner, destinations);
   const outer = createOuterServer(serverOptions, options, { connections, firstRequest, routing, dispatch });

@@ -11,6 +11,7 @@ import type { Freshness } from '../config/registries.ts';
 import type { Destination } from '../http/destination.ts';
 import type { Logger } from '../log.ts';
 import type { Upstream } from '../upstream/client.ts';
+import type { Challenges } from './challenges.ts';
 import type { CacheStatus, Outcome } from './outcome.ts';
 
 /** How a request reached the proxy: as an HTTPS_PROXY client, or at the mirror listener. */
@@ -39,6 +40,10 @@ export interface RegistryDeps {
   readonly policy: PolicyOf;
   /** Tag freshness for a destination (per registry, falling back to the cache-wide settings). */
   readonly freshness: (destination: Destination) => Freshness;
+  /** Whether the proxy intercepts `host:port` (a token realm it can answer for offline). */
+  readonly intercepts?: (host: string, port: number) => boolean;
+  /** Upstream's remembered challenges, replayed while it is unreachable (the handler makes it). */
+  readonly challenges?: Challenges;
   /** Why this repository may not be served here (registries[].allow/deny); undefined: it may. */
   readonly repositoryRefusal?: (destination: Destination, repository: string) => string | undefined;
   readonly maxManifestSize: number;

@@ -87,6 +87,11 @@ export const registryErrors = {
   /** `registries[].allow` / `deny` refuse this repository: never looked up, never fetched. */
   repositoryRefused: (message: string, name: string) =>
     new RegistryError(403, 'DENIED', message, { detail: { name } }),
+  /** Upstream is unreachable: the client is asked to authenticate as upstream asked it before. */
+  offlineChallenge: (challenge: string) =>
+    new RegistryError(401, 'UNAUTHORIZED', 'authentication required (upstream registry unreachable)', {
+      headers: { 'www-authenticate': challenge },
+    }),
   unverifiable: (cause?: unknown) =>
     new RegistryError(401, 'UNAUTHORIZED', 'authentication required (upstream registry unreachable)', {
       cause,
@@ -114,8 +119,19 @@ export const registryErrors = {
       `upstream manifest is larger than ${maxSize} bytes (cache.maxManifestSize)`,
     ),
   tokenTooLarge: () => new RegistryError(502, 'UNKNOWN', 'upstream token response is too large'),
+  tokenRequestTooLarge: (maxSize: number) =>
+    new RegistryError(413, 'UNSUPPORTED', `token request body is larger than ${maxSize} bytes`),
   internal: (cause: unknown) => new RegistryError(500, 'UNKNOWN', 'internal error', { cause }),
 } as const;
+
+/** The same error with more headers (a challenge added at the boundary). */
+export function withHeaders(error: RegistryError, headers: Record<string, string>): RegistryError {
+  return new RegistryError(error.status, error.code, error.message, {
+    detail: error.detail,
+    headers: { ...error.headers, ...headers },
+    cause: error.cause,
+  });
+}
 
 export function toRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;

@@ -8,13 +8,16 @@ import { formatAuthority, type Destination } from '../http/destination.ts';
 import { redactUrl } from '../log.ts';
 import { serveBlob } from './blobs.ts';
 import type { Exchange, Mode, RegistryDeps } from './context.ts';
-import { registryErrors, sendError, toRegistryError, type RegistryError } from './errors.ts';
+import { Challenges } from './challenges.ts';
+import { registryErrors, sendError, toRegistryError, withHeaders, type RegistryError } from './errors.ts';
 import { serveManifest } from './manifests/serve.ts';
 import { newOutcome } from './outcome.ts';
 import { servePassthrough } from './passthrough.ts';
+import { serveReferrers } from './referrers.ts';
 import { isWrite, parseRoute, type Route } from './routes.ts';
 
-export function createRegistryHandler(deps: RegistryDeps) {
+export function createRegistryHandler(given: RegistryDeps) {
+  const deps: RegistryDeps = { ...given, challenges: new Challenges(given.intercepts ?? (() => false)) };
   return async function handle(
     req: IncomingMessage,
     res: ServerResponse,
@@ -28,12 +31,15 @@ export function createRegistryHandler(deps: RegistryDeps) {
     const x: Exchange = { req, res, destination, host, mode, outcome: newOutcome() };
     let failure: RegistryError | undefined;
     // Written once the response is over (sent, or cut), so `aborted` and `bytes` are true.
-    res.once('close', () => logCompletion(x, route, deps, started, failure));
+    res.once('close', () => {
+      rememberChallenge(x, deps);
+      logCompletion(x, route, deps, started, failure);
+    });
     try {
       await dispatch(x, route, deps);
     } catch (error) {
       if (clientWentAway(res, error)) return;
-      failure = toRegistryError(error);
+      failure = withChallenge(x, route, deps, toRegistryError(error));
       sendError(res, failure, req.method);
     }
   };
@@ -63,7 +69,25 @@ async function dispatch(x: Exchange, route: Route, deps: RegistryDeps): Promise<
   const cacheable = deps.policy(x.destination) !== 'no-cache';
   if (cacheable && reading && route.kind === 'blob') return serveBlob(x, route, deps);
   if (cacheable && reading && route.kind === 'manifest') return serveManifest(x, route, deps);
+  if (cacheable && req.method === 'GET' && route.kind === 'referrers') return serveReferrers(x, route, deps);
   return servePassthrough(x, route, deps);
+}
+
+/** An upstream 401 tells how clients authenticate here: kept for when upstream is gone (challenges.ts). */
+function rememberChallenge(x: Exchange, deps: RegistryDeps): void {
+  const challenge = x.res.getHeader('www-authenticate');
+  if (x.res.statusCode === 401 && typeof challenge === 'string') deps.challenges?.remember(x.host, challenge);
+}
+
+/**
+ * A 401 the proxy makes itself (upstream unreachable, no earlier answer for this client) asks
+ * for credentials as upstream would, so that a client with some fetches a token and comes back.
+ * Not in mirror mode: mirror clients reach token realms directly, and offline cannot.
+ */
+function withChallenge(x: Exchange, route: Route, deps: RegistryDeps, failure: RegistryError): RegistryError {
+  if (failure.status !== 401 || x.mode !== 'proxy' || 'www-authenticate' in failure.headers) return failure;
+  const challenge = 'name' in route ? deps.challenges?.forRepository(x.host, route.name) : undefined;
+  return challenge === undefined ? failure : withHeaders(failure, { 'www-authenticate': challenge });
 }
 
 function logCompletion(

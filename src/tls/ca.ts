@@ -11,9 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { CaError } from './errors.ts';
 import { loadOverlap, type Overlap } from './overlap.ts';
+import { settleStagedRotation } from './staged.ts';
 import {
   CA_CERT_FILE,
   CA_KEY_FILE,
+  NEXT_CERT_FILE,
   checkKeyMode,
   readIfExists,
   sweepTempFiles,
@@ -81,9 +83,11 @@ const REMOVE_TO_CREATE = `, or remove ${CA_CERT_FILE} and ${CA_KEY_FILE} to crea
 
 /** The CA in ca.crt + ca.key, or undefined when neither file exists. */
 async function loadPair(dir: string, passphrase: string | undefined, now: Date): Promise<Signer | undefined> {
-  const certPath = path.join(dir, CA_CERT_FILE);
+  // A `ca rotate` that crashed between its renames is finished (or undone) first.
+  const staged = await settleStagedRotation(dir, passphrase);
+  const certPath = path.join(dir, staged === undefined ? CA_CERT_FILE : NEXT_CERT_FILE);
   const keyPath = path.join(dir, CA_KEY_FILE);
-  const [certPem, keyPem] = await Promise.all([readIfExists(certPath), readIfExists(keyPath)]);
+  const [certPem, keyPem] = await Promise.all([staged ?? readIfExists(certPath), readIfExists(keyPath)]);
   if (certPem === undefined && keyPem === undefined) return undefined;
   if (keyPem === undefined) {
     throw new CaError(

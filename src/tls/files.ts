@@ -9,6 +9,9 @@
 //   previous.key  replaces, which keeps signing leaves until every client trusts ca.crt; key 0600
 //   cross.crt     only during a rotation: previous.crt's subject and key certified by ca.crt, sent
 //                 after each leaf so that clients that trust only ca.crt verify those leaves too
+//   next.key      only while `ca rotate` runs (or after it crashed): the new pair, written and
+//   next.crt      synced beside ca.* before they are renamed over ca.key, then ca.crt (staged.ts
+//                 settles what a crash left at the next load)
 //   .<file>.<pid>.<random>.tmp  temp files of an atomic write (temp + rename in the same
 //                 directory); any left by a crash are removed at the next start
 
@@ -22,6 +25,8 @@ export const CA_KEY_FILE = 'ca.key';
 export const PREVIOUS_CERT_FILE = 'previous.crt';
 export const PREVIOUS_KEY_FILE = 'previous.key';
 export const CROSS_CERT_FILE = 'cross.crt';
+export const NEXT_CERT_FILE = 'next.crt';
+export const NEXT_KEY_FILE = 'next.key';
 
 /** The file's text, or undefined when it does not exist. */
 export async function readIfExists(file: string): Promise<string | undefined> {
@@ -94,7 +99,7 @@ export async function sweepTempFiles(dir: string): Promise<void> {
   } catch {
     return; // no directory yet, or unreadable: reading the CA files will say so
   }
-  const temp = names.filter((name) => /^\.(ca|previous|cross)\.(crt|key)\..+\.tmp$/.test(name));
+  const temp = names.filter((name) => /^\.(ca|previous|cross|next)\.(crt|key)\..+\.tmp$/.test(name));
   await Promise.all(temp.map((name) => fs.rm(path.join(dir, name), { force: true }).catch(() => undefined)));
 }
 

@@ -14,6 +14,8 @@ import {
   CA_CERT_FILE,
   CA_KEY_FILE,
   CROSS_CERT_FILE,
+  NEXT_CERT_FILE,
+  NEXT_KEY_FILE,
   PREVIOUS_CERT_FILE,
   PREVIOUS_KEY_FILE,
   readIfExists,
@@ -29,6 +31,8 @@ export interface RotateCaOptions {
   /** Goes into the CN of the new CA; default os.hostname(). */
   hostname?: string;
   now?: Date;
+  /** Tests: called before each write (rotationSteps); a throw stops the rotation there, as a crash would. */
+  beforeStep?: (name: string) => void | Promise<void>;
 }
 
 export interface Rotation {
@@ -90,17 +94,18 @@ export async function rotateCa(options: RotateCaOptions): Promise<Rotation> {
       ? key.export({ type: 'pkcs8', format: 'pem' })
       : key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: options.passphrase })
   ) as string;
+  const steps = rotationSteps(dir, {
+    previousKeyPem,
+    previousCertPem,
+    crossPem: `${cross.toString('pem')}\n`,
+    keyPem,
+    certPem: current.certPem,
+  });
   try {
-    // The old CA is copied before anything replaces it. A crash before the last two renames leaves
-    // ca.crt/ca.key untouched and previous.crt equal to ca.crt or missing: overlap.ts ignores that
-    // and this command runs again. Between the last two it leaves a new ca.key beside the old
-    // ca.crt, which the next start refuses (CA_KEY_MISMATCH); previous.* still hold the old pair.
-    await writeAtomic(dir, PREVIOUS_KEY_FILE, previousKeyPem, 0o600);
-    await writeAtomic(dir, PREVIOUS_CERT_FILE, previousCertPem, 0o644);
-    await writeAtomic(dir, CROSS_CERT_FILE, `${cross.toString('pem')}\n`, 0o644);
-    await writeAtomic(dir, CA_KEY_FILE, keyPem, 0o600);
-    await writeAtomic(dir, CA_CERT_FILE, current.certPem, 0o644);
-    await syncDir(dir);
+    for (const [name, step] of steps) {
+      await options.beforeStep?.(name);
+      await step();
+    }
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code ?? String(error);
     throw new CaError(
@@ -110,6 +115,38 @@ export async function rotateCa(options: RotateCaOptions): Promise<Rotation> {
     );
   }
   return { current, previous, until };
+}
+
+/**
+ * The writes of a rotation, in an order where a crash after any prefix of them leaves a CA that
+ * loads. The old CA is copied first (previous.*, with cross.crt): until ca.crt changes, overlap.ts
+ * ignores those, and this command runs again. The new pair is then staged whole and synced beside
+ * ca.* (next.key, next.crt) and renamed over ca.key, then ca.crt. ca.* are two files, so there is
+ * a moment with the new key beside the old certificate: staged.ts finishes that rename at the
+ * next load, and drops a staging that no rename had used yet.
+ */
+function rotationSteps(
+  dir: string,
+  pems: {
+    previousKeyPem: string;
+    previousCertPem: string;
+    crossPem: string;
+    keyPem: string;
+    certPem: string;
+  },
+): Array<readonly [string, () => Promise<void>]> {
+  const at = (name: string) => path.join(dir, name);
+  return [
+    [PREVIOUS_KEY_FILE, () => writeAtomic(dir, PREVIOUS_KEY_FILE, pems.previousKeyPem, 0o600)],
+    [PREVIOUS_CERT_FILE, () => writeAtomic(dir, PREVIOUS_CERT_FILE, pems.previousCertPem, 0o644)],
+    [CROSS_CERT_FILE, () => writeAtomic(dir, CROSS_CERT_FILE, pems.crossPem, 0o644)],
+    [NEXT_KEY_FILE, () => writeAtomic(dir, NEXT_KEY_FILE, pems.keyPem, 0o600)],
+    [NEXT_CERT_FILE, () => writeAtomic(dir, NEXT_CERT_FILE, pems.certPem, 0o644)],
+    ['sync staged', () => syncDir(dir)],
+    [CA_KEY_FILE, () => fs.rename(at(NEXT_KEY_FILE), at(CA_KEY_FILE))],
+    [CA_CERT_FILE, () => fs.rename(at(NEXT_CERT_FILE), at(CA_CERT_FILE))],
+    ['sync renames', () => syncDir(dir)],
+  ];
 }
 
 /**

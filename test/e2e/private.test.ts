@@ -309,3 +309,42 @@ test('podman pull with a wrong password fails, and its token opens nothing in th
   const token = await tokenThroughProxy(image.repository, 'e2e:wrong');
   await expectRefused(image, image.layer.digest, `Bearer ${token}`);
 });
+
+// Last: it takes the registry and its token server away. podman fetches a new token on every
+// pull, which is what a client whose token expired during an outage does.
+test('with registry and token server down, podman --creds still pulls the private image; anonymous skopeo does not', async () => {
+  const { proxy, tokenAuth } = world();
+  const image = tokenAuth.image('private');
+  const podman = setupPodman(world(), { name: 'podman-offline' });
+  const pull = ['pull', '--quiet', '--creds', tokenAuth.creds, '--cert-dir', proxy.caCertDir, ref(image)];
+  expectSuccess('podman pull --creds (private, online)', await podman.run(pull, { proxy: true }));
+  expectSuccess('podman rmi', await podman.run(['rmi', ref(image)], { proxy: false }));
+  await tokenAuth.registry.stop();
+  await tokenAuth.server.close();
+
+  const from = proxy.log.mark();
+  expectSuccess('podman pull --creds (private, offline)', await podman.run(pull, { proxy: true }));
+  const lines = await expectPullLogged(proxy.log, TOKEN_REGISTRY, image, from);
+  expectBlobsFromCache(lines, image);
+  const ping = lines.find((line) => line.path === '/v2/');
+  expect(ping).toMatchObject({ status: 401, cache: 'stale' });
+  const token = proxy.log.lines
+    .slice(from)
+    .find((line) => isRequest(line) && sameHost(line.host, AUTH) && line.path.startsWith('/token'));
+  expect(token).toMatchObject({ status: 200, cache: 'stale' });
+  const tag = lines.find((line) => line.path === `/v2/${image.repository}/manifests/${image.tag}`);
+  expect(tag).toMatchObject({ status: 200, cache: 'stale' });
+
+  const refused = expectFailure(
+    'skopeo inspect --no-creds (private, offline)',
+    await skopeo(
+      world(),
+      ['inspect', '--no-creds', '--cert-dir', proxy.caCertDir, `docker://${ref(image)}`],
+      {
+        proxy: true,
+      },
+    ),
+  );
+  expect(refused).toMatch(/unauthorized|authentication required/i);
+  await tokenAuth.registry.start();
+});

@@ -1,7 +1,8 @@
-// A small CONNECT-only parent proxy on loopback port 0, standing in for a corporate proxy: it
-// records every CONNECT it is asked for (target and Proxy-Authorization), answers 407 when it
-// requires credentials that were not sent, resolves names through a map of its own (the child
-// proxy need not resolve them), and pipes bytes both ways.
+// A small parent proxy on loopback port 0, standing in for a corporate proxy: it records every
+// CONNECT it is asked for (target and Proxy-Authorization) and every plain-HTTP request in
+// absolute form (`forwards`), answers 407 when it requires credentials that were not sent,
+// resolves names through a map of its own (the child proxy need not resolve them), and pipes
+// bytes both ways.
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,8 @@ export interface TestParentProxy {
   /** `http://127.0.0.1:<port>`, with `user:pass@` when credentials are required. */
   readonly url: string;
   readonly connects: ParentConnect[];
+  /** Plain-HTTP requests it forwarded (or refused): `target` is the absolute-form URL. */
+  readonly forwards: ParentConnect[];
   close(): Promise<void>;
 }
 
@@ -30,7 +33,36 @@ export async function startParentProxy(
   const expected = options.credentials
     ? `Basic ${Buffer.from(`${options.credentials.user}:${options.credentials.password}`).toString('base64')}`
     : undefined;
-  const server = http.createServer((_req, res) => res.writeHead(405).end());
+  const forwards: ParentConnect[] = [];
+  const server = http.createServer((req, res) => {
+    const target = req.url ?? '';
+    const proxyAuthorization = req.headers['proxy-authorization'];
+    forwards.push({ target, proxyAuthorization });
+    if (expected !== undefined && proxyAuthorization !== expected) {
+      res.writeHead(407, { 'proxy-authenticate': 'Basic realm="parent"' }).end();
+      return;
+    }
+    const url = URL.parse(target);
+    if (url === null) return res.writeHead(400).end();
+    const headers = { ...req.headers };
+    delete headers['proxy-authorization'];
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const upstream = http.request(
+      {
+        host: options.names?.[host] ?? host,
+        port: url.port || 80,
+        method: req.method,
+        path: `${url.pathname}${url.search}`,
+        headers,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
   server.on('connect', (req: http.IncomingMessage, client: Duplex, head: Buffer) => {
     sockets.add(client);
     client.once('close', () => sockets.delete(client));
@@ -70,5 +102,5 @@ export async function startParentProxy(
     if (server.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
   };
   onTestFinished(close);
-  return { port, url: `http://${auth}127.0.0.1:${port}`, connects, close };
+  return { port, url: `http://${auth}127.0.0.1:${port}`, connects, forwards, close };
 }

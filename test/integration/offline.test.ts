@@ -1,11 +1,13 @@
 // With the upstream registry unreachable, a pull of cached content completes: the /v2/ ping and
 // the token request are answered by the proxy, the tag is served stale and blobs from the cache.
-// Content served under a token that a token server gave to an anonymous request is public.
+// Content served under a token that a token server gave to an anonymous request is public. A
+// client whose token expires during the outage gets a placeholder that keeps its own grants.
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startProxy } from '../helpers/proxy.ts';
-import { startFakeRegistry } from '../helpers/upstream.ts';
+import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
 describe('offline', () => {
   it('answers the ping and token requests itself and serves cached public content', async () => {
@@ -125,5 +127,141 @@ describe('offline', () => {
     const anonymous = await proxy.fetch(upstream.authority, `/v2/lib/app/blobs/${layer}`);
     expect(anonymous.statusCode).toBe(401);
     await anonymous.body.dump();
+  });
+});
+
+describe('offline with an expired token', () => {
+  /** Docker Hub's token server: GET with Basic (docker, podman) or the OAuth2 POST form (containerd). */
+  function tokenServer(upstream: FakeRegistry) {
+    // The fake registry has read the body already: it is in the request it recorded.
+    return (req: IncomingMessage, res: ServerResponse) => {
+      const basic = /^Basic (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      const form = new URLSearchParams(upstream.requests.at(-1)?.body.toString() ?? '');
+      const [user, password] = basic
+        ? Buffer.from(basic, 'base64').toString().split(':')
+        : [form.get('username') ?? undefined, form.get('password') ?? undefined];
+      if (user !== undefined && !(user === 'alice' && password === 'pw')) {
+        res.writeHead(401).end();
+        return;
+      }
+      const token = `${user ?? 'anonymous'}-${upstream.issued.length}`;
+      upstream.issued.push({ token, user, scope: null });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: token }));
+    };
+  }
+
+  it.each([
+    ['GET with Basic', { method: 'GET', headers: { authorization: `Basic ${btoa('alice:pw')}` } }],
+    [
+      'POST of the OAuth2 form',
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=password&username=alice&password=pw&service=fake&scope=repository:private/app:pull',
+      },
+    ],
+  ] as const)(
+    'serves private content to the credential upstream authorized, token by %s',
+    async (_how, login) => {
+      const upstream = await startFakeRegistry();
+      upstream.useTokenAuth({ alice: 'pw' });
+      upstream.makePrivate('private/');
+      upstream.route('/token', tokenServer(upstream));
+      const layer = upstream.addBlob(randomBytes(10_000));
+      upstream.addManifest('private/app', 'v1', { schemaVersion: 2, layers: [{ digest: layer }] });
+      const proxy = await startProxy({ registries: [upstream.authority] });
+      const tokenPath = '/token?service=fake&scope=repository:private/app:pull';
+      const pull = async (token: string) => {
+        const headers = { authorization: `Bearer ${token}` };
+        const tag = await proxy.fetch(upstream.authority, '/v2/private/app/manifests/v1', { headers });
+        await tag.body.dump();
+        const blob = await proxy.fetch(upstream.authority, `/v2/private/app/blobs/${layer}`, { headers });
+        await blob.body.dump();
+        return [tag.statusCode, tag.headers['x-cache'], blob.statusCode, blob.headers['x-cache']];
+      };
+      const tokenFor = async (
+        request: typeof login | { method: 'GET'; headers?: Record<string, string> },
+      ) => {
+        const res = await proxy.fetch(upstream.authority, tokenPath, request);
+        expect(res.statusCode).toBe(200);
+        return ((await res.body.json()) as { access_token: string }).access_token;
+      };
+
+      expect(await pull(await tokenFor(login))).toEqual([200, 'MISS', 200, 'MISS']);
+      await proxy.app.fills.idle();
+      await upstream.close();
+
+      // The token expired meanwhile: the client asks the token server for a new one, and gets
+      // the proxy's placeholder, which carries alice's earlier grant.
+      const renewed = await tokenFor(login);
+      expect(renewed).toMatch(/^pullthrough-offline\./);
+      expect(await pull(renewed)).toEqual([200, 'STALE', 200, 'HIT']);
+      // Nobody else gets it: not an anonymous client, not a wrong password.
+      const anonymous = await pull(await tokenFor({ method: 'GET' }));
+      expect([anonymous[0], anonymous[2]]).toEqual([401, 401]);
+      const wrong = { method: 'GET', headers: { authorization: `Basic ${btoa('alice:guess')}` } } as const;
+      const guessed = await pull(await tokenFor(wrong));
+      expect([guessed[0], guessed[2]]).toEqual([401, 401]);
+    },
+  );
+
+  it('asks a fresh client for credentials as upstream did, so that it fetches a token and keeps its grants', async () => {
+    const upstream = await startFakeRegistry();
+    upstream.useTokenAuth({ alice: 'pw' });
+    upstream.makePrivate('private/');
+    upstream.route('/token', tokenServer(upstream));
+    const layer = upstream.addBlob(randomBytes(10_000));
+    upstream.addManifest('private/app', 'v1', { schemaVersion: 2, layers: [{ digest: layer }] });
+    const proxy = await startProxy({ registries: [upstream.authority] });
+    const basic = { authorization: `Basic ${btoa('alice:pw')}` };
+    const tokenPath = '/token?service=fake&scope=repository:private/app:pull';
+    // What podman and docker do on every pull: ping, then a token if the ping asks for one.
+    const pull = async () => {
+      const ping = await proxy.fetch(upstream.authority, '/v2/');
+      await ping.body.dump();
+      const challenge = ping.headers['www-authenticate'];
+      expect(ping.statusCode).toBe(401);
+      const token = await proxy.fetch(upstream.authority, tokenPath, { headers: basic });
+      const { access_token: bearer } = (await token.body.json()) as { access_token: string };
+      const headers = { authorization: `Bearer ${bearer}` };
+      const tag = await proxy.fetch(upstream.authority, '/v2/private/app/manifests/v1', { headers });
+      await tag.body.dump();
+      const blob = await proxy.fetch(upstream.authority, `/v2/private/app/blobs/${layer}`, { headers });
+      await blob.body.dump();
+      return { challenge, ping: ping.headers['x-cache'], statuses: [tag.statusCode, blob.statusCode] };
+    };
+
+    const online = await pull();
+    expect(online.statuses).toEqual([200, 200]);
+    await proxy.app.fills.idle();
+    await upstream.close();
+    const offline = await pull();
+    expect(offline).toEqual({ challenge: online.challenge, ping: 'STALE', statuses: [200, 200] });
+    // An anonymous request is asked for credentials too, for its repository.
+    const anonymous = await proxy.fetch(upstream.authority, '/v2/private/app/manifests/v1');
+    await anonymous.body.dump();
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.headers['www-authenticate']).toBe(
+      `Bearer realm="https://${upstream.authority}/token",service="fake",scope="repository:private/app:pull"`,
+    );
+  });
+
+  it('answers the ping 200 offline when the token realm is not a host it intercepts', async () => {
+    const upstream = await startFakeRegistry();
+    upstream.route('/v2/', (_req, res) => {
+      res.writeHead(401, {
+        'www-authenticate': 'Bearer realm="https://auth.elsewhere.test/token",service="x"',
+      });
+      res.end();
+    });
+    const proxy = await startProxy({ registries: [upstream.authority] });
+    const online = await proxy.fetch(upstream.authority, '/v2/');
+    await online.body.dump();
+    expect(online.statusCode).toBe(401);
+    await upstream.close();
+    const ping = await proxy.fetch(upstream.authority, '/v2/');
+    expect(ping.statusCode).toBe(200);
+    expect(ping.headers['www-authenticate']).toBeUndefined();
+    await ping.body.dump();
   });
 });

@@ -1,7 +1,8 @@
-// upstream.proxy: registry traffic (intercepted hosts) and tunnels go through a parent proxy,
-// which resolves names itself; Proxy-Authorization reaches it only when credentials are
-// configured, and they never appear in a log line.
+// upstream.proxy: registry traffic (intercepted hosts), tunnels and plain-HTTP forwards go
+// through a parent proxy, which resolves names itself; Proxy-Authorization reaches it only when
+// credentials are configured, and they never appear in a log line.
 import { once } from 'node:events';
+import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { startParentProxy } from '../helpers/parent-proxy.ts';
@@ -39,7 +40,68 @@ async function echoThrough(proxyPort: number, authority: string, text: string): 
   return echoed;
 }
 
+/** A plain-HTTP origin that says hello and remembers the headers it got. */
+async function startPlainOrigin(): Promise<{ port: number; seen: http.IncomingHttpHeaders[] }> {
+  const seen: http.IncomingHttpHeaders[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.headers);
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(`hello ${req.url ?? ''}`);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { port: (server.address() as AddressInfo).port, seen };
+}
+
+/** `GET <url>` sent to pullthrough as a plain-HTTP proxy request. */
+async function forwardThrough(proxyPort: number, url: string): Promise<{ status: number; body: string }> {
+  const req = http.request({ host: '127.0.0.1', port: proxyPort, path: url });
+  req.end();
+  const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+  let body = '';
+  for await (const chunk of res) body += (chunk as Buffer).toString();
+  return { status: res.statusCode ?? 0, body };
+}
+
 describe('parent proxy', () => {
+  it('sends plain-HTTP forwards through the parent in absolute form, with its credentials', async () => {
+    const parent = await startParentProxy({
+      credentials: { user: 'corp', password: 's3cret/pw' },
+      names: { 'plain.test': '127.0.0.1' },
+    });
+    const origin = await startPlainOrigin();
+    const settings = { upstream: { proxy: parent.url }, proxy: { httpPorts: [origin.port] } };
+    const resolved: string[] = [];
+    const proxy = await startProxy(
+      settings,
+      {},
+      {
+        resolve: (host) => {
+          resolved.push(host);
+          return Promise.reject(Object.assign(new Error(`cannot resolve ${host}`), { code: 'ENOTFOUND' }));
+        },
+      },
+    );
+    const url = `http://plain.test:${origin.port}/hello?x=1`;
+    expect(await forwardThrough(proxy.port, url)).toEqual({ status: 200, body: 'hello /hello?x=1' });
+    const expected = `Basic ${Buffer.from('corp:s3cret/pw').toString('base64')}`;
+    expect(parent.forwards).toEqual([{ target: url, proxyAuthorization: expected }]);
+    expect(origin.seen.map((headers) => headers['proxy-authorization'])).toEqual([undefined]);
+    expect(resolved).toEqual([]);
+    await proxy.waitForLog((l) => l.msg === 'forward');
+    expect(JSON.stringify(proxy.logs)).not.toContain('s3cret');
+
+    // Credentials the parent refuses are the operator's to fix: the client gets a 502.
+    const refused = await startProxy({
+      upstream: { proxy: `http://corp:wrong@127.0.0.1:${parent.port}` },
+      proxy: { httpPorts: [origin.port] },
+    });
+    const answer = await forwardThrough(refused.port, url);
+    expect(answer.status).toBe(502);
+    expect(answer.body).toContain('parent proxy answered 407');
+    expect(origin.seen).toHaveLength(1);
+  });
+
   it('sends registry pulls and tunnels through the parent, with its credentials, never logged', async () => {
     const parent = await startParentProxy({
       credentials: { user: 'corp', password: 's3cret/pw' },

@@ -53,14 +53,14 @@ export async function serveByTag(x: Exchange, route: ManifestRoute, deps: Regist
 }
 
 /** The serveStaleOn entry an upstream status falls under, if any. */
-function staleCauseOf(status: number): StaleCause | undefined {
+export function staleCauseOf(status: number): StaleCause | undefined {
   if (status >= 500) return '5xx';
   return status === 429 || status === 401 || status === 403 || status === 404
     ? (String(status) as StaleCause)
     : undefined;
 }
 
-function staleOn(x: Exchange, deps: RegistryDeps, cause: StaleCause): boolean {
+export function staleOn(x: Exchange, deps: RegistryDeps, cause: StaleCause): boolean {
   return deps.freshness(x.destination).serveStaleOn.has(cause);
 }
 

@@ -39,7 +39,11 @@ export async function sendResponse(
   response: UpstreamResponse,
   outcome: Outcome,
 ): Promise<void> {
-  res.writeHead(response.statusCode, withoutHopByHop(response.headers));
+  const headers = withoutHopByHop(response.headers);
+  // Set, not only written, so that the handler can read upstream's challenge back (challenges.ts).
+  const challenge = headers['www-authenticate'];
+  if (challenge !== undefined) res.setHeader('www-authenticate', challenge);
+  res.writeHead(response.statusCode, headers);
   await streamBody(response.body, res, outcome);
 }
 

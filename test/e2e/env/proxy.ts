@@ -42,7 +42,8 @@ export interface ProxyCredentials {
 
 export interface ProxyOptions {
   dir: string;
-  registries: readonly string[];
+  /** Entries of `registries`: a host, or `{host, deny, …}` with settings of its own. */
+  registries: ReadonlyArray<string | Readonly<Record<string, unknown>>>;
   upstreamCaFile: string;
   processes: Processes;
   /** Require proxy authentication with this one user. */
