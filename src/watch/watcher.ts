@@ -43,6 +43,11 @@ export interface WatcherOptions {
   readonly webhook?: Webhook | undefined;
   readonly clock?: Clock;
   readonly checkTimeoutMs?: number;
+  /**
+   * Wait before the first round; default the interval, at most a minute: the index is open by
+   * then, and a fleet of proxies restarted together does not ask upstream all at once.
+   */
+  readonly startDelayMs?: number;
   /** A change of state, after its pin was set or removed. */
   readonly onEvent?: (event: WatchEvent, entry: WatchEntry) => void;
   /** After every check: how many watched tags are in each state, per registry. */
@@ -83,7 +88,7 @@ export class Watcher {
     this.#limiter = new RateLimiter(options.ratePerSecond, this.#clock);
   }
 
-  /** Starts the rounds, the first at once. */
+  /** Starts the rounds, the first after startDelayMs. */
   start(): void {
     this.#running ??= this.#loop().catch((error: unknown) => {
       if (!this.#stop.signal.aborted) this.#options.onError?.(error);
@@ -110,6 +115,8 @@ export class Watcher {
 
   async #loop(): Promise<void> {
     const signal = this.#stop.signal;
+    const { startDelayMs, intervalMs } = this.#options;
+    await this.#clock.sleep(startDelayMs ?? Math.min(intervalMs, 60_000), signal);
     while (!signal.aborted) {
       const start = this.#clock.now();
       try {

@@ -54,6 +54,7 @@ function watcherOf(w: ReturnType<typeof world>, options: Partial<WatcherOptions>
     intervalMs: 60_000,
     windowMs: 7 * 86_400_000,
     ratePerSecond: 10,
+    startDelayMs: 0,
     control: () => Promise.resolve(w.control),
     tagRecord: () =>
       Promise.resolve({
