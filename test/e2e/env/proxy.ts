@@ -43,6 +43,8 @@ export interface ProxyCredentials {
 export interface ProxyOptions {
   dir: string;
   registries: readonly string[];
+  /** Settings given to every registry entry (e.g. `{ serveStaleOn: [...] }`). */
+  registrySettings?: Readonly<Record<string, unknown>> | undefined;
   upstreamCaFile: string;
   processes: Processes;
   /** Require proxy authentication with this one user. */
@@ -53,6 +55,11 @@ export interface ProxyOptions {
   mirror?: Readonly<Record<string, unknown>> | undefined;
   /** `admin` settings (e.g. `{ token: '…' }`): the admin API, off without it. */
   admin?: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * `watch` settings; without them the watch is off (interval 0), so that no other test's
+   * upstream counts see its HEAD requests.
+   */
+  watch?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface WaitOptions {
@@ -205,11 +212,15 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
   }
   if (options.mirror !== undefined) settings.push(`mirror: ${JSON.stringify(options.mirror)}`);
   if (options.admin !== undefined) settings.push(`admin: ${JSON.stringify(options.admin)}`);
+  settings.push(`watch: ${JSON.stringify(options.watch ?? { interval: '0s' })}`);
+  const registries = options.registrySettings
+    ? options.registries.map((host) => ({ host, ...options.registrySettings }))
+    : options.registries;
   writeFileSync(
     config,
     [
       'listen: 127.0.0.1:0',
-      `registries: ${JSON.stringify(options.registries)}`,
+      `registries: ${JSON.stringify(registries)}`,
       `ca: { dir: ${JSON.stringify(caDir)} }`,
       `cache: ${JSON.stringify(cacheSettings)}`,
       `upstream: { caFiles: [${JSON.stringify(options.upstreamCaFile)}] }`,
