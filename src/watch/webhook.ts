@@ -56,8 +56,13 @@ export function payloadOf(event: WatchEvent, pinned: string | null): WebhookPayl
       ? `${short(event.oldDigest)} → ${short(event.newDigest)}`
       : short(event.oldDigest);
   const pin = pinned === null ? '' : `; cached copy pinned (${pinned})`;
+  // Back to ok from changed: a pull cached what upstream has now, nothing came back.
+  const what =
+    event.kind === 'ok' && event.previous === 'changed'
+      ? 'is cached as upstream has it now'
+      : WHAT[event.kind];
   return {
-    text: `pullthrough: ${reference} ${WHAT[event.kind]} (${digests})${pin}`,
+    text: `pullthrough: ${reference} ${what} (${digests})${pin}`,
     reference,
     registry: event.registry,
     repository: event.repository,

@@ -57,6 +57,16 @@ describe('webhook', () => {
     );
   });
 
+  it('tells a tag cached anew after a change from one that came back', () => {
+    const recached = payloadOf(
+      { ...EVENT, kind: 'ok', previous: 'changed', oldDigest: B, newDigest: B },
+      null,
+    );
+    expect(recached.text).toContain('is cached as upstream has it now');
+    const back = payloadOf({ ...EVENT, kind: 'ok', previous: 'vanished', newDigest: A }, null);
+    expect(back.text).toContain('is back as cached');
+  });
+
   it('retries a 5xx and a lost connection with doubling waits, then stops at the first 2xx', async () => {
     const clock = new FakeClock(0);
     const { posts, send } = receiver(clock, [500, new Error('ECONNRESET'), 503, 200]);
