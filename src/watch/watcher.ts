@@ -141,7 +141,7 @@ export class Watcher {
     const { config, runtime } = control.pins();
     const listing = await control.images();
     const targets = selectTargets(listing, new Pins([...config, ...runtime]), start, this.#options.windowMs);
-    this.#retain(targets);
+    this.#retain(targets, new Set(runtime));
     const ordered = interleave(targets, (target) => target.registry);
     const slots = spread(ordered.length, start, this.#options.intervalMs);
     for (const [i, target] of ordered.entries()) {
@@ -151,7 +151,7 @@ export class Watcher {
   }
 
   /** Keeps the entries of the tags still watched, with the digest the cache holds now. */
-  #retain(targets: readonly Target[]): void {
+  #retain(targets: readonly Target[], runtimePins: ReadonlySet<string>): void {
     const keys = new Set(targets.map(keyOf));
     for (const key of this.#entries.keys()) if (!keys.has(key)) this.#entries.delete(key);
     const now = this.#clock.now();
@@ -159,7 +159,9 @@ export class Watcher {
       const entry = this.#entries.get(keyOf(target));
       this.#entries.set(
         keyOf(target),
-        entry ? { ...entry, cached: target.digest } : newEntry(target, target.digest, now),
+        entry
+          ? { ...entry, cached: target.digest, autoPin: stillPinned(entry, runtimePins) }
+          : newEntry(target, target.digest, now),
       );
     }
     this.#reportStates();
@@ -240,4 +242,9 @@ export class Watcher {
     }
     this.#options.onStates([...counts.values()]);
   }
+}
+
+/** The watch's pin of a tag, unless an operator removed it (`cache unpin`) meanwhile. */
+function stillPinned(entry: WatchEntry, runtimePins: ReadonlySet<string>): string | null {
+  return entry.autoPin !== null && runtimePins.has(entry.autoPin) ? entry.autoPin : null;
 }

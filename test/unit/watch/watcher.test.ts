@@ -26,11 +26,15 @@ function listing(tags: Array<{ repository: string; tag: string; lastUsed: number
 /** A cache control with a listing and pins, and an upstream answering from `answers` (path → status, digest). */
 function world(images: RegistryListing[], answers: Map<string, { status: number; digest?: string }>) {
   const runtime: string[] = [];
+  const unpinned: string[] = [];
   const control = {
     pins: () => ({ config: [], runtime: [...runtime] }),
     images: () => Promise.resolve(images),
     pin: (ref: string) => runtime.push(ref),
-    unpin: (ref: string) => runtime.splice(runtime.indexOf(ref), 1),
+    unpin: (ref: string) => {
+      unpinned.push(ref);
+      if (runtime.includes(ref)) runtime.splice(runtime.indexOf(ref), 1);
+    },
   } as unknown as CacheControl;
   const heads: Array<{ path: string; at: number; accept: unknown }> = [];
   const clock = new FakeClock(1_000_000);
@@ -44,7 +48,7 @@ function world(images: RegistryListing[], answers: Map<string, { status: number;
       body: { dump: () => Promise.resolve() },
     } as unknown as UpstreamResponse);
   };
-  return { control, runtime, heads, clock, send };
+  return { control, runtime, unpinned, heads, clock, send };
 }
 
 function watcherOf(w: ReturnType<typeof world>, options: Partial<WatcherOptions> = {}) {
@@ -144,6 +148,28 @@ describe('watcher', () => {
     expect(events.at(-1)).toMatchObject({ kind: 'ok', previous: 'vanished' });
     expect(w.runtime).toEqual([]);
     expect(events).toHaveLength(3);
+    await watcher.close();
+  });
+
+  it("leaves an operator's unpin of its pin alone", async () => {
+    const answers = new Map<string, { status: number; digest?: string }>([
+      ['/v2/app/manifests/v1', { status: 404 }],
+    ]);
+    const w = world(listing([{ repository: 'app', tag: 'v1', lastUsed: 1_000_000 }]), answers);
+    const { watcher, events } = watcherOf(w);
+    watcher.start();
+    await w.clock.advanceTo(1_000_000);
+    expect(w.runtime).toEqual(['registry.test/app:v1']);
+    w.runtime.splice(0); // cache unpin
+    w.runtime.push('registry.test/other:*');
+    await w.clock.advanceTo(1_000_000 + 60_000);
+    expect(watcher.list().tags[0]).toMatchObject({ state: 'vanished', autoPin: null });
+    expect(w.runtime).toEqual(['registry.test/other:*']);
+    answers.set('/v2/app/manifests/v1', { status: 200, digest: A });
+    await w.clock.advanceTo(1_000_000 + 120_000);
+    expect(events.map((e) => e.kind)).toEqual(['vanished', 'ok']);
+    expect(w.runtime).toEqual(['registry.test/other:*']);
+    expect(w.unpinned).toEqual([]);
     await watcher.close();
   });
 
