@@ -146,7 +146,11 @@ export class Watcher {
     const slots = spread(ordered.length, start, this.#options.intervalMs);
     for (const [i, target] of ordered.entries()) {
       await this.#clock.sleep((slots[i] ?? start) - this.#clock.now(), signal);
-      await this.#checkOne(target, control, signal);
+      // One tag that cannot be checked (its record unreadable) does not end the round.
+      await this.#checkOne(target, control, signal).catch((error: unknown) => {
+        if (signal.aborted) throw error;
+        this.#options.onError?.(error);
+      });
     }
   }
 

@@ -173,6 +173,23 @@ describe('watcher', () => {
     await watcher.close();
   });
 
+  it('goes on with the round when one tag cannot be checked', async () => {
+    const tags = ['t1', 't2'].map((tag) => ({ repository: 'app', tag, lastUsed: 1_000_000 }));
+    const answers = new Map(tags.map((t) => [`/v2/app/manifests/${t.tag}`, { status: 200, digest: A }]));
+    const w = world(listing(tags), answers);
+    const errors: unknown[] = [];
+    const { watcher } = watcherOf(w, {
+      tagRecord: (_registry, _repository, tag) =>
+        tag === 't1' ? Promise.reject(new Error('EIO')) : Promise.resolve(undefined),
+      onError: (error) => errors.push(error),
+    });
+    watcher.start();
+    await w.clock.advanceTo(1_059_000);
+    expect(errors).toEqual([new Error('EIO')]);
+    expect(w.heads.map((h) => h.path)).toEqual(['/v2/app/manifests/t2']);
+    await watcher.close();
+  });
+
   it('does not ask about a private tag without share credentials, and says so', async () => {
     const w = world(listing([{ repository: 'private', tag: 'v1', lastUsed: 1_000_000 }]), new Map());
     const { watcher, events } = watcherOf(w, { isPublic: () => Promise.resolve(false) });
