@@ -14,7 +14,7 @@ import type { PassResult } from './cache/eviction.ts';
 import { openCache, type OpenedCache } from './cache/open.ts';
 import { Registries } from './config/registries.ts';
 import type { Config } from './config/schema.ts';
-import { formatAuthority } from './http/destination.ts';
+import { formatAuthority, parseAuthority } from './http/destination.ts';
 import { Health, writeFailureCode } from './health.ts';
 import { createLocalHandler, type LocalPages } from './local.ts';
 import { logNotices, type Logger } from './log.ts';
@@ -25,6 +25,8 @@ import {
   recordTunnelClosed,
   recordTunnelOpened,
   recordUpstream,
+  recordWatchedTags,
+  recordWatchEvent,
 } from './metrics/record.ts';
 import { createMetrics, type Metrics } from './metrics/registry.ts';
 import { createMirrorServer, type MirrorHandler, type MirrorServer } from './mirror/server.ts';
@@ -41,8 +43,17 @@ import { createRegistryHandler } from './registry/handler.ts';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
 import { LeafContexts } from './tls/contexts.ts';
 import { caNotices } from './tls/notices.ts';
-import { Upstream, readCaFiles, type UpstreamObservation, type UpstreamOptions } from './upstream/client.ts';
+import {
+  Upstream,
+  readCaFiles,
+  type UpstreamObservation,
+  type UpstreamOptions,
+  type UpstreamRequest,
+} from './upstream/client.ts';
 import { SharedLogin } from './upstream/login.ts';
+import { systemClock } from './watch/pace.ts';
+import { Watcher } from './watch/watcher.ts';
+import { Webhook } from './watch/webhook.ts';
 
 export interface App {
   readonly address: AddressInfo;
@@ -93,9 +104,11 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     certificatesIssued: () => certificates.issued,
   });
   const handler = createHandler(config, log, { upstream, cache, registries, metrics, cacheWriteFailed });
+  const watcher = createWatcher(config, log, { upstream, cache, registries, metrics });
   const admin = createAdminHandler({
     token: config.admin.token,
     control: cache.control,
+    watch: watcher && (() => watcher.list()),
     onError: (error) => log.warn({ err: (error as Error).message }, 'admin request failed'),
     onChange: (event, fields) => log.info(fields, event),
   });
@@ -116,6 +129,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     registries,
     operator: { ca, health, metrics, admin },
   });
+  watcher?.start();
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
@@ -124,6 +138,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
         proxy.close(config.shutdownTimeout),
         mirror?.server.close(config.shutdownTimeout),
         adminListener?.close(),
+        watcher?.close(),
       ]);
       await upstream.destroy();
       await cache.close();
@@ -294,6 +309,53 @@ function createHandler(
     allowPush: config.allowPush,
     now: Date.now,
     log,
+  });
+}
+
+/**
+ * The watch of the tags in use (watch.interval; 0: none): its checks go through the upstream
+ * client, its changes are logged, counted and sent to watch.webhook.
+ */
+function createWatcher(
+  config: Config,
+  log: Logger,
+  parts: { upstream: Upstream; cache: OpenedCache; registries: Registries; metrics: Metrics },
+): Watcher | undefined {
+  const { interval, window, ratePerSecond, webhook: url } = config.watch;
+  if (interval === 0) return undefined;
+  const { upstream, cache, registries, metrics } = parts;
+  const send = (request: UpstreamRequest) => upstream.request(request);
+  const webhook =
+    url === null
+      ? undefined
+      : new Webhook({
+          url,
+          send,
+          clock: systemClock,
+          onFailure: (failure) =>
+            log.warn({ ...failure, webhook: new URL(url).origin }, 'watch: webhook message not delivered'),
+        });
+  log.info({ intervalMs: interval, windowMs: window, ratePerSecond, webhook: url !== null }, 'watching tags');
+  return new Watcher({
+    intervalMs: interval,
+    windowMs: window,
+    ratePerSecond,
+    control: cache.control,
+    tagRecord: (registry, repository, tag) => cache.manifests.getTag(registry, repository, tag),
+    shares: (registry) => {
+      const destination = parseAuthority(registry);
+      return destination !== undefined && registries.policy(destination) === 'share';
+    },
+    isPublic: async (key) => (await cache.marks.get(key)) !== undefined,
+    send,
+    webhook,
+    onEvent: (event, entry) => {
+      recordWatchEvent(metrics, event.registry, event.kind);
+      const level = event.kind === 'ok' ? 'info' : 'warn';
+      log[level]({ ...event, at: undefined, pinned: entry.autoPin }, `watch: tag ${event.kind}`);
+    },
+    onStates: (counts) => recordWatchedTags(metrics, counts),
+    onError: (error) => log.warn({ err: (error as Error).message }, 'watch: round failed'),
   });
 }
 

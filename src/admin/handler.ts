@@ -14,6 +14,8 @@ export interface AdminOptions {
   /** undefined: the cache keeps no index (read-only), so there is nothing to list or purge. */
   /** The cache's control, once its index is open (undefined: read-only, or it failed). */
   readonly control: () => Promise<CacheControl | undefined>;
+  /** The watched tags and their states (`/admin/watch`); undefined: watching is off. */
+  readonly watch?: (() => unknown) | undefined;
   /** A request that failed inside the cache (answered 500). */
   readonly onError?: (error: unknown) => void;
   /** A purge or pass that changed the cache, with what it did: one log line for the operator. */
@@ -100,6 +102,10 @@ async function route(req: IncomingMessage, options: AdminOptions): Promise<unkno
       onChange?.(method === 'POST' ? 'admin pin' : 'admin unpin', { ref: pattern });
       return result;
     }
+    case '/admin/watch':
+      allow('GET');
+      if (!options.watch) throw new AdminError(404, 'watching is off (watch.interval: 0)');
+      return options.watch();
     case '/admin/evict': {
       allow('POST');
       const pass = await (await cache()).evict();

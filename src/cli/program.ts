@@ -13,6 +13,7 @@ import { UsageError } from './errors.ts';
 import { serveCommand } from './serve.ts';
 import { setupCommand } from './setup.ts';
 import { warmCommand } from './warm.ts';
+import { watchCommand } from './watch.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
     .addCommand(configCommand())
     .addCommand(setupCommand())
     .addCommand(warmCommand())
+    .addCommand(watchCommand())
     .addHelpText('after', '\nExit codes: 0 ok, 1 could not run, 2 bad usage or bad configuration.');
   for (const command of withDescendants(program)) {
     command

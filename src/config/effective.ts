@@ -15,8 +15,11 @@ import { unwrapOnce } from './walk.ts';
 
 export const MASKED = '[masked]';
 
-/** Keys whose values are secrets; `passwordFile` and `passphraseFile` are paths, shown. */
-const SECRET_KEY = /^(password|passphrase|token|secret)$/i;
+/**
+ * Keys whose values are secrets; `passwordFile` and `passphraseFile` are paths, shown. A webhook
+ * URL is a secret too: Slack's and most others' carry their key in the path.
+ */
+const SECRET_KEY = /^(password|passphrase|token|secret|webhook)$/i;
 
 export function effectiveConfig(config: Config): Record<string, unknown> {
   return written(configSchema, config) as Record<string, unknown>;

@@ -30,6 +30,8 @@ const ENV_KEYS: readonly EnvKey[] = [
   { env: 'PULLTHROUGH_ADMIN_TOKEN', key: ['admin', 'token'], kind: 'string' },
   { env: 'PULLTHROUGH_ADMIN_LISTEN', key: ['admin', 'listen'], kind: 'string' },
   { env: 'PULLTHROUGH_ALLOW_CLIENTS', key: ['proxy', 'allowClients'], kind: 'list' },
+  { env: 'PULLTHROUGH_WATCH_INTERVAL', key: ['watch', 'interval'], kind: 'string' },
+  { env: 'PULLTHROUGH_WATCH_WEBHOOK', key: ['watch', 'webhook'], kind: 'string' },
 ];
 
 /** Environment variables that give registries a policy (added to `registries` when absent). */

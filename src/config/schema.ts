@@ -109,6 +109,17 @@ const pin = parsedValue(
   asString((value) => (parsePin(value) === undefined ? undefined : value.trim())),
 );
 
+/** A duration, or a bare 0 (`PULLTHROUGH_WATCH_INTERVAL=0` turns watching off). */
+const watchInterval = z.preprocess((value) => (value === 0 || value === '0' ? '0s' : value), duration);
+
+const webhookUrl = parsedValue(
+  'an http:// or https:// URL',
+  asString((value) => {
+    const url = URL.parse(value.trim());
+    return url && (url.protocol === 'http:' || url.protocol === 'https:') ? url.href : undefined;
+  }),
+);
+
 /** The schemas of values written in units: effective.ts writes a config back with them. */
 export {
   duration as durationSchema,
@@ -361,6 +372,23 @@ export const configSchema = z.strictObject({
        * keep them off the network clients use); null: both are served on the proxy port.
        */
       listen: listenAddress.nullable().default(null),
+    })
+    .prefault({}),
+  /**
+   * Watching the images in use (issue 25): every tag served within `window`, and every pinned
+   * one, is asked upstream with a HEAD once per `interval`; a tag that changed, vanished or
+   * turned private is logged, counted, sent to `webhook` and, when gone, pinned.
+   */
+  watch: z
+    .strictObject({
+      /** How often each watched tag is revalidated, spread over the interval. 0: no watching. */
+      interval: watchInterval.prefault('1h'),
+      /** Tags served within this long are watched (pinned ones always). */
+      window: duration.prefault('7d'),
+      /** HEAD requests per second at most, per registry (token requests not counted). */
+      ratePerSecond: z.number().min(0.01).max(1000).default(1),
+      /** http(s) URL that gets a JSON POST per change of state (Slack-compatible: it has `text`). */
+      webhook: webhookUrl.nullable().default(null),
     })
     .prefault({}),
   /** Pushes (POST/PUT/PATCH/DELETE under /v2/) go upstream; false answers 405 UNSUPPORTED. */

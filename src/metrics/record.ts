@@ -89,3 +89,17 @@ export function recordEvictions(
 export function recordCacheWriteFailure(metrics: Metrics, code: string): void {
   metrics.cacheWriteFailures.inc({ code });
 }
+
+/** A watched tag changed state (`kind`: the new one). */
+export function recordWatchEvent(metrics: Metrics, registry: string, kind: string): void {
+  metrics.watchEvents.inc({ registry, kind });
+}
+
+/** How many watched tags are in each state now, per registry: replaces the previous counts. */
+export function recordWatchedTags(
+  metrics: Metrics,
+  counts: ReadonlyArray<{ readonly registry: string; readonly state: string; readonly count: number }>,
+): void {
+  metrics.watchedTags.reset();
+  for (const { registry, state, count } of counts) metrics.watchedTags.set({ registry, state }, count);
+}

@@ -117,6 +117,18 @@ export function createMetrics() {
       help: 'CONNECT tunnels to hosts that are not intercepted, open now.',
       registers,
     }),
+    watchedTags: new Gauge({
+      name: 'pullthrough_watched_tags',
+      help: 'Tags watched upstream (watch.interval), by registry and state (pending, ok, changed, vanished, unauthorized, unreachable).',
+      labelNames: ['registry', 'state'] as const,
+      registers,
+    }),
+    watchEvents: new Counter({
+      name: 'pullthrough_watch_events_total',
+      help: 'Changes of state of watched tags, by registry and kind (the new state: changed, vanished, unauthorized, unreachable, ok).',
+      labelNames: ['registry', 'kind'] as const,
+      registers,
+    }),
     tunnelBytes: new Counter({
       name: 'pullthrough_tunnel_bytes_total',
       help: 'Bytes carried by closed tunnels, by direction (up: client to server, down: server to client).',

@@ -44,7 +44,7 @@ describe('cli', () => {
   it.each([
     [
       ['bogus'],
-      /^pullthrough: unknown command 'bogus' \(usage: pullthrough serve \| ca show \| ca export \| ca rotate \| cache ls \| cache du \| cache purge \| cache pin \| cache unpin \| cache pins \| cache gc \| config check \| setup \| warm; see pullthrough --help\)\n$/,
+      /^pullthrough: unknown command 'bogus' \(usage: pullthrough serve \| ca show \| ca export \| ca rotate \| cache ls \| cache du \| cache purge \| cache pin \| cache unpin \| cache pins \| cache gc \| config check \| setup \| warm \| watch; see pullthrough --help\)\n$/,
     ],
     [
       ['serve', '--nope'],

@@ -30,7 +30,8 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   admin: ['cache'],
   mirror: ['http', 'log.ts'],
   registry: ['access', 'buffer-pool.ts', 'cache', 'config', 'http', 'log.ts', 'net', 'oci', 'upstream'],
-  cli: ['app.ts', 'cache', 'config', 'log.ts', 'node-flags.ts', 'oci', 'setup', 'tls'],
+  watch: ['cache', 'config', 'http', 'upstream'],
+  cli: ['app.ts', 'cache', 'config', 'log.ts', 'node-flags.ts', 'oci', 'setup', 'tls', 'watch'],
   'main.ts': ['cli', 'node-version.ts'],
 };
 /** The one module that wires everything together. */

@@ -44,6 +44,8 @@ export interface ProxyOptions {
   dir: string;
   /** Entries of `registries`: a host, or `{host, deny, …}` with settings of its own. */
   registries: ReadonlyArray<string | Readonly<Record<string, unknown>>>;
+  /** Settings given to every registry entry (e.g. `{ serveStaleOn: [...] }`). */
+  registrySettings?: Readonly<Record<string, unknown>> | undefined;
   upstreamCaFile: string;
   processes: Processes;
   /** Require proxy authentication with this one user. */
@@ -54,6 +56,11 @@ export interface ProxyOptions {
   mirror?: Readonly<Record<string, unknown>> | undefined;
   /** `admin` settings (e.g. `{ token: '…' }`): the admin API, off without it. */
   admin?: Readonly<Record<string, unknown>> | undefined;
+  /**
+   * `watch` settings; without them the watch is off (interval 0), so that no other test's
+   * upstream counts see its HEAD requests.
+   */
+  watch?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface WaitOptions {
@@ -206,11 +213,19 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
   }
   if (options.mirror !== undefined) settings.push(`mirror: ${JSON.stringify(options.mirror)}`);
   if (options.admin !== undefined) settings.push(`admin: ${JSON.stringify(options.admin)}`);
+  settings.push(`watch: ${JSON.stringify(options.watch ?? { interval: '0s' })}`);
+  const registries = options.registrySettings
+    ? options.registries.map((entry) =>
+        typeof entry === 'string'
+          ? { host: entry, ...options.registrySettings }
+          : { ...options.registrySettings, ...entry },
+      )
+    : options.registries;
   writeFileSync(
     config,
     [
       'listen: 127.0.0.1:0',
-      `registries: ${JSON.stringify(options.registries)}`,
+      `registries: ${JSON.stringify(registries)}`,
       `ca: { dir: ${JSON.stringify(caDir)} }`,
       `cache: ${JSON.stringify(cacheSettings)}`,
       `upstream: { caFiles: [${JSON.stringify(options.upstreamCaFile)}] }`,

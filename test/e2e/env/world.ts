@@ -127,6 +127,8 @@ export interface World {
       admin?: Readonly<Record<string, unknown>>;
       /** Replaces the registries list (e.g. `{host: REGISTRY, deny: [...]}` entries). */
       registries?: ReadonlyArray<string | Readonly<Record<string, unknown>>>;
+      watch?: Readonly<Record<string, unknown>>;
+      registrySettings?: Readonly<Record<string, unknown>>;
     },
   ): Promise<Pullthrough>;
   /** A new directory inside the world. */
@@ -296,6 +298,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         mirror?: Readonly<Record<string, unknown>>;
         admin?: Readonly<Record<string, unknown>>;
         registries?: ReadonlyArray<string | Readonly<Record<string, unknown>>>;
+        watch?: Readonly<Record<string, unknown>>;
+        registrySettings?: Readonly<Record<string, unknown>>;
       } = {},
     ): Promise<Pullthrough> => {
       const started = await startProxy({
@@ -311,6 +315,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         cache: extra.cache,
         mirror: extra.mirror,
         admin: extra.admin,
+        watch: extra.watch,
+        registrySettings: extra.registrySettings,
       });
       cleanups.push(() => (started.daemon.exit === undefined ? started.stop() : undefined));
       return started;

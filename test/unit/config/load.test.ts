@@ -163,6 +163,27 @@ describe('config', () => {
     ]);
   });
 
+  it('reads the watch settings: hourly by default, 0 turns it off, the webhook must be a URL', () => {
+    const defaults = parseConfig({}, {}, 't', '/').watch;
+    expect(defaults).toEqual({
+      interval: 3_600_000,
+      window: 7 * 86_400_000,
+      ratePerSecond: 1,
+      webhook: null,
+    });
+    const env = { PULLTHROUGH_WATCH_INTERVAL: '0', PULLTHROUGH_WATCH_WEBHOOK: 'https://hooks.example/T/B/x' };
+    const fromEnv = parseConfig({}, env, 't', '/').watch;
+    expect(fromEnv.interval).toBe(0);
+    expect(fromEnv.webhook).toBe('https://hooks.example/T/B/x');
+    expect(parseConfig({ watch: { interval: '30s' } }, {}, 't', '/').watch.interval).toBe(30_000);
+    expect(
+      issuesOf(() => parseConfig({ watch: { webhook: 'ftp://x', ratePerSecond: 0 } }, {}, 't', '/')),
+    ).toEqual([
+      'watch.ratePerSecond: expected a number of at least 0.01, found 0',
+      'watch.webhook: "ftp://x" is not an http:// or https:// URL',
+    ]);
+  });
+
   it('REGISTRIES adds to the defaults when the file lists none', () => {
     const config = parseConfig({}, { REGISTRIES: 'registry.example' }, 't', '/');
     expect(config.registries.map((r) => r.host)).toEqual([...DEFAULT_REGISTRIES, 'registry.example']);
@@ -336,7 +357,7 @@ describe('config', () => {
         '16 proxy.allowClients.0: "10.0.0.0/33" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)',
         '19 registries.1.host: missing: expected a host, host:port or *.domain entry',
         '19 registries.1: unknown key "hots" (did you mean "host"?)',
-        '20 : unknown key "bogus" (keys here: listen, registries, mirror, ca, cache, upstream, access, proxy, limits, admin, allowPush, log, shutdownTimeout)',
+        '20 : unknown key "bogus" (keys here: listen, registries, mirror, ca, cache, upstream, access, proxy, limits, admin, watch, allowPush, log, shutdownTimeout)',
       ].sort(),
     );
     // Never zod's own words, never a secret.
