@@ -27,6 +27,12 @@ export interface OpenCacheOptions {
   readonly onIndexOpen?: (report: OpenReport) => void;
   /** A reconcile after an unclean stop, run in the background, finished. */
   readonly onReconciled?: (stats: SyncStats) => void;
+  /**
+   * Several processes share the directory (cluster/): no index (one sqlite file per directory
+   * counts and evicts for one process only), and temp files are swept at start only once idle
+   * this long, since another replica may be writing them.
+   */
+  readonly shared?: { readonly tempIdleMs: number };
 }
 
 export interface OpenedCache {
@@ -44,7 +50,7 @@ export interface OpenedCache {
 
 export async function openCache(options: OpenCacheOptions): Promise<OpenedCache> {
   const store = new DiskBlobStore(options.dir);
-  const init = await store.init();
+  const init = await store.init(options.shared ? { keepTempNewerThanMs: options.shared.tempIdleMs } : {});
   const onWriteFailure = options.onWriteFailure;
   const manifests = new ManifestStore(store.layout, store, { onWriteFailure });
   const remove = async (victim: Victim) => {
@@ -52,29 +58,30 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
     await removeFiles(store.layout)(victim);
   };
   let control: CacheControl | undefined;
-  const book: CacheBook = init.writable
-    ? new DeferredBook(async (readers) => {
-        const index = await openIndex(store.layout.root, options);
-        if (!index) return undefined;
-        const evictor = new Evictor({
-          index,
-          config: options.eviction,
-          inUse: (digest) => readers.has(digest),
-          remove,
-          onError: options.onIndexError,
-        });
-        control = new CacheControl({
-          index,
-          evictor,
-          maxSize: options.eviction.maxSize,
-          configPins: options.eviction.pins,
-          remove,
-          inUse: (digest) => readers.has(digest),
-          onError: options.onIndexError,
-        });
-        return new IndexedBook({ index, readers, evictor, onPass: options.onPass });
-      })
-    : new NoBook();
+  const book: CacheBook =
+    init.writable && !options.shared
+      ? new DeferredBook(async (readers) => {
+          const index = await openIndex(store.layout.root, options);
+          if (!index) return undefined;
+          const evictor = new Evictor({
+            index,
+            config: options.eviction,
+            inUse: (digest) => readers.has(digest),
+            remove,
+            onError: options.onIndexError,
+          });
+          control = new CacheControl({
+            index,
+            evictor,
+            maxSize: options.eviction.maxSize,
+            configPins: options.eviction.pins,
+            remove,
+            inUse: (digest) => readers.has(digest),
+            onError: options.onIndexError,
+          });
+          return new IndexedBook({ index, readers, evictor, onPass: options.onPass });
+        })
+      : new NoBook();
   return {
     store,
     fills: new Fills(store, { onWriteFailure }),

@@ -29,6 +29,10 @@ const ENV_KEYS: readonly EnvKey[] = [
   { env: 'PULLTHROUGH_HTPASSWD', key: ['proxy', 'htpasswd'], kind: 'string' },
   { env: 'PULLTHROUGH_ADMIN_TOKEN', key: ['admin', 'token'], kind: 'string' },
   { env: 'PULLTHROUGH_ADMIN_LISTEN', key: ['admin', 'listen'], kind: 'string' },
+  { env: 'PULLTHROUGH_REDIS_URL', key: ['cluster', 'redis'], kind: 'string' },
+  { env: 'PULLTHROUGH_CLUSTER_ID', key: ['cluster', 'id'], kind: 'string' },
+  { env: 'PULLTHROUGH_CLUSTER_ADVERTISE', key: ['cluster', 'advertise'], kind: 'string' },
+  { env: 'PULLTHROUGH_CLUSTER_SECRET', key: ['cluster', 'secret'], kind: 'string' },
   { env: 'PULLTHROUGH_ALLOW_CLIENTS', key: ['proxy', 'allowClients'], kind: 'list' },
 ];
 
