@@ -493,6 +493,7 @@ async function joinCluster(
 ): Promise<{ cluster: Cluster | undefined; cache: OpenedCache }> {
   if (config.cluster.redis === null) return { cluster: undefined, cache: opened };
   const cluster = await Cluster.start(config.cluster, log, () => opened.store);
+  opened.manifests.shareTags(cluster.tags);
   return { cluster, cache: { ...opened, fills: cluster.fills(opened.store, { onWriteFailure }) } };
 }
 

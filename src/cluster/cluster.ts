@@ -14,6 +14,7 @@ import { Members, type Member } from './members.ts';
 import { RedisLink, redacted } from './redis.ts';
 import { Remote } from './remote.ts';
 import { SharedAccess } from './shared-access.ts';
+import { RedisTags } from './tags.ts';
 
 export type ClusterConfig = Config['cluster'];
 
@@ -24,6 +25,8 @@ export class Cluster {
   readonly #leases: Leases;
   readonly #remote: Remote;
   readonly #access: SharedAccess;
+  /** Tag records shared between replicas (cache/manifests.ts shareTags). */
+  readonly tags: RedisTags;
   readonly #endpoint: Endpoint;
   readonly #log: Logger;
   #fills: ClusterFills | undefined;
@@ -45,6 +48,7 @@ export class Cluster {
     this.#members = new Members(link.client, { prefix, me, heartbeatMs: config.heartbeat });
     this.#leases = new Leases(link.client, { prefix, me, ttlMs: config.leaseTtl });
     this.#remote = new Remote(parts.secret);
+    this.tags = new RedisTags(link.client, prefix);
     this.#access = new SharedAccess(link.client, link.connection(), { prefix, me: me.id });
     // A heartbeat as soon as Redis is back, so that /readyz and the others see us at once.
     link.onChange((up) => void (up ? this.#members.beat() : undefined));
