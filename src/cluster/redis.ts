@@ -17,6 +17,7 @@ export class RedisLink {
   #up = false;
   /** Logged "down" for the current outage already (or never been up: logged at start). */
   #reportedDown = false;
+  #stopped = false;
   readonly #listeners = new Set<(up: boolean) => void>();
 
   constructor(url: string, log: Logger) {
@@ -57,13 +58,14 @@ export class RedisLink {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
     this.#listeners.clear();
     this.client.disconnect();
     return Promise.resolve();
   }
 
   #changed(up: boolean): void {
-    if (up === this.#up && (up || this.#reportedDown)) return;
+    if (this.#stopped || (up === this.#up && (up || this.#reportedDown))) return;
     this.#up = up;
     if (up) {
       if (this.#reportedDown) this.#log.info('redis reachable again: coordinating through it');
