@@ -53,6 +53,8 @@ export interface ProxyOptions {
   mirror?: Readonly<Record<string, unknown>> | undefined;
   /** `admin` settings (e.g. `{ token: '…' }`): the admin API, off without it. */
   admin?: Readonly<Record<string, unknown>> | undefined;
+  /** `cluster` settings (e.g. `{ redis, secret }`): a replica of a cluster, off without it. */
+  cluster?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface WaitOptions {
@@ -205,6 +207,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
   }
   if (options.mirror !== undefined) settings.push(`mirror: ${JSON.stringify(options.mirror)}`);
   if (options.admin !== undefined) settings.push(`admin: ${JSON.stringify(options.admin)}`);
+  if (options.cluster !== undefined) settings.push(`cluster: ${JSON.stringify(options.cluster)}`);
   writeFileSync(
     config,
     [

@@ -125,6 +125,7 @@ export interface World {
       cache?: Readonly<Record<string, unknown>>;
       mirror?: Readonly<Record<string, unknown>>;
       admin?: Readonly<Record<string, unknown>>;
+      cluster?: Readonly<Record<string, unknown>>;
     },
   ): Promise<Pullthrough>;
   /** A new directory inside the world. */
@@ -293,6 +294,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         cache?: Readonly<Record<string, unknown>>;
         mirror?: Readonly<Record<string, unknown>>;
         admin?: Readonly<Record<string, unknown>>;
+        cluster?: Readonly<Record<string, unknown>>;
       } = {},
     ): Promise<Pullthrough> => {
       const started = await startProxy({
@@ -304,6 +306,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         cache: extra.cache,
         mirror: extra.mirror,
         admin: extra.admin,
+        cluster: extra.cluster,
       });
       cleanups.push(() => (started.daemon.exit === undefined ? started.stop() : undefined));
       return started;
