@@ -1,6 +1,9 @@
-// Replica membership: each replica writes `<prefix>member:<id>` (its id, internal URL and start
-// time) with a TTL of three heartbeats and renews it every heartbeat, so a replica that dies
-// drops out on its own. The list read back at each heartbeat is what /readyz shows.
+// Replica membership: each replica renews its entry in the sorted set `<prefix>members` every
+// heartbeat, scored with the time it expires (three heartbeats on), and keeps its id and internal
+// URL in the hash `<prefix>member-info`; a replica that dies drops out once its score has passed
+// (removed from both by the next heartbeat of any replica).
+// One sorted set rather than a key per member with a TTL: listing it is one ZRANGE, not a SCAN of
+// every key (tags and leases included) at each heartbeat. What /readyz shows is the list read back.
 import type { Redis } from 'ioredis';
 
 export interface Member {
@@ -13,8 +16,8 @@ export interface Member {
 
 export class Members {
   readonly #redis: Redis;
-  readonly #key: string;
-  readonly #pattern: string;
+  readonly #set: string;
+  readonly #info: string;
   readonly #me: Member;
   readonly #heartbeatMs: number;
   #timer: NodeJS.Timeout | undefined;
@@ -23,8 +26,8 @@ export class Members {
   constructor(redis: Redis, options: { prefix: string; me: Member; heartbeatMs: number }) {
     this.#redis = redis;
     this.#me = options.me;
-    this.#key = `${options.prefix}member:${options.me.id}`;
-    this.#pattern = `${options.prefix}member:*`;
+    this.#set = `${options.prefix}members`;
+    this.#info = `${options.prefix}member-info`;
     this.#heartbeatMs = options.heartbeatMs;
   }
 
@@ -42,11 +45,28 @@ export class Members {
     this.#timer = setTimeout(beat, 0).unref();
   }
 
-  /** One heartbeat: renew our key, read everyone's. Failures leave the last list (Redis down). */
+  /** One heartbeat: renew our entry, drop the expired, read the rest. Redis down: an empty list. */
   async beat(): Promise<void> {
+    const now = Date.now();
+    const { id } = this.#me;
     try {
-      await this.#redis.set(this.#key, JSON.stringify(this.#me), 'PX', this.#heartbeatMs * 3);
-      this.#known = await this.#read();
+      await this.#redis
+        .multi()
+        .zadd(this.#set, now + this.#heartbeatMs * 3, id)
+        .hset(this.#info, id, JSON.stringify(this.#me))
+        .exec();
+      const gone = await this.#redis.zrangebyscore(this.#set, '-inf', now);
+      if (gone.length > 0)
+        await this.#redis
+          .multi()
+          .zrem(this.#set, ...gone)
+          .hdel(this.#info, ...gone)
+          .exec();
+      const ids = await this.#redis.zrange(this.#set, 0, -1);
+      const values = ids.length > 0 ? await this.#redis.hmget(this.#info, ...ids) : [];
+      this.#known = values
+        .flatMap((value) => (value ? [JSON.parse(value) as Member] : []))
+        .sort((a, b) => a.id.localeCompare(b.id));
     } catch {
       this.#known = [];
     }
@@ -55,21 +75,12 @@ export class Members {
   async stop(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#redis.del(this.#key).catch(() => undefined);
-  }
-
-  async #read(): Promise<Member[]> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, found] = await this.#redis.scan(cursor, 'MATCH', this.#pattern, 'COUNT', 100);
-      cursor = next;
-      keys.push(...found);
-    } while (cursor !== '0');
-    if (keys.length === 0) return [];
-    const values = await this.#redis.mget(...keys);
-    return values
-      .flatMap((value) => (value ? [JSON.parse(value) as Member] : []))
-      .sort((a, b) => a.id.localeCompare(b.id));
+    const { id } = this.#me;
+    await this.#redis
+      .multi()
+      .zrem(this.#set, id)
+      .hdel(this.#info, id)
+      .exec()
+      .catch(() => undefined);
   }
 }

@@ -57,7 +57,13 @@ test.skipIf(!(await hasRedisServer()))(
     expect(gets(image.layer.digest)).toBe(1);
     expect(gets(image.config.digest)).toBe(1);
 
-    // Each replica served the layer: some as the holder or from it, the rest as hits.
+    // How each replica served the layer: the holder's fill (miss), joined while it ran, or a hit.
+    const layerPath = `/v2/${image.repository}/blobs/${image.layer.digest}`;
+    const served = replicas.map((replica, i) => {
+      const lines = replica.log.requests(REGISTRY).filter((line) => line.path === layerPath);
+      return `r${i + 1}: ${lines.map((line) => `${String(line['cache'])}${line['shared'] ? '+shared' : ''}`).join(' ')}`;
+    });
+    console.log(`[e2e] cluster | layer served ${served.join(' | ')}`);
     for (const replica of replicas) {
       const line = await replica.log.waitForRequest(
         REGISTRY,
