@@ -1,6 +1,7 @@
 // Tag records shared through Redis (cluster/tags.ts): a tag confirmed by one replica is known to
 // another whatever storage each has, the record upstream confirmed last wins, and with Redis
 // gone each replica still has its own.
+import { once } from 'node:events';
 import { Redis } from 'ioredis';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { DiskBlobStore } from '../../src/cache/blobs.ts';
@@ -28,7 +29,9 @@ describe.skipIf(!(await hasRedisServer()))('shared tag records (needs redis-serv
   it('are seen by every replica, the latest confirmation winning, and local ones stay without Redis', async () => {
     const server = await startRedis();
     const redis = new Redis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+    redis.on('error', () => undefined);
     onTestFinished(() => redis.disconnect());
+    await once(redis, 'ready');
     const [one, two] = [await replicaStore(redis), await replicaStore(redis)];
     const a = `sha256:${'a'.repeat(64)}`;
     const b = `sha256:${'b'.repeat(64)}`;

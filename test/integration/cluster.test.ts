@@ -119,6 +119,35 @@ describe.skipIf(!(await hasRedisServer()))('cluster (needs redis-server; ensure-
     expect(second.statusCode).toBe(401);
   });
 
+  it('refuses an anonymous client that asks for a private blob while another replica fills it', async () => {
+    const upstream = await startFakeRegistry();
+    upstream.useTokenAuth(ACCOUNTS);
+    upstream.makePrivate('private/');
+    const redis = await startRedis();
+    const [one, two] = await replicas(upstream, redis.url, 2);
+    const secret = randomBytes(512 * 1024);
+    const digest = upstream.addBlob(secret);
+    const blobPath = `/v2/private/app/blobs/${digest}`;
+    const tokenRes = await one!.fetch(
+      upstream.authority,
+      `/token?service=fake&scope=${encodeURIComponent('repository:private/app:pull')}`,
+      { headers: { authorization: `Basic ${Buffer.from('alice:alice-secret').toString('base64')}` } },
+    );
+    const alice = `Bearer ${((await tokenRes.body.json()) as { token: string }).token}`;
+    const release = upstream.holdBlobs();
+    const first = await one!.fetch(upstream.authority, blobPath, { headers: { authorization: alice } });
+    expect(first.statusCode).toBe(200);
+
+    // Replica 2 streams the fill from replica 1, but asks upstream whether this client may read it.
+    const anonymous = await two!.fetch(upstream.authority, blobPath);
+    const refusal = await anonymous.body.text();
+    expect(anonymous.statusCode).toBe(401);
+    expect(refusal).not.toContain(secret.subarray(0, 16).toString('latin1'));
+    release();
+    expect(Buffer.from(await first.body.arrayBuffer()).equals(secret)).toBe(true);
+    expect(blobGets(upstream, digest)).toBe(1);
+  });
+
   it('keeps pulls working while Redis is down, says so on /readyz, and recovers when it is back', async () => {
     const upstream = await startFakeRegistry();
     const redis = await startRedis();
