@@ -58,30 +58,31 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
     await removeFiles(store.layout)(victim);
   };
   let control: CacheControl | undefined;
-  const book: CacheBook =
-    init.writable && !options.shared
-      ? new DeferredBook(async (readers) => {
-          const index = await openIndex(store.layout.root, options);
-          if (!index) return undefined;
-          const evictor = new Evictor({
-            index,
-            config: options.eviction,
-            inUse: (digest) => readers.has(digest),
-            remove,
-            onError: options.onIndexError,
-          });
-          control = new CacheControl({
-            index,
-            evictor,
-            maxSize: options.eviction.maxSize,
-            configPins: options.eviction.pins,
-            remove,
-            inUse: (digest) => readers.has(digest),
-            onError: options.onIndexError,
-          });
-          return new IndexedBook({ index, readers, evictor, onPass: options.onPass });
-        })
-      : new NoBook();
+  // Replicas sharing the directory keep no index of it (see `shared`).
+  const indexed = init.writable && !options.shared;
+  const book: CacheBook = indexed
+    ? new DeferredBook(async (readers) => {
+        const index = await openIndex(store.layout.root, options);
+        if (!index) return undefined;
+        const evictor = new Evictor({
+          index,
+          config: options.eviction,
+          inUse: (digest) => readers.has(digest),
+          remove,
+          onError: options.onIndexError,
+        });
+        control = new CacheControl({
+          index,
+          evictor,
+          maxSize: options.eviction.maxSize,
+          configPins: options.eviction.pins,
+          remove,
+          inUse: (digest) => readers.has(digest),
+          onError: options.onIndexError,
+        });
+        return new IndexedBook({ index, readers, evictor, onPass: options.onPass });
+      })
+    : new NoBook();
   return {
     store,
     fills: new Fills(store, { onWriteFailure }),
