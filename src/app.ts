@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { Access } from './access/access.ts';
 import { createAdminHandler, type AdminHandler } from './admin/handler.ts';
 import type { Fills } from './cache/fills.ts';
+import { Cluster } from './cluster/cluster.ts';
 import type { WriteFailureContext, WriteFailureListener } from './cache/errors.ts';
 import type { PassResult } from './cache/eviction.ts';
 import { openCache, type OpenedCache } from './cache/open.ts';
@@ -16,7 +17,7 @@ import { Registries } from './config/registries.ts';
 import type { Config } from './config/schema.ts';
 import { formatAuthority, parseAuthority } from './http/destination.ts';
 import { Health, writeFailureCode } from './health.ts';
-import { createLocalHandler, type LocalPages } from './local.ts';
+import { createLocalHandler, type LocalPages, type Readiness } from './local.ts';
 import { logNotices, type Logger } from './log.ts';
 import {
   recordCacheWriteFailure,
@@ -65,6 +66,8 @@ export interface App {
   readonly certificates: LeafContexts;
   /** Fills in progress; `fills.idle()` resolves when none runs. */
   readonly fills: Fills;
+  /** This replica's part in a cluster (config `cluster`), when there is one. */
+  readonly cluster: Cluster | undefined;
   /** Graceful stop: in-flight requests get `config.shutdownTimeout`, then everything is cut. */
   close(): Promise<void>;
 }
@@ -90,20 +93,18 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
   const upstream = await createUpstream(config, registries, guard, seams, parent, (observation) =>
     recordUpstream(metrics, { ...observation, registry: registryLabel(observation, interceptList) }),
   );
-  // Cache write failures from the store and the registry alike, logged once per cause, counted each.
-  const health = new Health(log, config.cache.dir);
-  const cacheWriteFailed = (error: unknown, context?: WriteFailureContext) => {
-    recordCacheWriteFailure(metrics, writeFailureCode(error));
-    health.cacheWriteFailed(error, context);
-  };
-  const cache = await openCacheFor(config, registries, log, { health, cacheWriteFailed, metrics });
+  const { health, cacheWriteFailed } = healthOf(config, log, metrics);
+  const opened = await openCacheFor(config, registries, log, { health, cacheWriteFailed, metrics });
+  const { cluster, cache } = await joinCluster(config, log, opened, cacheWriteFailed);
   const certificates = new LeafContexts(ca);
   metrics.readFrom({
     cacheUsage: () => cache.book.usage(),
     fillsInFlight: () => cache.fills.size,
     certificatesIssued: () => certificates.issued,
   });
-  const handler = createHandler(config, log, { upstream, cache, registries, metrics, cacheWriteFailed });
+  const parts = { upstream, cache, registries, metrics, cacheWriteFailed };
+  const handler = createHandler(config, log, parts, cluster);
+  const readiness = cluster ? clusterReadiness(health, cluster) : health.readiness;
   const watcher = createWatcher(config, log, { upstream, cache, registries, metrics });
   const admin = createAdminHandler({
     token: config.admin.token,
@@ -123,11 +124,12 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     metrics,
     admin,
     parent,
+    readiness,
   });
   const { address, mirror, adminListener } = await listen(config, log, proxy, {
     mirrorHandler: (req, res, destination) => handler(req, res, destination, 'mirror'),
     registries,
-    operator: { ca, health, metrics, admin },
+    operator: { ca, health, metrics, admin, readiness },
   });
   watcher?.start();
   let closed: Promise<void> | undefined;
@@ -141,6 +143,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
         watcher?.close(),
       ]);
       await upstream.destroy();
+      await cluster?.close();
       await cache.close();
       log.info('stopped');
     })());
@@ -151,8 +154,19 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     ca,
     certificates,
     fills: cache.fills,
+    cluster,
     close,
   };
+}
+
+/** Cache write failures from the store and the registry alike, logged once per cause, counted each. */
+function healthOf(config: Config, log: Logger, metrics: Metrics) {
+  const health = new Health(log, config.cache.dir);
+  const cacheWriteFailed = (error: unknown, context?: WriteFailureContext) => {
+    recordCacheWriteFailure(metrics, writeFailureCode(error));
+    health.cacheWriteFailed(error, context);
+  };
+  return { health, cacheWriteFailed };
 }
 
 /** Starts the listeners in order (proxy, mirror, admin); one that fails closes those before it. */
@@ -163,7 +177,13 @@ async function listen(
   parts: {
     mirrorHandler: MirrorHandler;
     registries: Registries;
-    operator: { ca: CertificateAuthority; health: Health; metrics: Metrics; admin: AdminHandler };
+    operator: {
+      ca: CertificateAuthority;
+      health: Health;
+      metrics: Metrics;
+      admin: AdminHandler;
+      readiness: () => Readiness;
+    };
   },
 ) {
   const address = await proxy.listen(config.listen.host, config.listen.port);
@@ -188,10 +208,10 @@ async function listen(
 
 /** The proxy's own pages; /metrics and /admin/ among them when `operator` is true. */
 function localPages(
-  parts: { health: Health; metrics: Metrics; admin: AdminHandler },
+  parts: { health: Health; metrics: Metrics; admin: AdminHandler; readiness?: () => Readiness },
   operator: boolean,
 ): LocalPages {
-  const readiness = parts.health.readiness;
+  const readiness = parts.readiness ?? parts.health.readiness;
   if (!operator) return { readiness };
   const metrics = async () => ({
     contentType: parts.metrics.registry.contentType,
@@ -204,7 +224,13 @@ function localPages(
 async function startAdminListener(
   config: Config,
   log: Logger,
-  parts: { ca: CertificateAuthority; health: Health; metrics: Metrics; admin: AdminHandler },
+  parts: {
+    ca: CertificateAuthority;
+    health: Health;
+    metrics: Metrics;
+    admin: AdminHandler;
+    readiness: () => Readiness;
+  },
 ): Promise<{ address: AddressInfo; close: () => Promise<void> } | undefined> {
   const listen = config.admin.listen;
   if (listen === null) return undefined;
@@ -284,8 +310,19 @@ function createHandler(
     metrics: Metrics;
     cacheWriteFailed: (error: unknown, context?: WriteFailureContext) => void;
   },
+  cluster: Cluster | undefined,
 ): ReturnType<typeof createRegistryHandler> {
   const { cache, metrics, registries } = parts;
+  const access = new Access({
+    grantTtlMs: config.access.grantTtl,
+    publicTtlMs: config.access.publicTtl,
+    offlineGraceMs: config.access.offlineGrace,
+    now: Date.now,
+    marks: cache.marks,
+    ...(cluster ? { onAnswer: cluster.onAnswer } : {}),
+  });
+  // Answers remembered on the other replicas count here too (cluster/shared-access.ts).
+  void cluster?.learnInto(access);
   return createRegistryHandler({
     upstream: parts.upstream,
     store: cache.store,
@@ -294,13 +331,7 @@ function createHandler(
     book: cache.book,
     cacheWriteFailed: parts.cacheWriteFailed,
     onCompletion: (c) => recordRequest(metrics, { ...c, registry: c.host, seconds: c.ms / 1000 }),
-    access: new Access({
-      grantTtlMs: config.access.grantTtl,
-      publicTtlMs: config.access.publicTtl,
-      offlineGraceMs: config.access.offlineGrace,
-      now: Date.now,
-      marks: cache.marks,
-    }),
+    access,
     policy: registries.policy,
     repositoryRefusal: registries.refusal,
     intercepts: (host, port) => registries.of(host, port) !== undefined,
@@ -412,6 +443,8 @@ async function openCacheFor(
     onIndexError: (error) => log.warn({ err: (error as Error).message }, 'cache index: eviction delayed'),
     onIndexOpen: (report) => log.info({ ...report, ms: Math.round(report.ms) }, 'cache index open'),
     onReconciled: (stats) => log.info({ ...stats }, 'cache index reconciled after an unclean stop'),
+    // Replicas may share the directory: no per-process index, no sweep of their temp files.
+    ...(config.cluster.redis === null ? {} : { shared: { tempIdleMs: 10 * 60_000 } }),
   });
   const { init } = cache;
   if (init.writable) {
@@ -459,6 +492,7 @@ async function createProxy(
     metrics: Metrics;
     admin: AdminHandler;
     parent: ParentProxy | undefined;
+    readiness: () => Readiness;
   },
 ): Promise<ProxyServer> {
   const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
@@ -512,6 +546,28 @@ function registryLabel({ origin }: UpstreamObservation, interceptList: Intercept
   const host = url.hostname.replace(/^\[|\]$/g, '');
   const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
   return interceptList.matches(host, port) ? formatAuthority({ host, port }) : 'other';
+}
+
+/** With cluster.redis: this replica's part, and fills coordinated with the other replicas. */
+async function joinCluster(
+  config: Config,
+  log: Logger,
+  opened: OpenedCache,
+  onWriteFailure: WriteFailureListener,
+): Promise<{ cluster: Cluster | undefined; cache: OpenedCache }> {
+  if (config.cluster.redis === null) return { cluster: undefined, cache: opened };
+  const cluster = await Cluster.start(config.cluster, log, () => opened.store);
+  opened.manifests.shareTags(cluster.tags);
+  return { cluster, cache: { ...opened, fills: cluster.fills(opened.store, { onWriteFailure }) } };
+}
+
+/** /readyz of a replica: its own health, Redis's, and the members it sees. */
+function clusterReadiness(health: Health, cluster: Cluster): () => Readiness {
+  return () => {
+    const own = health.readiness();
+    const shared = cluster.readiness();
+    return { ...own, degraded: [...own.degraded, ...shared.degraded], info: shared.info };
+  };
 }
 
 /** CIDRs from a validated config (schema.ts has already parsed each one). */

@@ -13,6 +13,8 @@ export interface Readiness {
   readonly ready: boolean;
   /** Ready, but e.g. the cache cannot be written: pulls work, uncached. */
   readonly degraded: readonly string[];
+  /** Lines shown after the first one (e.g. the replicas of a cluster). */
+  readonly info?: readonly string[];
 }
 
 /** The Prometheus exposition, rendered at scrape time. */
@@ -28,7 +30,7 @@ export interface LocalPages {
 
 export function createLocalHandler(caCertPem: string, pages: LocalPages = {}) {
   const { metrics, admin } = pages;
-  const readiness = pages.readiness ?? (() => ({ ready: true, degraded: [] }));
+  const readiness = pages.readiness ?? ((): Readiness => ({ ready: true, degraded: [] }));
   return function local(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0];
     // The admin API (admin/) answers every /admin/ path itself, 404 included when it is off.
@@ -45,12 +47,13 @@ export function createLocalHandler(caCertPem: string, pages: LocalPages = {}) {
     } else if (path === '/healthz') {
       send(200, 'text/plain; charset=utf-8', 'ok\n');
     } else if (path === '/readyz') {
-      const { ready, degraded } = readiness();
+      const { ready, degraded, info = [] } = readiness();
       const detail = degraded.length > 0 ? ` (degraded: ${degraded.join('; ')})` : '';
+      const more = info.map((line) => `${line}\n`).join('');
       send(
         ready ? 200 : 503,
         'text/plain; charset=utf-8',
-        ready ? `ready${detail}\n` : 'not ready: shutting down\n',
+        ready ? `ready${detail}\n${more}` : 'not ready: shutting down\n',
       );
     } else if (path === '/metrics' && metrics) {
       metrics().then(

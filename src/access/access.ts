@@ -24,11 +24,23 @@ export interface AccessOptions {
   readonly publicTtlMs: number;
   readonly offlineGraceMs: number;
   readonly now: () => number;
+  /** Told of each answer remembered here, for other replicas to learn (cluster/); not of learn()'s. */
+  readonly onAnswer?: (answer: AccessAnswer) => void;
   /** Where public marks are kept across restarts (grants are memory only). */
   readonly marks?: {
     get(key: PublicKey): Promise<number | undefined>;
     put(key: PublicKey, at: number): Promise<void>;
   };
+}
+
+/**
+ * One remembered answer as other replicas learn it: its kind, its key (a hash: never the
+ * credential itself) and when upstream gave it.
+ */
+export interface AccessAnswer {
+  readonly kind: 'grant' | 'public' | 'anonymous';
+  readonly id: string;
+  readonly at: number;
 }
 
 /** `fresh`: trusted now. `stale`: too old to trust while upstream can be asked, still good offline. */
@@ -75,7 +87,18 @@ export class Access {
 
   /** `authorization` (e.g. `Bearer <token>`) was issued to a request that proved nothing. */
   markAnonymous(authorization: string): void {
-    this.#anonymous.set(hash(authorization), true);
+    const id = hash(authorization);
+    this.#anonymous.set(id, true);
+    this.#options.onAnswer?.({ kind: 'anonymous', id, at: this.#options.now() });
+  }
+
+  /** An answer another replica remembered (cluster/): kept like ours, unless ours is newer. */
+  learn(answer: AccessAnswer): void {
+    if (answer.kind === 'anonymous') this.#anonymous.set(answer.id, true);
+    else {
+      const map = answer.kind === 'grant' ? this.#grants : this.#public;
+      if ((map.get(answer.id) ?? -Infinity) < answer.at) map.set(answer.id, answer.at);
+    }
   }
 
   /** No credential, or one that proves nothing: what upstream serves to it is public. */
@@ -88,6 +111,7 @@ export class Access {
     const id = publicKeyHash(key);
     const previous = this.#public.get(id);
     this.#public.set(id, now);
+    this.#options.onAnswer?.({ kind: 'public', id, at: now });
     // Rewritten on disk only when it has aged a little, not on every anonymous answer.
     if (previous !== undefined && now - previous < this.#options.publicTtlMs / 2) return;
     // Best effort: if it cannot be written, a restarted proxy asks upstream again (safe default).
@@ -107,10 +131,13 @@ export class Access {
 
   grant(host: string, name: string, authorization: string | undefined): void {
     if (!authorization) return;
-    const now = this.#options.now();
-    this.#grants.set(grantKey(host, name, authorization), now);
+    const at = this.#options.now();
     const owner = this.#owners.get(hash(authorization));
-    if (owner !== undefined) this.#grants.set(grantKey(host, name, owner), now);
+    for (const who of owner === undefined ? [authorization] : [authorization, owner]) {
+      const id = grantKey(host, name, who);
+      this.#grants.set(id, at);
+      this.#options.onAnswer?.({ kind: 'grant', id, at });
+    }
   }
 
   grantAge(host: string, name: string, authorization: string | undefined): AnswerAge {

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { DigestVerifier, parseDigest, type ParsedDigest } from '../oci/digest.ts';
-import { initCacheDir, type CacheInit } from './init.ts';
+import { initCacheDir, type CacheInit, type InitOptions } from './init.ts';
 import { CacheLayout } from './layout.ts';
 
 export type { CacheInit } from './init.ts';
@@ -86,8 +86,8 @@ export class DiskBlobStore implements BlobStore {
    * throws, when the directory cannot be written (read-only, full, no permission): what is
    * cached is still served, and `reason` says why nothing new will be.
    */
-  init(): Promise<CacheInit> {
-    return initCacheDir(this.layout);
+  init(options: InitOptions = {}): Promise<CacheInit> {
+    return initCacheDir(this.layout, options);
   }
 
   async stat(digest: string): Promise<BlobInfo | undefined> {

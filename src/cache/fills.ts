@@ -21,6 +21,13 @@ export interface StartOptions {
   readonly notStored?: NotAdmittedError;
 }
 
+/**
+ * How the client asking for a digest would fetch it from upstream itself, from byte `start` on
+ * (with its own credentials). Local fills never need it; a fill streamed from another replica
+ * (cluster/) uses it to take the fetch over when that replica dies.
+ */
+export type Refetch = (start: number) => Promise<AsyncIterable<Buffer>>;
+
 /** A caller's exclusive right to start the fill of one digest; joiners wait on it. */
 export interface Claim {
   /** Starts the fill (see Fills.start); joiners receive it. */
@@ -53,9 +60,11 @@ export class Fills {
    * The running fill of `digest`, or a promise of the one being started (undefined if that
    * start fails), or undefined when nobody is fetching it. Synchronous, so that a caller can
    * check and then claim without another request slipping in between. A caller that awaits
-   * anything before opening the fill checks `fill.joinable` again right before.
+   * anything before opening the fill checks `fill.joinable` again right before. A clustered
+   * Fills (cluster/fills.ts) may answer a promise even when nobody here fetches: undefined from
+   * it means the caller is the one to fetch, and claims at once (before a new turn of the loop).
    */
-  lookup(digest: string): Fill | Promise<Fill | undefined> | undefined {
+  lookup(digest: string, _refetch?: Refetch): Fill | Promise<Fill | undefined> | undefined {
     return this.#joinable.get(digest) ?? this.#claims.get(digest);
   }
 

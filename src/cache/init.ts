@@ -3,7 +3,7 @@
 // that cannot be written (read-only, full, no permission) is still served from: starting never
 // fails because of it, and fills then relay what they fetch without storing it.
 import { randomBytes } from 'node:crypto';
-import { access, constants, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, constants, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { CacheLayout } from './layout.ts';
 
@@ -27,13 +27,21 @@ const UNWRITABLE: Readonly<Record<string, string>> = {
   EDQUOT: 'over its disk quota',
 };
 
-export async function initCacheDir(layout: CacheLayout): Promise<CacheInit> {
+export interface InitOptions {
+  /** Temp files written to this recently are kept: another process sharing the directory may own them. */
+  readonly keepTempNewerThanMs?: number;
+}
+
+export async function initCacheDir(layout: CacheLayout, options: InitOptions = {}): Promise<CacheInit> {
   let swept = 0;
   try {
     await mkdir(layout.blobsDir, { recursive: true });
     await mkdir(layout.tmpDir, { recursive: true });
     for (const name of await readdir(layout.tmpDir)) {
-      await rm(path.join(layout.tmpDir, name), { recursive: true, force: true });
+      const file = path.join(layout.tmpDir, name);
+      if (options.keepTempNewerThanMs !== undefined && (await recent(file, options.keepTempNewerThanMs)))
+        continue;
+      await rm(file, { recursive: true, force: true });
       swept++;
     }
     await probe(layout.tmpDir);
@@ -47,6 +55,11 @@ export async function initCacheDir(layout: CacheLayout): Promise<CacheInit> {
       : `cache directory ${layout.root} is ${state} and empty: nothing cached to serve`;
     return { sweptTempFiles: swept, writable: false, code, reason };
   }
+}
+
+async function recent(file: string, ms: number): Promise<boolean> {
+  const info = await stat(file).catch(() => undefined);
+  return info !== undefined && Date.now() - info.mtimeMs < ms;
 }
 
 /** Creating the directories proves little (they may exist): one small file says more. */

@@ -53,6 +53,15 @@ export interface ManifestStoreOptions {
 }
 
 /**
+ * Tag records kept where other processes see them too (cluster/tags.ts, in Redis): asked beside
+ * the local record (the one upstream confirmed last wins) and written beside it, best effort.
+ */
+export interface SharedTags {
+  get(host: string, name: string, tag: string): Promise<TagRecord | undefined>;
+  put(host: string, name: string, tag: string, record: TagRecord): Promise<void>;
+}
+
+/**
  * Writes (put, putTag) reject with CacheWriteError when the disk refuses them, having left no
  * file behind: callers that can serve without the cache catch that error, and only that one.
  */
@@ -60,6 +69,7 @@ export class ManifestStore {
   readonly #layout: CacheLayout;
   readonly #blobs: BlobStore;
   readonly #onWriteFailure: WriteFailureListener | undefined;
+  #shared: SharedTags | undefined;
   readonly #memory = new LRUCache<string, StoredManifest>({
     maxSize: MEMORY_BYTES,
     sizeCalculation: (manifest) => manifest.content.length + manifest.mediaType.length + 200,
@@ -112,11 +122,22 @@ export class ManifestStore {
     this.#memory.delete(digest);
   }
 
+  /** From now on, tag records are also read from and written to `shared` (several replicas). */
+  shareTags(shared: SharedTags): void {
+    this.#shared = shared;
+  }
+
   async getTag(host: string, name: string, tag: string): Promise<TagRecord | undefined> {
-    return readJson<TagRecord>(this.#layout.tagPath(host, name, tag));
+    const [local, shared] = await Promise.all([
+      readJson<TagRecord>(this.#layout.tagPath(host, name, tag)),
+      this.#shared?.get(host, name, tag).catch(() => undefined),
+    ]);
+    if (!local || !shared) return local ?? shared;
+    return shared.checkedAt > local.checkedAt ? shared : local;
   }
 
   async putTag(host: string, name: string, tag: string, record: TagRecord): Promise<void> {
+    await this.#shared?.put(host, name, tag, record).catch(() => undefined);
     await this.#writeJson(this.#layout.tagPath(host, name, tag), record);
   }
 

@@ -27,6 +27,12 @@ export interface OpenCacheOptions {
   readonly onIndexOpen?: (report: OpenReport) => void;
   /** A reconcile after an unclean stop, run in the background, finished. */
   readonly onReconciled?: (stats: SyncStats) => void;
+  /**
+   * Several processes share the directory (cluster/): no index (one sqlite file per directory
+   * counts and evicts for one process only), and temp files are swept at start only once idle
+   * this long, since another replica may be writing them.
+   */
+  readonly shared?: { readonly tempIdleMs: number };
 }
 
 export interface OpenedCache {
@@ -44,7 +50,7 @@ export interface OpenedCache {
 
 export async function openCache(options: OpenCacheOptions): Promise<OpenedCache> {
   const store = new DiskBlobStore(options.dir);
-  const init = await store.init();
+  const init = await store.init(options.shared ? { keepTempNewerThanMs: options.shared.tempIdleMs } : {});
   const onWriteFailure = options.onWriteFailure;
   const manifests = new ManifestStore(store.layout, store, { onWriteFailure });
   const remove = async (victim: Victim) => {
@@ -52,7 +58,9 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
     await removeFiles(store.layout)(victim);
   };
   let control: CacheControl | undefined;
-  const book: CacheBook = init.writable
+  // Replicas sharing the directory keep no index of it (see `shared`).
+  const indexed = init.writable && !options.shared;
+  const book: CacheBook = indexed
     ? new DeferredBook(async (readers) => {
         const index = await openIndex(store.layout.root, options);
         if (!index) return undefined;

@@ -85,6 +85,20 @@ const size = parsedValue('a size (e.g. 500MiB, 32GiB, 32g)', (value) =>
   typeof value === 'string' || typeof value === 'number' ? parseSize(value) : undefined,
 );
 
+const redisUrl = parsedValue(
+  'a redis:// or rediss:// URL',
+  asString((value) =>
+    /^rediss?:$/.test(URL.parse(value.trim())?.protocol ?? '') ? value.trim() : undefined,
+  ),
+);
+
+const httpUrl = parsedValue(
+  'an http:// URL',
+  asString((value) =>
+    URL.parse(value.trim())?.protocol === 'http:' ? value.trim().replace(/\/+$/, '') : undefined,
+  ),
+);
+
 const cidr = parsedValue(
   'an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)',
   asString((value) => {
@@ -389,6 +403,46 @@ export const configSchema = z.strictObject({
       ratePerSecond: z.number().min(0.01).max(1000).default(1),
       /** http(s) URL that gets a JSON POST per change of state (Slack-compatible: it has `text`). */
       webhook: webhookUrl.nullable().default(null),
+    })
+    .prefault({}),
+  /**
+   * Several replicas coordinated through Redis (cluster/): one upstream fetch per digest across
+   * them, shared access answers and tags. Off while redis is null: one process, nothing else to run.
+   */
+  cluster: z
+    .strictObject({
+      /** redis://[:password@]host:port[/db] (rediss:// for TLS); null: no cluster. */
+      redis: redisUrl.nullable().default(null),
+      /** This replica's name among the others; null: the host name and process id. */
+      id: z
+        .string()
+        .regex(/^[\w.-]{1,100}$/, 'letters, digits, ".", "_" or "-"')
+        .nullable()
+        .default(null),
+      /** Where the internal endpoint listens (plain HTTP) for the other replicas to stream fills. */
+      listen: listenAddress.prefault('0.0.0.0:9129'),
+      /** The URL the other replicas reach that endpoint at; null: http://<host name>:<listen port>. */
+      advertise: httpUrl.nullable().default(null),
+      /** The shared secret the replicas present to each other's internal endpoint (16+ characters). */
+      secret: z
+        .string()
+        .min(16, 'at least 16 characters: it guards every cached blob')
+        .nullable()
+        .default(null),
+      /** How long a fill lease outlives a replica that stopped renewing it (died, or lost Redis). */
+      leaseTtl: duration.prefault('10s'),
+      /** How often a replica renews its membership (its key lives three times as long). */
+      heartbeat: duration.prefault('2s'),
+      /** Prefix of every key this cluster writes, so that several can share one Redis. */
+      keyPrefix: z.string().default('pullthrough:'),
+    })
+    .superRefine((cluster, ctx) => {
+      if (cluster.redis !== null && cluster.secret === null)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['secret'],
+          message: 'missing: required when cluster.redis is set',
+        });
     })
     .prefault({}),
   /** Pushes (POST/PUT/PATCH/DELETE under /v2/) go upstream; false answers 405 UNSUPPORTED. */

@@ -38,7 +38,7 @@ export async function serveBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps
     release();
   }
 
-  const running = deps.fills.lookup(digest);
+  const running = deps.fills.lookup(digest, (start) => refetchBlob(x, blob, start, deps));
   const joined = running instanceof Promise ? await running : running;
   if (joined) {
     await ensureAccess(x, content, deps);
@@ -101,6 +101,41 @@ async function fetchBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Prom
       ),
   );
   return sendFill(x, fill);
+}
+
+/**
+ * The rest of the blob from byte `start`, fetched upstream with this client's own request: how a
+ * fill streamed from another replica goes on when that replica dies (cluster/fills.ts).
+ */
+async function refetchBlob(
+  x: Exchange,
+  blob: BlobRoute,
+  start: number,
+  deps: RegistryDeps,
+): Promise<AsyncIterable<Buffer>> {
+  const { response } = await requestFollowingRedirects(deps.upstream, {
+    origin: originOf(x.destination),
+    method: 'GET',
+    path: x.req.url ?? '/',
+    headers: { ...wholeObjectHeaders(x.req), ...(start > 0 ? { range: `bytes=${start}-` } : {}) },
+  });
+  if (response.statusCode !== 200 && !(start > 0 && response.statusCode === 206)) {
+    await response.body.dump().catch(() => undefined);
+    throw new Error(`upstream answered ${response.statusCode} to the rest of ${blob.digest}`);
+  }
+  recordAccess(x, blob.name, blob.digest, deps.access);
+  // A registry that ignores Range sends it all: the bytes before `start` are dropped.
+  return response.statusCode === 200 && start > 0 ? skipped(response.body, start) : response.body;
+}
+
+async function* skipped(body: AsyncIterable<Buffer>, count: number): AsyncGenerator<Buffer> {
+  for await (const chunk of body) {
+    if (count >= chunk.length) count -= chunk.length;
+    else {
+      yield count === 0 ? chunk : chunk.subarray(count);
+      count = 0;
+    }
+  }
 }
 
 function blobHeaders(digest: string, cache: Outcome['cache']): Record<string, string> {

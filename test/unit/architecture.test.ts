@@ -28,6 +28,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   access: ['cache', 'config', 'http', 'oci', 'upstream'],
   proxy: ['buffer-pool.ts', 'http', 'log.ts', 'net'],
   admin: ['cache'],
+  cluster: ['access', 'cache', 'config', 'log.ts', 'oci'],
   mirror: ['http', 'log.ts'],
   registry: ['access', 'buffer-pool.ts', 'cache', 'config', 'http', 'log.ts', 'net', 'oci', 'upstream'],
   watch: ['cache', 'config', 'http', 'upstream'],

@@ -25,6 +25,8 @@ const NEEDED: Readonly<Record<string, string>> = {
   iptables: 'iptables',
   // The metrics exposition is checked with Prometheus's own linter (integration/metrics.test.ts).
   promtool: 'prometheus',
+  // Several replicas coordinate through a real Redis (integration/cluster.test.ts starts its own).
+  'redis-server': 'redis-server',
 };
 /** Installed alongside: podman's monitor, and the CA bundle the clients' system store comes from. */
 const ALSO = ['conmon', 'ca-certificates'];

@@ -61,6 +61,8 @@ export interface ProxyOptions {
    * upstream counts see its HEAD requests.
    */
   watch?: Readonly<Record<string, unknown>> | undefined;
+  /** `cluster` settings (e.g. `{ redis, secret }`): a replica of a cluster, off without it. */
+  cluster?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface WaitOptions {
@@ -221,6 +223,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
           : { ...options.registrySettings, ...entry },
       )
     : options.registries;
+  if (options.cluster !== undefined) settings.push(`cluster: ${JSON.stringify(options.cluster)}`);
   writeFileSync(
     config,
     [

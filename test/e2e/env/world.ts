@@ -129,6 +129,7 @@ export interface World {
       registries?: ReadonlyArray<string | Readonly<Record<string, unknown>>>;
       watch?: Readonly<Record<string, unknown>>;
       registrySettings?: Readonly<Record<string, unknown>>;
+      cluster?: Readonly<Record<string, unknown>>;
     },
   ): Promise<Pullthrough>;
   /** A new directory inside the world. */
@@ -300,6 +301,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         registries?: ReadonlyArray<string | Readonly<Record<string, unknown>>>;
         watch?: Readonly<Record<string, unknown>>;
         registrySettings?: Readonly<Record<string, unknown>>;
+        cluster?: Readonly<Record<string, unknown>>;
       } = {},
     ): Promise<Pullthrough> => {
       const started = await startProxy({
@@ -317,6 +319,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         admin: extra.admin,
         watch: extra.watch,
         registrySettings: extra.registrySettings,
+        cluster: extra.cluster,
       });
       cleanups.push(() => (started.daemon.exit === undefined ? started.stop() : undefined));
       return started;
