@@ -27,6 +27,10 @@ import {
   recordUpstream,
 } from './metrics/record.ts';
 import { createMetrics, type Metrics } from './metrics/registry.ts';
+import { Activity } from './metrics/activity.ts';
+import { dashboardStats, type DashboardSettings } from './metrics/dashboard.ts';
+import { History } from './metrics/history.ts';
+import { createUiHandler, type UiHandler } from './ui/handler.ts';
 import { createMirrorServer, type MirrorHandler, type MirrorServer } from './mirror/server.ts';
 import { DestinationGuard, ipv4Resolver, systemResolver, type Resolver } from './net/guard.ts';
 import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
@@ -85,20 +89,20 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     recordCacheWriteFailure(metrics, writeFailureCode(error));
     health.cacheWriteFailed(error, context);
   };
-  const cache = await openCacheFor(config, registries, log, { health, cacheWriteFailed, metrics });
+  const dashboard = createDashboard(config, metrics);
+  const { activity } = dashboard;
+  const cache = await openCacheFor(config, registries, log, { health, cacheWriteFailed, metrics, activity });
   const certificates = new LeafContexts(ca);
   metrics.readFrom({
     cacheUsage: () => cache.book.usage(),
     fillsInFlight: () => cache.fills.size,
     certificatesIssued: () => certificates.issued,
   });
-  const handler = createHandler(config, log, { upstream, cache, registries, metrics, cacheWriteFailed });
-  const admin = createAdminHandler({
-    token: config.admin.token,
-    control: cache.control,
-    onError: (error) => log.warn({ err: (error as Error).message }, 'admin request failed'),
-    onChange: (event, fields) => log.info(fields, event),
-  });
+  const handler = dashboard.counting(
+    createHandler(config, log, { upstream, cache, registries, metrics, cacheWriteFailed }),
+  );
+  const admin = createAdmin(config, log, cache, dashboard);
+  const { ui } = dashboard;
   const proxy = await createProxy(config, log, {
     ca,
     certificates,
@@ -109,17 +113,20 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     interceptList,
     metrics,
     admin,
+    ui,
     parent,
   });
   const { address, mirror, adminListener } = await listen(config, log, proxy, {
     mirrorHandler: (req, res, destination) => handler(req, res, destination, 'mirror'),
     registries,
-    operator: { ca, health, metrics, admin },
+    operator: { ca, health, metrics, admin, ui },
   });
+  dashboard.start(registries, { proxy: address.port, mirror: mirror?.address.port ?? null });
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
       health.closing();
+      dashboard.history.stop();
       await Promise.all([
         proxy.close(config.shutdownTimeout),
         mirror?.server.close(config.shutdownTimeout),
@@ -140,6 +147,71 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
   };
 }
 
+/** The admin API: its changes logged and listed on the dashboard, which polls its stats. */
+function createAdmin(
+  config: Config,
+  log: Logger,
+  cache: OpenedCache,
+  dashboard: ReturnType<typeof createDashboard>,
+): AdminHandler {
+  return createAdminHandler({
+    token: config.admin.token,
+    control: cache.control,
+    onError: (error) => log.warn({ err: (error as Error).message }, 'admin request failed'),
+    onChange: (event, fields) => {
+      dashboard.activity.event(event, fields);
+      log.info(fields, event);
+    },
+    stats: dashboard.stats(cache),
+  });
+}
+
+/**
+ * The dashboard's parts (/ui/ and GET /admin/stats): an hour of 5 s samples of the metrics,
+ * recent events, pulls per tag (counted as the registry handler answers), and its static files.
+ */
+function createDashboard(config: Config, metrics: Metrics) {
+  const startedAt = Date.now();
+  const history = new History({ metrics, intervalMs: 5000, keep: 720, windowMs: 5 * 60_000 });
+  const activity = new Activity();
+  let settings: DashboardSettings | undefined;
+  return {
+    history,
+    activity,
+    ui: config.admin.token === null ? undefined : createUiHandler(),
+    counting(handler: ReturnType<typeof createRegistryHandler>): ReturnType<typeof createRegistryHandler> {
+      return (req, res, destination, mode) => {
+        const host = formatAuthority(destination);
+        res.once('finish', () => activity.request(host, req.method, req.url, res.statusCode));
+        return handler(req, res, destination, mode);
+      };
+    },
+    stats(cache: OpenedCache): (since: number) => Promise<unknown> {
+      const fills = () =>
+        cache.fills.running().map((f) => ({ digest: f.digest, size: f.size ?? null, received: f.received }));
+      return async (since) => {
+        if (!settings) throw new Error('not started yet');
+        const current = settings;
+        return dashboardStats(
+          { metrics, history, activity, fills, settings: () => current, startedAt },
+          since,
+        );
+      };
+    },
+    /** Once listening: what the page shows about the setup, and the first sample. */
+    start(registries: Registries, ports: { proxy: number; mirror: number | null }): void {
+      settings = {
+        proxyPort: ports.proxy,
+        mirrorPort: ports.mirror,
+        registries: config.registries.map((registry) => registry.host),
+        budgets: registries.budgets(),
+        minFree: config.cache.minFree,
+      };
+      history.start();
+    },
+  };
+}
+
 /** Starts the listeners in order (proxy, mirror, admin); one that fails closes those before it. */
 async function listen(
   config: Config,
@@ -148,7 +220,13 @@ async function listen(
   parts: {
     mirrorHandler: MirrorHandler;
     registries: Registries;
-    operator: { ca: CertificateAuthority; health: Health; metrics: Metrics; admin: AdminHandler };
+    operator: {
+      ca: CertificateAuthority;
+      health: Health;
+      metrics: Metrics;
+      admin: AdminHandler;
+      ui: UiHandler | undefined;
+    };
   },
 ) {
   const address = await proxy.listen(config.listen.host, config.listen.port);
@@ -173,7 +251,7 @@ async function listen(
 
 /** The proxy's own pages; /metrics and /admin/ among them when `operator` is true. */
 function localPages(
-  parts: { health: Health; metrics: Metrics; admin: AdminHandler },
+  parts: { health: Health; metrics: Metrics; admin: AdminHandler; ui: UiHandler | undefined },
   operator: boolean,
 ): LocalPages {
   const readiness = parts.health.readiness;
@@ -182,14 +260,20 @@ function localPages(
     contentType: parts.metrics.registry.contentType,
     body: await parts.metrics.registry.metrics(),
   });
-  return { readiness, metrics, admin: parts.admin };
+  return { readiness, metrics, admin: parts.admin, ...(parts.ui ? { ui: parts.ui } : {}) };
 }
 
 /** The admin listener (admin.listen): the proxy's own pages with /metrics and /admin/, plain HTTP. */
 async function startAdminListener(
   config: Config,
   log: Logger,
-  parts: { ca: CertificateAuthority; health: Health; metrics: Metrics; admin: AdminHandler },
+  parts: {
+    ca: CertificateAuthority;
+    health: Health;
+    metrics: Metrics;
+    admin: AdminHandler;
+    ui: UiHandler | undefined;
+  },
 ): Promise<{ address: AddressInfo; close: () => Promise<void> } | undefined> {
   const listen = config.admin.listen;
   if (listen === null) return undefined;
@@ -329,9 +413,9 @@ async function openCacheFor(
   config: Config,
   registries: Registries,
   log: Logger,
-  parts: { health: Health; cacheWriteFailed: WriteFailureListener; metrics: Metrics },
+  parts: { health: Health; cacheWriteFailed: WriteFailureListener; metrics: Metrics; activity: Activity },
 ): Promise<OpenedCache> {
-  const { health, metrics } = parts;
+  const { health, metrics, activity } = parts;
   const cache = await openCache({
     dir: config.cache.dir,
     eviction: {
@@ -344,6 +428,9 @@ async function openCacheFor(
     onWriteFailure: parts.cacheWriteFailed,
     onPass: (result) => {
       recordEvictions(metrics, result.evicted);
+      for (const image of result.evicted) {
+        activity.event('evicted', { digest: image.root, reason: image.reason, bytes: image.bytes });
+      }
       logEviction(log, result);
     },
     onIndexError: (error) => log.warn({ err: (error as Error).message }, 'cache index: eviction delayed'),
@@ -395,6 +482,7 @@ async function createProxy(
     interceptList: InterceptList;
     metrics: Metrics;
     admin: AdminHandler;
+    ui: UiHandler | undefined;
     parent: ParentProxy | undefined;
   },
 ): Promise<ProxyServer> {

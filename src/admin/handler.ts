@@ -18,6 +18,8 @@ export interface AdminOptions {
   readonly onError?: (error: unknown) => void;
   /** A purge or pass that changed the cache, with what it did: one log line for the operator. */
   readonly onChange?: (event: string, fields: Record<string, unknown>) => void;
+  /** The dashboard's live numbers (GET /admin/stats?since=ms); unset: 404. */
+  readonly stats?: (since: number) => Promise<unknown>;
 }
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -106,6 +108,12 @@ async function route(req: IncomingMessage, options: AdminOptions): Promise<unkno
       const { freedBytes, usage } = pass;
       onChange?.('admin eviction pass', { images: pass.evicted.length, freedBytes, usageAfter: usage.after });
       return pass;
+    }
+    case '/admin/stats': {
+      allow('GET');
+      if (!options.stats) throw new AdminError(404, 'not found');
+      const since = Number(url.searchParams.get('since') ?? 0);
+      return options.stats(Number.isFinite(since) ? since : 0);
     }
     default:
       throw new AdminError(404, 'not found');

@@ -25,6 +25,8 @@ const NEEDED: Readonly<Record<string, string>> = {
   iptables: 'iptables',
   // The metrics exposition is checked with Prometheus's own linter (integration/metrics.test.ts).
   promtool: 'prometheus',
+  // The dashboard (/ui/) is driven in a real browser by playwright-core (e2e/dashboard.test.ts).
+  chromium: 'chromium',
 };
 /** Installed alongside: podman's monitor, and the CA bundle the clients' system store comes from. */
 const ALSO = ['conmon', 'ca-certificates'];

@@ -1,0 +1,290 @@
+// @ts-check
+// The cache: usage against the cap and the free-space guard, the largest and the most-pulled
+// images, the pins, and the browser: registries → repositories → tags (digest, media type,
+// size, platforms, last pulled, pulls since start), each with its purge and pin buttons.
+import { pinRef, purge, togglePin } from './actions.js';
+import { h } from './dom.js';
+import { ago, percent, registryName, shortDigest, shortType, size } from './format.js';
+import { state } from './state.js';
+
+/** Which <details> are open, by key, so that a refresh keeps them open. */
+const open = new Set();
+
+/** @param {HTMLElement} view @param {string} [only] a registry: the browser shows only it */
+export function cacheView(view, only) {
+  const top = h('div', { class: 'grid' });
+  const browser = h('section', { class: 'card', 'aria-labelledby': 'browser-title' });
+  view.replaceChildren(h('h1', {}, 'Cache'), top, browser);
+  return () => {
+    top.replaceChildren(usage(), largest(), mostPulled(), pins());
+    browser.replaceChildren(h('h2', { id: 'browser-title' }, 'Images'), ...listing(only));
+  };
+}
+
+export function usage() {
+  const s = state.summary;
+  if (!s)
+    return h(
+      'section',
+      { class: 'card' },
+      h('h2', {}, 'Usage'),
+      h('p', { class: 'muted' }, state.summaryError ?? 'Loading…'),
+    );
+  const minFree = state.stats?.settings.minFree;
+  const minFreeBytes = !minFree
+    ? null
+    : 'bytes' in minFree
+      ? minFree.bytes
+      : s.filesystem === null
+        ? null
+        : (s.filesystem * minFree.percent) / 100;
+  return h(
+    'section',
+    { class: 'card', 'data-section': 'usage' },
+    h('h2', {}, 'Usage'),
+    h(
+      'label',
+      { for: 'usage-bar' },
+      `${size(s.bytes)} of ${size(s.maxSize)} (${percent(s.bytes / s.maxSize)})`,
+    ),
+    h('meter', { id: 'usage-bar', min: 0, max: s.maxSize, high: s.maxSize * 0.95, value: s.bytes }),
+    h(
+      'dl',
+      { class: 'facts' },
+      h('dt', {}, 'Images'),
+      h('dd', {}, String(s.images)),
+      h('dt', {}, 'Tags'),
+      h('dd', {}, String(s.tags)),
+      h('dt', {}, 'Files'),
+      h('dd', {}, String(s.files)),
+      h('dt', {}, 'Free on disk'),
+      h('dd', {}, s.free === null ? '–' : `${size(s.free)} (keeps ${size(minFreeBytes)} free)`),
+    ),
+  );
+}
+
+/** Every tag with its registry and repository, flat. */
+function allTags() {
+  return (state.images ?? []).flatMap((r) =>
+    r.repositories.flatMap((repo) =>
+      repo.tags.map((tag) => ({ registry: r.registry, repository: repo.repository, tag })),
+    ),
+  );
+}
+
+/** @param {string} registry @param {string} repository @param {string} tag */
+function pullsOf(registry, repository, tag) {
+  return state.stats?.pulls.find(
+    (p) => p.registry === registry && p.repository === repository && p.tag === tag,
+  );
+}
+
+function largest() {
+  const rows = allTags()
+    .sort((a, b) => b.tag.size - a.tag.size)
+    .slice(0, 5);
+  return top(
+    'Largest images',
+    rows.map((r) => [`${registryName(r.registry)}/${r.repository}:${r.tag.tag}`, size(r.tag.size)]),
+  );
+}
+
+function mostPulled() {
+  const rows = [...(state.stats?.pulls ?? [])].sort((a, b) => b.pulls - a.pulls).slice(0, 5);
+  return top(
+    'Most pulled (since start)',
+    rows.map((p) => [`${registryName(p.registry)}/${p.repository}:${p.tag}`, `${p.pulls} pulls`]),
+  );
+}
+
+/** @param {string} title @param {string[][]} rows */
+function top(title, rows) {
+  return h(
+    'section',
+    { class: 'card' },
+    h('h2', {}, title),
+    rows.length === 0
+      ? h('p', { class: 'muted' }, 'Nothing yet.')
+      : h(
+          'ol',
+          { class: 'top' },
+          rows.map(([name, value]) =>
+            h('li', {}, h('span', { class: 'name' }, name), h('span', { class: 'value' }, value)),
+          ),
+        ),
+  );
+}
+
+function pins() {
+  const p = state.pins ?? { config: [], runtime: [] };
+  const input = h('input', {
+    id: 'pin-ref',
+    name: 'ref',
+    placeholder: 'docker.io/library/postgres:16',
+    required: true,
+  });
+  const form = h(
+    'form',
+    {
+      class: 'inline',
+      onsubmit: (event) => {
+        event.preventDefault();
+        void togglePin(input.value.trim(), false);
+      },
+    },
+    h('label', { for: 'pin-ref' }, 'Pin'),
+    input,
+    h('button', { type: 'submit' }, 'Pin'),
+  );
+  const items = [
+    ...p.config.map((ref) =>
+      h('li', {}, h('code', {}, ref), ' ', h('span', { class: 'muted' }, '(cache.pin)')),
+    ),
+    ...p.runtime.map((ref) =>
+      h(
+        'li',
+        {},
+        h('code', {}, ref),
+        ' ',
+        h('button', { type: 'button', class: 'small', onclick: () => void togglePin(ref, true) }, 'Unpin'),
+      ),
+    ),
+  ];
+  return h(
+    'section',
+    { class: 'card' },
+    h('h2', {}, 'Pins'),
+    items.length ? h('ul', { class: 'plain' }, items) : h('p', { class: 'muted' }, 'No pins.'),
+    form,
+  );
+}
+
+/** @param {string} [only] */
+function listing(only) {
+  if (!state.images) return [h('p', { class: 'muted' }, 'Loading…')];
+  const registries = state.images.filter((r) => only === undefined || r.registry === only);
+  if (registries.length === 0) return [h('p', { class: 'muted' }, 'No tagged image in the cache.')];
+  const pinned = new Set(state.pins?.runtime ?? []);
+  return registries.map((r) =>
+    details(
+      `r:${r.registry}`,
+      [h('span', { class: 'name' }, registryName(r.registry)), ` ${r.repositories.length} repositories`],
+      h(
+        'p',
+        {},
+        h(
+          'button',
+          { type: 'button', class: 'danger', onclick: () => void purge({ registry: r.registry }) },
+          `Purge all of ${registryName(r.registry)}`,
+        ),
+      ),
+      r.repositories.map((repo) => {
+        const repoPin = pinRef(r.registry, repo.repository);
+        return details(
+          `p:${r.registry}/${repo.repository}`,
+          [h('span', { class: 'name' }, repo.repository), ` ${repo.tags.length} tags`],
+          h(
+            'p',
+            { class: 'actions' },
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'danger',
+                onclick: () => void purge({ registry: r.registry, repository: repo.repository }),
+              },
+              'Purge repository',
+            ),
+            h(
+              'button',
+              { type: 'button', onclick: () => void togglePin(repoPin, pinned.has(repoPin)) },
+              pinned.has(repoPin) ? 'Unpin repository' : 'Pin repository',
+            ),
+          ),
+          tagTable(r.registry, repo.repository, repo.tags, pinned),
+        );
+      }),
+    ),
+  );
+}
+
+/**
+ * @param {string} key
+ * @param {(string | Node)[]} summary
+ * @param {...(Node | Node[])} body
+ */
+function details(key, summary, ...body) {
+  const element = h(
+    'details',
+    { 'data-key': key, open: open.has(key) },
+    h('summary', {}, ...summary),
+    ...body.flat(),
+  );
+  element.addEventListener('toggle', () => (element.open ? open.add(key) : open.delete(key)));
+  return element;
+}
+
+/**
+ * @param {string} registry @param {string} repository
+ * @param {import('./state.js').Tag[]} tags @param {Set<string>} pinned
+ */
+function tagTable(registry, repository, tags, pinned) {
+  const head = ['Tag', 'Digest', 'Media type', 'Size', 'Platforms', 'Last pulled', 'Pulls', 'Actions'];
+  const rows = tags.map((t) => {
+    const ref = pinRef(registry, repository, t.tag);
+    const pulls = pullsOf(registry, repository, t.tag);
+    return h(
+      'tr',
+      { 'data-tag': `${registryName(registry)}/${repository}:${t.tag}` },
+      h('th', { scope: 'row' }, t.tag),
+      h('td', {}, h('code', { title: t.digest }, shortDigest(t.digest))),
+      h('td', {}, shortType(t.mediaType)),
+      h('td', { class: 'num' }, size(t.size)),
+      h('td', {}, (t.platforms ?? []).join(', ') || '–'),
+      h('td', {}, ago(t.lastUsed)),
+      h('td', { class: 'num' }, String(pulls?.pulls ?? 0)),
+      h(
+        'td',
+        { class: 'actions' },
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'danger small',
+            'aria-label': `Purge ${repository}:${t.tag}`,
+            onclick: () => void purge({ registry, repository, tag: t.tag }),
+          },
+          'Purge',
+        ),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'small',
+            'aria-label': `${pinned.has(ref) ? 'Unpin' : 'Pin'} ${repository}:${t.tag}`,
+            onclick: () => void togglePin(ref, pinned.has(ref)),
+          },
+          pinned.has(ref) ? 'Unpin' : 'Pin',
+        ),
+      ),
+    );
+  });
+  return h(
+    'div',
+    { class: 'table-wrap' },
+    h(
+      'table',
+      {},
+      h(
+        'thead',
+        {},
+        h(
+          'tr',
+          {},
+          head.map((name) => h('th', { scope: 'col' }, name)),
+        ),
+      ),
+      h('tbody', {}, rows),
+    ),
+  );
+}
