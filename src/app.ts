@@ -167,12 +167,12 @@ function createAdmin(
 }
 
 /**
- * The dashboard's parts (/ui/ and GET /admin/stats): an hour of 5 s samples of the metrics,
+ * The dashboard's parts (/ui/ and GET /admin/stats): an hour of 2 s samples of the metrics,
  * recent events, pulls per tag (counted as the registry handler answers), and its static files.
  */
 function createDashboard(config: Config, metrics: Metrics) {
   const startedAt = Date.now();
-  const history = new History({ metrics, intervalMs: 5000, keep: 720, windowMs: 5 * 60_000 });
+  const history = new History({ metrics, intervalMs: 2000, keep: 1800, windowMs: 5 * 60_000 });
   const activity = new Activity();
   let settings: DashboardSettings | undefined;
   return {

@@ -31,7 +31,7 @@ export interface HistoryOptions {
   readonly metrics: Metrics;
   /** Time between samples. */
   readonly intervalMs: number;
-  /** Samples kept (an hour at 5 s: 720). */
+  /** Samples kept (an hour at 2 s: 1800). */
   readonly keep: number;
   /** The window a registry's state is judged on. */
   readonly windowMs: number;

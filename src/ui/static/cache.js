@@ -10,18 +10,27 @@ import { state } from './state.js';
 /** Which <details> are open, by key, so that a refresh keeps them open. */
 const open = new Set();
 
-/** @param {HTMLElement} view @param {string} [only] a registry: the browser shows only it */
-export function cacheView(view, only) {
+/** @param {HTMLElement} view */
+export function cacheView(view) {
   const top = h('div', { class: 'grid' });
   const browser = h('section', { class: 'card', 'aria-labelledby': 'browser-title' });
   view.replaceChildren(h('h1', {}, 'Cache'), top, browser);
+  const images = imagesBrowser(browser);
   return () => {
     top.replaceChildren(usage(), largest(), mostPulled(), pins());
-    browser.replaceChildren(h('h2', { id: 'browser-title' }, 'Images'), ...listing(only));
+    images();
   };
 }
 
-export function usage() {
+/**
+ * The browser alone, in `section`: every registry, or `only` that one (its own page).
+ * @param {HTMLElement} section @param {string} [only]
+ */
+export function imagesBrowser(section, only) {
+  return () => section.replaceChildren(h('h2', { id: 'browser-title' }, 'Images'), ...listing(only));
+}
+
+function usage() {
   const s = state.summary;
   if (!s)
     return h(
@@ -242,7 +251,7 @@ function tagTable(registry, repository, tags, pinned) {
       h('td', { class: 'num' }, size(t.size)),
       h('td', {}, (t.platforms ?? []).join(', ') || '–'),
       h('td', {}, ago(t.lastUsed)),
-      h('td', { class: 'num' }, String(pulls?.pulls ?? 0)),
+      h('td', { class: 'num', 'data-col': 'pulls' }, String(pulls?.pulls ?? 0)),
       h(
         'td',
         { class: 'actions' },

@@ -27,7 +27,8 @@ export class TimeChart {
           stroke: s.color,
           width: 2,
           ...(s.dash ? { dash: s.dash } : {}),
-          spanGaps: false,
+          // Idle intervals have no ratio (null): the line goes across them.
+          spanGaps: true,
           value: (/** @type {uPlot} */ _u, /** @type {number | null} */ v) => (v === null ? '–' : format(v)),
         })),
       ],

@@ -2,7 +2,7 @@
 // The registries: each one's upstream condition (reachable, degraded, unreachable, idle; stale
 // copies served), its recent upstream failures, Docker Hub's rate limit when it said one, its
 // share of the cache against its budget, and on its own page its images (cache.js).
-import { cacheView } from './cache.js';
+import { imagesBrowser } from './cache.js';
 import { h } from './dom.js';
 import { ago, count, percent, ratio, registryName, size } from './format.js';
 import { condition } from './overview.js';
@@ -18,14 +18,14 @@ export function registriesView(view) {
 /** @param {HTMLElement} view @param {string} registry `host:port` */
 export function registryView(view, registry) {
   const card = h('div', {});
-  const images = h('div', {});
+  const images = h('section', { class: 'card', 'aria-labelledby': 'browser-title' });
   view.replaceChildren(
     h('p', {}, h('a', { href: '#/registries' }, '← All registries')),
     h('h1', {}, registryName(registry)),
     card,
     images,
   );
-  const cache = cacheView(images, registry);
+  const cache = imagesBrowser(images, registry);
   return () => {
     card.replaceChildren(registryCard(registry, false));
     cache();
