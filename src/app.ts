@@ -6,6 +6,8 @@ import 'reflect-metadata';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { rootCertificates } from 'node:tls';
+import { ProxyAgent } from 'undici';
 import { Access } from './access/access.ts';
 import { createAdminHandler, type AdminHandler } from './admin/handler.ts';
 import type { Fills } from './cache/fills.ts';
@@ -31,6 +33,7 @@ import { Activity } from './metrics/activity.ts';
 import { dashboardStats, type DashboardSettings } from './metrics/dashboard.ts';
 import { History } from './metrics/history.ts';
 import { createUiHandler, type UiHandler } from './ui/handler.ts';
+import { WarmJobs } from './warm/jobs.ts';
 import { createMirrorServer, type MirrorHandler, type MirrorServer } from './mirror/server.ts';
 import { DestinationGuard, ipv4Resolver, systemResolver, type Resolver } from './net/guard.ts';
 import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
@@ -89,7 +92,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     recordCacheWriteFailure(metrics, writeFailureCode(error));
     health.cacheWriteFailed(error, context);
   };
-  const dashboard = createDashboard(config, metrics);
+  const dashboard = createDashboard(config, log, metrics);
   const { activity } = dashboard;
   const cache = await openCacheFor(config, registries, log, { health, cacheWriteFailed, metrics, activity });
   const certificates = new LeafContexts(ca);
@@ -121,12 +124,12 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     registries,
     operator: { ca, health, metrics, admin, ui },
   });
-  dashboard.start(registries, { proxy: address.port, mirror: mirror?.address.port ?? null });
+  dashboard.start(registries, { proxy: address, mirrorPort: mirror?.address.port ?? null, ca: ca.certPem });
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
       health.closing();
-      dashboard.history.stop();
+      await dashboard.stop();
       await Promise.all([
         proxy.close(config.shutdownTimeout),
         mirror?.server.close(config.shutdownTimeout),
@@ -163,6 +166,7 @@ function createAdmin(
       log.info(fields, event);
     },
     stats: dashboard.stats(cache),
+    warm: dashboard.warm,
   });
 }
 
@@ -170,14 +174,24 @@ function createAdmin(
  * The dashboard's parts (/ui/ and GET /admin/stats): an hour of 2 s samples of the metrics,
  * recent events, pulls per tag (counted as the registry handler answers), and its static files.
  */
-function createDashboard(config: Config, metrics: Metrics) {
+function createDashboard(config: Config, log: Logger, metrics: Metrics) {
   const startedAt = Date.now();
   const history = new History({ metrics, intervalMs: 2000, keep: 1800, windowMs: 5 * 60_000 });
   const activity = new Activity();
+  const warm = new WarmJobs({
+    onEnd: ({ ref, state, error, result }) => {
+      const fields = { ref, ...(error === null ? {} : { error }), ...result };
+      activity.event(`warm ${state}`, fields);
+      if (state === 'failed') log.warn(fields, 'warm failed');
+      else log.info(fields, 'warm done');
+    },
+  });
   let settings: DashboardSettings | undefined;
+  let agent: ProxyAgent | undefined;
   return {
     history,
     activity,
+    warm,
     ui: config.admin.token === null ? undefined : createUiHandler(),
     counting(handler: ReturnType<typeof createRegistryHandler>): ReturnType<typeof createRegistryHandler> {
       return (req, res, destination, mode) => {
@@ -198,18 +212,35 @@ function createDashboard(config: Config, metrics: Metrics) {
         );
       };
     },
-    /** Once listening: what the page shows about the setup, and the first sample. */
-    start(registries: Registries, ports: { proxy: number; mirror: number | null }): void {
+    /** Once listening: what the page shows, the first sample, warm's way through the proxy. */
+    start(registries: Registries, at: { proxy: AddressInfo; mirrorPort: number | null; ca: string }): void {
+      // The proxy's CA for intercepted registries, the usual roots for what it only tunnels.
+      agent = new ProxyAgent({
+        uri: loopbackUri(at.proxy),
+        requestTls: { ca: [...rootCertificates, at.ca] },
+      });
+      warm.connect(agent);
       settings = {
-        proxyPort: ports.proxy,
-        mirrorPort: ports.mirror,
+        proxyPort: at.proxy.port,
+        mirrorPort: at.mirrorPort,
         registries: config.registries.map((registry) => registry.host),
         budgets: registries.budgets(),
         minFree: config.cache.minFree,
       };
       history.start();
     },
+    /** Warm jobs still running are cut: shutdown does not wait for them. */
+    async stop(): Promise<void> {
+      history.stop();
+      await agent?.destroy().catch(() => undefined);
+    },
   };
+}
+
+/** The proxy's URL from this process: loopback when it listens on every address. */
+function loopbackUri({ address, port }: AddressInfo): string {
+  const host = address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** Starts the listeners in order (proxy, mirror, admin); one that fails closes those before it. */

@@ -2,7 +2,8 @@
 // browser, never a download) against a running pullthrough and the real registry. A wrong token
 // is refused; skopeo pulls move the hit ratio and the image appears in the cache browser; a purge
 // from the page removes its files from the cache directory and the next pull fetches the layer
-// from the registry again (its own access log). Saves the screenshots the README shows.
+// from the registry again (its own access log). An image warmed from the page is fetched through
+// the proxy and listed. Saves the screenshots the README shows.
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -17,7 +18,9 @@ import { REGISTRY } from './env/world.ts';
 const TOKEN = 'e2e-dashboard-token-0123456789';
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOTS = join(REPO_ROOT, 'docs', 'screenshots');
-const world = useWorld();
+const world = useWorld({
+  images: { warm: { repository: 'e2e/dashboard-warm', tag: 'v1', file: 'warm.bin', size: 2 * 1024 * 1024 } },
+});
 let browser: Browser;
 
 beforeAll(async () => {
@@ -106,7 +109,6 @@ test('sign in, watch pulls move the hit ratio, browse the cache, purge from the 
   const row = page.locator(`tr[data-tag="${tagName}"]`);
   await expect.poll(() => row.textContent()).toContain(image.manifest.digest.slice(0, 19));
   expect(await row.locator('td[data-col=pulls]').textContent()).toBe('3'); // pulls since start
-  await shot(page, 'cache');
 
   await page.getByRole('link', { name: 'Registries', exact: true }).click();
   await page.getByRole('link', { name: REGISTRY, exact: true }).first().click();
@@ -136,6 +138,23 @@ test('sign in, watch pulls move the hit ratio, browse the cache, purge from the 
   expect(lines.find((l) => l.method === 'GET' && l.path.endsWith(image.layer.digest))?.['cache']).toBe(
     'miss',
   );
+
+  // Warm a second image from the page: the proxy pulls it through itself, the registry serves it.
+  const warmed = world().image('warm');
+  const warmedRef = `${REGISTRY}/${warmed.repository}:${warmed.tag}`;
+  await page.getByRole('link', { name: 'Cache', exact: true }).click();
+  await page.getByLabel('Image', { exact: true }).fill(warmedRef);
+  await page.getByRole('button', { name: 'Warm', exact: true }).click();
+  const job = page.locator(`li[data-warm="${warmedRef}"][data-state=done]`);
+  await expect.poll(() => job.textContent(), { timeout: 20_000 }).toMatch(/fetched 2 blobs, 2\.0 MiB/);
+  await registry.mark();
+  const warmedGets = servedRequests(registry).filter(
+    (r) => r.method === 'GET' && r.uri.endsWith(warmed.layer.digest),
+  );
+  expect(warmedGets).toHaveLength(1);
+  await page.locator('summary', { hasText: warmed.repository }).click();
+  await expect.poll(() => page.locator(`tr[data-tag="${warmedRef}"]`).count()).toBe(1);
+  await shot(page, 'cache');
 
   await page.setViewportSize({ width: 390, height: 844 });
   await page.getByRole('link', { name: 'Overview', exact: true }).click();

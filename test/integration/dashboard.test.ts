@@ -33,7 +33,7 @@ function addImage(upstream: FakeRegistry, name: string, tag: string) {
   upstream.addManifest(name, tag, manifest);
   // What one pull sends: the manifest and both blobs.
   const bytes = Buffer.byteLength(JSON.stringify(manifest)) + config.length + layer.length;
-  return { name, tag, blobs, bytes };
+  return { name, tag, blobs, bytes, blobBytes: config.length + layer.length };
 }
 
 async function pull(proxy: TestProxy, upstream: FakeRegistry, image: ReturnType<typeof addImage>) {
@@ -110,5 +110,40 @@ describe('dashboard', () => {
     expect(stats['fills']).toEqual([]);
     expect(stats['settings']).toMatchObject({ proxyPort: proxy.port, registries: [upstream.authority] });
     expect(Array.isArray(stats['points'])).toBe(true);
+  });
+
+  it('warms an image through the proxy from POST /admin/warm, with its progress in GET /admin/warm', async () => {
+    const upstream = await startFakeRegistry();
+    const proxy = await startProxy({ registries: [upstream.authority], admin: { token: TOKEN } });
+    const image = addImage(upstream, 'lib/warm', 'v2');
+    const post = (query: string, token = TOKEN) =>
+      request(`${proxy.url}/admin/warm?${query}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}` },
+      });
+    const refused = await post(`ref=${upstream.authority}/lib/warm:v2`, 'wrong-token-0123456789');
+    expect(refused.statusCode).toBe(401);
+    await refused.body.dump();
+    const bad = await post('ref=Not%20A%20Ref');
+    expect(bad.statusCode).toBe(400);
+    expect(await bad.body.json()).toEqual({
+      error: expect.stringMatching(/not a repository name/) as unknown,
+    });
+
+    const started = await post(`ref=${encodeURIComponent(`${upstream.authority}/lib/warm:v2`)}`);
+    expect(started.statusCode).toBe(200);
+    expect(await started.body.json()).toMatchObject({
+      ref: `${upstream.authority}/lib/warm:v2`,
+      state: 'running',
+    });
+    const ended = await proxy.waitForLog((l) => l.msg === 'warm done' || l.msg === 'warm failed');
+    expect(ended).toMatchObject({ msg: 'warm done', fetchedBlobs: 2, bytes: image.blobBytes });
+    const jobs = JSON.parse((await get(`${proxy.url}/admin/warm`, TOKEN)).body) as { jobs: unknown[] };
+    expect(jobs.jobs).toEqual([
+      expect.objectContaining({ state: 'done', done: image.blobBytes, total: image.blobBytes }),
+    ]);
+    // Cached: pulled again, every blob is a hit and upstream served each once.
+    await pull(proxy, upstream, image);
+    for (const digest of image.blobs) expect(upstream.hits('GET', `/v2/lib/warm/blobs/${digest}`)).toBe(1);
   });
 });

@@ -29,9 +29,10 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   proxy: ['buffer-pool.ts', 'http', 'log.ts', 'net'],
   admin: ['cache'],
   ui: [],
+  warm: ['oci'],
   mirror: ['http', 'log.ts'],
   registry: ['access', 'buffer-pool.ts', 'cache', 'config', 'http', 'log.ts', 'net', 'oci', 'upstream'],
-  cli: ['app.ts', 'cache', 'config', 'log.ts', 'node-flags.ts', 'oci', 'setup', 'tls'],
+  cli: ['app.ts', 'cache', 'config', 'log.ts', 'node-flags.ts', 'oci', 'setup', 'tls', 'warm'],
   'main.ts': ['cli', 'node-version.ts'],
 };
 /** The one module that wires everything together. */

@@ -1,6 +1,6 @@
 // @ts-check
 // What the page changes, each behind the admin token: purges (a tag, a repository, a
-// registry) and pins. Each asks first, says what happened in the status line and reloads the
+// registry), pins and warming an image. Each asks first, says what happened in the status line and reloads the
 // listing.
 import { call, query } from './api.js';
 import { say } from './dom.js';
@@ -38,6 +38,20 @@ export async function togglePin(ref, pinned) {
     say(`${pinned ? 'Unpin' : 'Pin'} ${ref} failed: ${message(error)}`, 'error');
   }
   await refreshImages();
+}
+
+/**
+ * Starts warming `ref` through the proxy; its progress comes with the stats.
+ * @param {string} ref @param {string} platform empty: the server's own platform
+ */
+export async function warmImage(ref, platform) {
+  try {
+    await call(`/admin/warm?${query({ ref, platform: platform || undefined })}`, { method: 'POST' });
+    say(`Warming ${ref}…`);
+  } catch (error) {
+    say(`Cannot warm ${ref}: ${message(error)}`, 'error');
+  }
+  await refreshStats();
 }
 
 /**

@@ -1,9 +1,9 @@
 // @ts-check
 // The cache: usage against the cap and the free-space guard, the largest and the most-pulled
-// images, the pins, and the browser: registries → repositories → tags (digest, media type,
+// images, the pins, warming an image with its progress, and the browser: registries → repositories → tags (digest, media type,
 // size, platforms, last pulled, pulls since start), each with its purge and pin buttons.
-import { pinRef, purge, togglePin } from './actions.js';
-import { h } from './dom.js';
+import { pinRef, purge, togglePin, warmImage } from './actions.js';
+import { h, memo } from './dom.js';
 import { ago, percent, registryName, shortDigest, shortType, size } from './format.js';
 import { state } from './state.js';
 
@@ -12,12 +12,35 @@ const open = new Set();
 
 /** @param {HTMLElement} view */
 export function cacheView(view) {
-  const top = h('div', { class: 'grid' });
+  const slots = [0, 1, 2].map(() => h('div', { class: 'slot' }));
+  const pinList = h('div', {});
+  const warmList = h('div', {});
+  const top = h(
+    'div',
+    { class: 'grid' },
+    ...slots,
+    h('section', { class: 'card' }, h('h2', {}, 'Pins'), pinList, pinForm),
+    h('section', { class: 'card' }, h('h2', {}, 'Warm an image'), warmForm, warmList),
+  );
   const browser = h('section', { class: 'card', 'aria-labelledby': 'browser-title' });
   view.replaceChildren(h('h1', {}, 'Cache'), top, browser);
   const images = imagesBrowser(browser);
+  const parts = [
+    memo(() => slots[0]?.replaceChildren(usage())),
+    memo(() => slots[1]?.replaceChildren(largest())),
+    memo(() => slots[2]?.replaceChildren(mostPulled())),
+    memo(() => pinList.replaceChildren(pins())),
+    memo(() => warmList.replaceChildren(warmJobs())),
+  ];
   return () => {
-    top.replaceChildren(usage(), largest(), mostPulled(), pins());
+    const keys = [
+      [state.summary, state.summaryError, state.stats?.settings.minFree],
+      state.images,
+      state.stats?.pulls,
+      state.pins,
+      state.warm,
+    ];
+    parts.forEach((part, i) => part(JSON.stringify(keys[i])));
     images();
   };
 }
@@ -27,7 +50,10 @@ export function cacheView(view) {
  * @param {HTMLElement} section @param {string} [only]
  */
 export function imagesBrowser(section, only) {
-  return () => section.replaceChildren(h('h2', { id: 'browser-title' }, 'Images'), ...listing(only));
+  const render = memo(() =>
+    section.replaceChildren(h('h2', { id: 'browser-title' }, 'Images'), ...listing(only)),
+  );
+  return () => render(JSON.stringify([state.images, state.pins, state.stats?.pulls]));
 }
 
 function usage() {
@@ -124,27 +150,29 @@ function top(title, rows) {
   );
 }
 
+/** Built once, so that what is typed survives refreshes. */
+const pinInput = h('input', {
+  id: 'pin-ref',
+  name: 'ref',
+  placeholder: 'docker.io/library/postgres:16',
+  required: true,
+});
+const pinForm = h(
+  'form',
+  {
+    class: 'inline',
+    onsubmit: (event) => {
+      event.preventDefault();
+      void togglePin(pinInput.value.trim(), false);
+    },
+  },
+  h('label', { for: 'pin-ref' }, 'Pin'),
+  pinInput,
+  h('button', { type: 'submit' }, 'Pin'),
+);
+
 function pins() {
   const p = state.pins ?? { config: [], runtime: [] };
-  const input = h('input', {
-    id: 'pin-ref',
-    name: 'ref',
-    placeholder: 'docker.io/library/postgres:16',
-    required: true,
-  });
-  const form = h(
-    'form',
-    {
-      class: 'inline',
-      onsubmit: (event) => {
-        event.preventDefault();
-        void togglePin(input.value.trim(), false);
-      },
-    },
-    h('label', { for: 'pin-ref' }, 'Pin'),
-    input,
-    h('button', { type: 'submit' }, 'Pin'),
-  );
   const items = [
     ...p.config.map((ref) =>
       h('li', {}, h('code', {}, ref), ' ', h('span', { class: 'muted' }, '(cache.pin)')),
@@ -159,13 +187,64 @@ function pins() {
       ),
     ),
   ];
+  return items.length ? h('ul', { class: 'plain' }, items) : h('p', { class: 'muted' }, 'No pins.');
+}
+
+/** Built once, so that what is typed survives refreshes. */
+const warmForm = (() => {
+  const ref = h('input', {
+    id: 'warm-ref',
+    name: 'ref',
+    placeholder: 'docker.io/library/alpine:3.20',
+    required: true,
+  });
+  const platform = h('input', {
+    id: 'warm-platform',
+    name: 'platform',
+    placeholder: 'linux/amd64,linux/arm64 or all',
+  });
   return h(
-    'section',
-    { class: 'card' },
-    h('h2', {}, 'Pins'),
-    items.length ? h('ul', { class: 'plain' }, items) : h('p', { class: 'muted' }, 'No pins.'),
-    form,
+    'form',
+    {
+      class: 'stacked',
+      onsubmit: (event) => {
+        event.preventDefault();
+        void warmImage(ref.value.trim(), platform.value.trim());
+      },
+    },
+    h('label', { for: 'warm-ref' }, 'Image'),
+    ref,
+    h('label', { for: 'warm-platform' }, 'Platforms (optional)'),
+    platform,
+    h('button', { type: 'submit' }, 'Warm'),
   );
+})();
+
+function warmJobs() {
+  const jobs = state.warm.slice(0, 5).map((job) => {
+    const outcome =
+      job.state === 'running'
+        ? `${size(job.done)} of ${size(job.total)}`
+        : job.state === 'failed'
+          ? `failed: ${job.error}`
+          : job.result && job.result.fetchedBlobs === 0
+            ? `cached already (${size(job.result.bytes)})`
+            : `fetched ${job.result?.fetchedBlobs} blobs, ${size(job.result?.fetchedBytes)}`;
+    return h(
+      'li',
+      { 'data-warm': job.ref, 'data-state': job.state },
+      h('code', {}, job.ref),
+      ' ',
+      h('progress', {
+        max: job.total || 1,
+        value: job.state === 'done' ? job.total || 1 : job.done,
+        'aria-label': `progress of ${job.ref}`,
+      }),
+      ' ',
+      h('span', { class: job.state === 'failed' ? 'error' : 'muted' }, outcome),
+    );
+  });
+  return jobs.length ? h('ul', { class: 'plain' }, jobs) : '';
 }
 
 /** @param {string} [only] */

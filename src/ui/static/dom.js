@@ -1,6 +1,7 @@
 // @ts-check
 // Building the page: one small element helper (text is always set as text, never as HTML, so
-// nothing from a registry name or tag can inject markup) and the status line.
+// nothing from a registry name or tag can inject markup), redrawing only what changed, and the
+// status line.
 
 /**
  * @typedef {string | number | Node | null | undefined | false} Child
@@ -28,6 +29,21 @@ export function h(tag, attrs = {}, ...children) {
     element.append(child instanceof Node ? child : String(child));
   }
   return element;
+}
+
+/**
+ * `render`, only when its key changed: a refresh that changed nothing keeps the page as it is,
+ * the keyboard focus and what is typed included.
+ * @param {() => void} render
+ */
+export function memo(render) {
+  /** @type {string | undefined} */
+  let last;
+  return (/** @type {string} */ key) => {
+    if (key === last) return;
+    last = key;
+    render();
+  };
 }
 
 /** @param {string} id */

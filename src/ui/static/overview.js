@@ -3,7 +3,7 @@
 // and from upstream), live traffic (requests/s, pulls in flight with their progress, tunnels),
 // the upstreams at a glance and the recent evictions and changes. Charts over the last hour.
 import { TimeChart } from './charts.js';
-import { h } from './dom.js';
+import { h, memo } from './dom.js';
 import { ago, count, percent, ratio, registryName, shortDigest, size } from './format.js';
 import { state } from './state.js';
 
@@ -40,13 +40,17 @@ export function overview(view) {
       { label: 'from upstream', color: '#cf222e', dash: [6, 4], value: (p) => p.upstreamBytesPerSecond },
     ],
   });
+  const drawLists = memo(() => {
+    if (state.stats)
+      lists.replaceChildren(inFlight(state.stats), upstreams(state.stats), recentEvents(state.stats));
+  });
   return () => {
     const stats = state.stats;
     if (!stats) return;
     kpis.replaceChildren(...kpiCards(stats));
     ratios.set(state.points);
     bytes.set(state.points);
-    lists.replaceChildren(inFlight(stats), upstreams(stats), recentEvents(stats));
+    drawLists(JSON.stringify([stats.fills, stats.registries, stats.events]));
   };
 }
 

@@ -3,7 +3,7 @@
 // copies served), its recent upstream failures, Docker Hub's rate limit when it said one, its
 // share of the cache against its budget, and on its own page its images (cache.js).
 import { imagesBrowser } from './cache.js';
-import { h } from './dom.js';
+import { h, memo } from './dom.js';
 import { ago, count, percent, ratio, registryName, size } from './format.js';
 import { condition } from './overview.js';
 import { state } from './state.js';
@@ -12,7 +12,9 @@ import { state } from './state.js';
 export function registriesView(view) {
   const list = h('div', { class: 'grid' });
   view.replaceChildren(h('h1', {}, 'Registries'), list);
-  return () => list.replaceChildren(...names().map((name) => registryCard(name, true)));
+  const draw = memo(() => list.replaceChildren(...names().map((name) => registryCard(name, true))));
+  return () =>
+    draw(JSON.stringify([state.stats?.registries, state.summary?.registries, state.stats?.settings]));
 }
 
 /** @param {HTMLElement} view @param {string} registry `host:port` */

@@ -25,6 +25,11 @@ import { call } from './api.js';
  *   lastUsed: number }} Tag
  * @typedef {{ registry: string, repositories: { repository: string, tags: Tag[] }[] }} RegistryListing
  * @typedef {{ config: string[], runtime: string[] }} Pins
+ * @typedef {{ manifests: number, blobs: number, bytes: number, fetchedBlobs: number, fetchedBytes: number,
+ *   platforms: string[] }} PullResult
+ * @typedef {{ id: number, ref: string, platforms: string[] | 'all', state: 'running' | 'done' | 'failed',
+ *   started: number, ended: number | null, total: number | null, done: number, result: PullResult | null,
+ *   error: string | null }} WarmJob
  */
 
 /** Points older than this are dropped (the server keeps an hour). */
@@ -38,6 +43,8 @@ export const state = {
   /** @type {string | undefined} */ summaryError: undefined,
   /** @type {RegistryListing[] | undefined} */ images: undefined,
   /** @type {Pins | undefined} */ pins: undefined,
+  /** Warm jobs from the page, newest first. */
+  /** @type {WarmJob[]} */ warm: [],
 };
 
 /** @type {Set<() => void>} */
@@ -61,6 +68,7 @@ export async function refreshStats() {
   state.stats = stats;
   const cutoff = stats.now - KEEP_MS;
   state.points = [...state.points, ...stats.points].filter((point) => point.t >= cutoff);
+  state.warm = (await call('/admin/warm').catch(() => ({ jobs: [] }))).jobs;
   try {
     state.summary = await call('/admin/cache');
     state.summaryError = undefined;
@@ -90,4 +98,5 @@ export function reset() {
   state.summary = undefined;
   state.images = undefined;
   state.pins = undefined;
+  state.warm = [];
 }
