@@ -15,6 +15,11 @@ export class TimeChart {
     this.container = container;
     this.spec = spec;
     const format = spec.format;
+    const style = getComputedStyle(document.documentElement);
+    const colors = {
+      text: style.getPropertyValue('--text').trim(),
+      line: style.getPropertyValue('--line').trim(),
+    };
     /** @type {uPlot.Options} */
     const options = {
       title: spec.title,
@@ -32,7 +37,17 @@ export class TimeChart {
           value: (/** @type {uPlot} */ _u, /** @type {number | null} */ v) => (v === null ? '–' : format(v)),
         })),
       ],
-      axes: [{}, { size: 72, values: (_u, values) => values.map((v) => format(v)) }],
+      // Canvas text does not follow CSS: the axes take the page's colours (dark scheme too).
+      axes: [
+        { stroke: colors.text, grid: { stroke: colors.line }, ticks: { stroke: colors.line } },
+        {
+          size: 72,
+          stroke: colors.text,
+          grid: { stroke: colors.line },
+          ticks: { stroke: colors.line },
+          values: (_u, values) => values.map((v) => format(v)),
+        },
+      ],
       scales: spec.ratio
         ? { y: { range: [0, 1] } }
         : { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
