@@ -162,10 +162,11 @@ function recentEvents(stats) {
 function describe(fields) {
   const parts = [];
   for (const [key, value] of Object.entries(fields)) {
-    if (value === undefined) continue;
+    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) continue;
     if (key === 'digest' && typeof value === 'string') parts.push(shortDigest(value));
-    else if (key === 'bytes' && typeof value === 'number') parts.push(size(value));
-    else parts.push(`${key}=${String(value)}`);
+    else if (/bytes$/i.test(key) && typeof value === 'number') parts.push(`${key}=${size(value)}`);
+    else if (key === 'ref' || key === 'registry') parts.push(String(value));
+    else parts.push(`${key}=${Array.isArray(value) ? value.join(',') : String(value)}`);
   }
   return parts.join(' ');
 }
