@@ -2,7 +2,7 @@
 // The registries: each one's upstream condition (reachable, degraded, unreachable, idle; stale
 // copies served), its recent upstream failures, Docker Hub's rate limit when it said one, its
 // share of the cache against its budget, and on its own page its images (cache.js).
-import { imagesBrowser } from './cache.js';
+import { imagesBrowser } from './browser.js';
 import { h, memo } from './dom.js';
 import { ago, count, percent, ratio, registryName, size } from './format.js';
 import { condition } from './overview.js';
