@@ -32,6 +32,8 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The dashboard's browser files, served as they are (src/ui/handler.ts finds them beside dist/).
+COPY src/ui/static ./src/ui/static
 COPY package.json ./
 COPY deploy/container/healthcheck.js ./
 COPY deploy/container/entrypoint.sh /usr/local/bin/pullthrough-entrypoint

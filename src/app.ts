@@ -6,6 +6,8 @@ import 'reflect-metadata';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { rootCertificates } from 'node:tls';
+import { ProxyAgent } from 'undici';
 import { Access } from './access/access.ts';
 import { createAdminHandler, type AdminHandler } from './admin/handler.ts';
 import type { Fills } from './cache/fills.ts';
@@ -30,6 +32,11 @@ import {
   recordWatchEvent,
 } from './metrics/record.ts';
 import { createMetrics, type Metrics } from './metrics/registry.ts';
+import { Activity } from './metrics/activity.ts';
+import { dashboardStats, type DashboardSettings } from './metrics/dashboard.ts';
+import { History } from './metrics/history.ts';
+import { createUiHandler, type UiHandler } from './ui/handler.ts';
+import { WarmJobs } from './warm/jobs.ts';
 import { createMirrorServer, type MirrorHandler, type MirrorServer } from './mirror/server.ts';
 import { DestinationGuard, ipv4Resolver, systemResolver, type Resolver } from './net/guard.ts';
 import { NetworkList, parseCidr, type Cidr } from './net/networks.ts';
@@ -94,7 +101,14 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     recordUpstream(metrics, { ...observation, registry: registryLabel(observation, interceptList) }),
   );
   const { health, cacheWriteFailed } = healthOf(config, log, metrics);
-  const opened = await openCacheFor(config, registries, log, { health, cacheWriteFailed, metrics });
+  const dashboard = createDashboard(config, log, metrics);
+  const { activity } = dashboard;
+  const opened = await openCacheFor(config, registries, log, {
+    health,
+    cacheWriteFailed,
+    metrics,
+    activity,
+  });
   const { cluster, cache } = await joinCluster(config, log, opened, cacheWriteFailed);
   const certificates = new LeafContexts(ca);
   metrics.readFrom({
@@ -103,16 +117,11 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     certificatesIssued: () => certificates.issued,
   });
   const parts = { upstream, cache, registries, metrics, cacheWriteFailed };
-  const handler = createHandler(config, log, parts, cluster);
+  const handler = dashboard.counting(createHandler(config, log, parts, cluster));
   const readiness = cluster ? clusterReadiness(health, cluster) : health.readiness;
   const watcher = createWatcher(config, log, { upstream, cache, registries, metrics });
-  const admin = createAdminHandler({
-    token: config.admin.token,
-    control: cache.control,
-    watch: watcher && (() => watcher.list()),
-    onError: (error) => log.warn({ err: (error as Error).message }, 'admin request failed'),
-    onChange: (event, fields) => log.info(fields, event),
-  });
+  const admin = createAdmin(config, log, cache, dashboard, watcher);
+  const { ui } = dashboard;
   const proxy = await createProxy(config, log, {
     ca,
     certificates,
@@ -123,19 +132,22 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     interceptList,
     metrics,
     admin,
+    ui,
     parent,
     readiness,
   });
   const { address, mirror, adminListener } = await listen(config, log, proxy, {
     mirrorHandler: (req, res, destination) => handler(req, res, destination, 'mirror'),
     registries,
-    operator: { ca, health, metrics, admin, readiness },
+    operator: { ca, health, metrics, admin, readiness, ui },
   });
   watcher?.start();
+  dashboard.start(registries, { proxy: address, mirrorPort: mirror?.address.port ?? null, ca: ca.certPem });
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
       health.closing();
+      await dashboard.stop();
       await Promise.all([
         proxy.close(config.shutdownTimeout),
         mirror?.server.close(config.shutdownTimeout),
@@ -169,6 +181,101 @@ function healthOf(config: Config, log: Logger, metrics: Metrics) {
   return { health, cacheWriteFailed };
 }
 
+/** The admin API: its changes logged and listed on the dashboard, which polls its stats. */
+function createAdmin(
+  config: Config,
+  log: Logger,
+  cache: OpenedCache,
+  dashboard: ReturnType<typeof createDashboard>,
+  watcher: Watcher | undefined,
+): AdminHandler {
+  return createAdminHandler({
+    token: config.admin.token,
+    control: cache.control,
+    watch: watcher && (() => watcher.list()),
+    onError: (error) => log.warn({ err: (error as Error).message }, 'admin request failed'),
+    onChange: (event, fields) => {
+      dashboard.activity.event(event, fields);
+      log.info(fields, event);
+    },
+    stats: dashboard.stats(cache),
+    warm: dashboard.warm,
+  });
+}
+
+/**
+ * The dashboard's parts (/ui/ and GET /admin/stats): an hour of 2 s samples of the metrics,
+ * recent events, pulls per tag (counted as the registry handler answers), and its static files.
+ */
+function createDashboard(config: Config, log: Logger, metrics: Metrics) {
+  const startedAt = Date.now();
+  const history = new History({ metrics, intervalMs: 2000, keep: 1800, windowMs: 5 * 60_000 });
+  const activity = new Activity();
+  const warm = new WarmJobs({
+    onEnd: ({ ref, state, error, result }) => {
+      const fields = { ref, ...(error === null ? {} : { error }), ...result };
+      activity.event(`warm ${state}`, fields);
+      if (state === 'failed') log.warn(fields, 'warm failed');
+      else log.info(fields, 'warm done');
+    },
+  });
+  let settings: DashboardSettings | undefined;
+  let agent: ProxyAgent | undefined;
+  return {
+    history,
+    activity,
+    warm,
+    ui: config.admin.token === null ? undefined : createUiHandler(),
+    counting(handler: ReturnType<typeof createRegistryHandler>): ReturnType<typeof createRegistryHandler> {
+      return (req, res, destination, mode) => {
+        const host = formatAuthority(destination);
+        res.once('finish', () => activity.request(host, req.method, req.url, res.statusCode));
+        return handler(req, res, destination, mode);
+      };
+    },
+    stats(cache: OpenedCache): (since: number) => Promise<unknown> {
+      const fills = () =>
+        cache.fills.running().map((f) => ({ digest: f.digest, size: f.size ?? null, received: f.received }));
+      return async (since) => {
+        if (!settings) throw new Error('not started yet');
+        const current = settings;
+        return dashboardStats(
+          { metrics, history, activity, fills, settings: () => current, startedAt },
+          since,
+        );
+      };
+    },
+    /** Once listening: what the page shows, the first sample, warm's way through the proxy. */
+    start(registries: Registries, at: { proxy: AddressInfo; mirrorPort: number | null; ca: string }): void {
+      // The proxy's CA for intercepted registries, the usual roots for what it only tunnels.
+      agent = new ProxyAgent({
+        uri: loopbackUri(at.proxy),
+        requestTls: { ca: [...rootCertificates, at.ca] },
+      });
+      warm.connect(agent);
+      settings = {
+        proxyPort: at.proxy.port,
+        mirrorPort: at.mirrorPort,
+        registries: config.registries.map((registry) => registry.host),
+        budgets: registries.budgets(),
+        minFree: config.cache.minFree,
+      };
+      history.start();
+    },
+    /** Warm jobs still running are cut: shutdown does not wait for them. */
+    async stop(): Promise<void> {
+      history.stop();
+      await agent?.destroy().catch(() => undefined);
+    },
+  };
+}
+
+/** The proxy's URL from this process: loopback when it listens on every address. */
+function loopbackUri({ address, port }: AddressInfo): string {
+  const host = address === '0.0.0.0' ? '127.0.0.1' : address === '::' ? '::1' : address;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 /** Starts the listeners in order (proxy, mirror, admin); one that fails closes those before it. */
 async function listen(
   config: Config,
@@ -183,6 +290,7 @@ async function listen(
       metrics: Metrics;
       admin: AdminHandler;
       readiness: () => Readiness;
+      ui: UiHandler | undefined;
     };
   },
 ) {
@@ -208,7 +316,13 @@ async function listen(
 
 /** The proxy's own pages; /metrics and /admin/ among them when `operator` is true. */
 function localPages(
-  parts: { health: Health; metrics: Metrics; admin: AdminHandler; readiness?: () => Readiness },
+  parts: {
+    health: Health;
+    metrics: Metrics;
+    admin: AdminHandler;
+    readiness?: () => Readiness;
+    ui: UiHandler | undefined;
+  },
   operator: boolean,
 ): LocalPages {
   const readiness = parts.readiness ?? parts.health.readiness;
@@ -217,7 +331,7 @@ function localPages(
     contentType: parts.metrics.registry.contentType,
     body: await parts.metrics.registry.metrics(),
   });
-  return { readiness, metrics, admin: parts.admin };
+  return { readiness, metrics, admin: parts.admin, ...(parts.ui ? { ui: parts.ui } : {}) };
 }
 
 /** The admin listener (admin.listen): the proxy's own pages with /metrics and /admin/, plain HTTP. */
@@ -230,6 +344,7 @@ async function startAdminListener(
     metrics: Metrics;
     admin: AdminHandler;
     readiness: () => Readiness;
+    ui: UiHandler | undefined;
   },
 ): Promise<{ address: AddressInfo; close: () => Promise<void> } | undefined> {
   const listen = config.admin.listen;
@@ -423,9 +538,9 @@ async function openCacheFor(
   config: Config,
   registries: Registries,
   log: Logger,
-  parts: { health: Health; cacheWriteFailed: WriteFailureListener; metrics: Metrics },
+  parts: { health: Health; cacheWriteFailed: WriteFailureListener; metrics: Metrics; activity: Activity },
 ): Promise<OpenedCache> {
-  const { health, metrics } = parts;
+  const { health, metrics, activity } = parts;
   const cache = await openCache({
     dir: config.cache.dir,
     eviction: {
@@ -438,6 +553,9 @@ async function openCacheFor(
     onWriteFailure: parts.cacheWriteFailed,
     onPass: (result) => {
       recordEvictions(metrics, result.evicted);
+      for (const image of result.evicted) {
+        activity.event('evicted', { digest: image.root, reason: image.reason, bytes: image.bytes });
+      }
       logEviction(log, result);
     },
     onIndexError: (error) => log.warn({ err: (error as Error).message }, 'cache index: eviction delayed'),
@@ -491,6 +609,7 @@ async function createProxy(
     interceptList: InterceptList;
     metrics: Metrics;
     admin: AdminHandler;
+    ui: UiHandler | undefined;
     parent: ParentProxy | undefined;
     readiness: () => Readiness;
   },

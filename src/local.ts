@@ -2,7 +2,7 @@
 // (what rpardini/docker-registry-proxy's probes expect), `/healthz` (alive), `/readyz` (ready to
 // take pulls, and what is degraded), `/metrics` (Prometheus), the CA at `/ca.crt`, and at
 // `/setup/systemd` the script that points a docker host at this proxy (rpardini's setup script);
-// /admin/ goes to the admin API.
+// /admin/ goes to the admin API, /ui/ to the dashboard (ui/).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { planFor } from './setup/clients.ts';
 import { proxyUrlFromHost, setupScript } from './setup/script.ts';
@@ -26,15 +26,18 @@ export interface LocalPages {
   readonly metrics?: MetricsPage;
   /** Answers every /admin/ path (404 included when the admin API is off). */
   readonly admin?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Answers /ui and every /ui/ path: the dashboard (absent: 404, e.g. no admin.token). */
+  readonly ui?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 export function createLocalHandler(caCertPem: string, pages: LocalPages = {}) {
-  const { metrics, admin } = pages;
+  const { metrics, admin, ui } = pages;
   const readiness = pages.readiness ?? ((): Readiness => ({ ready: true, degraded: [] }));
   return function local(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?', 1)[0];
     // The admin API (admin/) answers every /admin/ path itself, 404 included when it is off.
     if (admin && (path === '/admin' || path?.startsWith('/admin/'))) return admin(req, res);
+    if (ui && (path === '/ui' || path?.startsWith('/ui/'))) return ui(req, res);
     const send = (status: number, type: string, body: string) => {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(req.method === 'HEAD' ? undefined : body);

@@ -20,6 +20,13 @@ export interface AdminOptions {
   readonly onError?: (error: unknown) => void;
   /** A purge or pass that changed the cache, with what it did: one log line for the operator. */
   readonly onChange?: (event: string, fields: Record<string, unknown>) => void;
+  /** The dashboard's live numbers (GET /admin/stats?since=ms); unset: 404. */
+  readonly stats?: (since: number) => Promise<unknown>;
+  /** Warming images through the proxy (POST /admin/warm?ref=, GET /admin/warm); unset: 404. */
+  readonly warm?: {
+    start(ref: string, platform: string | undefined): { readonly job: unknown } | { readonly error: string };
+    jobs(): unknown[];
+  };
 }
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -112,6 +119,22 @@ async function route(req: IncomingMessage, options: AdminOptions): Promise<unkno
       const { freedBytes, usage } = pass;
       onChange?.('admin eviction pass', { images: pass.evicted.length, freedBytes, usageAfter: usage.after });
       return pass;
+    }
+    case '/admin/stats': {
+      allow('GET');
+      if (!options.stats) throw new AdminError(404, 'not found');
+      const since = Number(url.searchParams.get('since') ?? 0);
+      return options.stats(Number.isFinite(since) ? since : 0);
+    }
+    case '/admin/warm': {
+      allow('GET, POST');
+      if (!options.warm) throw new AdminError(404, 'not found');
+      if (method === 'GET') return { jobs: options.warm.jobs() };
+      const ref = url.searchParams.get('ref')?.trim() ?? '';
+      const started = options.warm.start(ref, url.searchParams.get('platform') ?? undefined);
+      if ('error' in started) throw new AdminError(400, started.error);
+      onChange?.('admin warm', { ref });
+      return started.job;
     }
     default:
       throw new AdminError(404, 'not found');

@@ -121,6 +121,11 @@ export class Fill extends EventEmitter {
     return this.#state === 'running' && this.#behind.canRead(0);
   }
 
+  /** Bytes received from upstream so far (the dashboard's progress of a pull in flight). */
+  get received(): number {
+    return this.#behind.received;
+  }
+
   /** Bytes of the blob held in memory now (bounded while relaying by RELAY_LIMIT and a chunk). */
   get held(): number {
     return this.#behind.held;

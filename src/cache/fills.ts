@@ -56,6 +56,11 @@ export class Fills {
     return this.#running.size;
   }
 
+  /** Every fill running now (the dashboard shows each with its progress). */
+  running(): readonly Fill[] {
+    return [...this.#running];
+  }
+
   /**
    * The running fill of `digest`, or a promise of the one being started (undefined if that
    * start fails), or undefined when nobody is fetching it. Synchronous, so that a caller can

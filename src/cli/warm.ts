@@ -10,7 +10,7 @@ import { ProxyAgent, request } from 'undici';
 import { UsageError } from './errors.ts';
 import { humanSize, plural } from './format.ts';
 import { formatRef, parseImageRef, type ImageRef } from './image-ref.ts';
-import { hostPlatform, RegistryClient, type PlatformChoice, type PullResult } from './warm-pull.ts';
+import { hostPlatform, RegistryClient, type PlatformChoice, type PullResult } from '../warm/pull.ts';
 import { DEFAULT_SERVER } from './cache.ts';
 
 interface WarmOptions {

@@ -29,10 +29,12 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   proxy: ['buffer-pool.ts', 'http', 'log.ts', 'net'],
   admin: ['cache'],
   cluster: ['access', 'cache', 'config', 'log.ts', 'oci'],
+  ui: [],
+  warm: ['oci'],
   mirror: ['http', 'log.ts'],
   registry: ['access', 'buffer-pool.ts', 'cache', 'config', 'http', 'log.ts', 'net', 'oci', 'upstream'],
   watch: ['cache', 'config', 'http', 'upstream'],
-  cli: ['app.ts', 'cache', 'config', 'log.ts', 'node-flags.ts', 'oci', 'setup', 'tls', 'watch'],
+  cli: ['app.ts', 'cache', 'config', 'log.ts', 'node-flags.ts', 'oci', 'setup', 'tls', 'warm', 'watch'],
   'main.ts': ['cli', 'node-version.ts'],
 };
 /** The one module that wires everything together. */

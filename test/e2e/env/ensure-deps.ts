@@ -27,6 +27,8 @@ const NEEDED: Readonly<Record<string, string>> = {
   promtool: 'prometheus',
   // Several replicas coordinate through a real Redis (integration/cluster.test.ts starts its own).
   'redis-server': 'redis-server',
+  // The dashboard (/ui/) is driven in a real browser by playwright-core (e2e/dashboard.test.ts).
+  chromium: 'chromium',
 };
 /** Installed alongside: podman's monitor, and the CA bundle the clients' system store comes from. */
 const ALSO = ['conmon', 'ca-certificates'];

@@ -2,6 +2,8 @@
 // caches it: the /v2/ ping, the anonymous token flow for a `Bearer` challenge, the manifest by
 // tag with the usual Accept list, for an index the chosen platforms' manifests, then config and
 // layers, read and discarded. What the proxy's X-Cache says tells cached already from fetched.
+// Used by `pullthrough warm` (cli/warm.ts) and by the dashboard's warm (jobs.ts), both through
+// the proxy.
 import { request, type Dispatcher } from 'undici';
 import { indexPlatforms } from '../oci/manifest.ts';
 import { MANIFEST_MEDIA_TYPES } from '../oci/media-types.ts';
