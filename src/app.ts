@@ -21,6 +21,8 @@ import { logNotices, type Logger } from './log.ts';
 import {
   recordCacheWriteFailure,
   recordEvictions,
+  recordMirrorFailure,
+  recordSourceFetch,
   recordRequest,
   recordTunnelClosed,
   recordTunnelOpened,
@@ -43,6 +45,7 @@ import { LeafContexts } from './tls/contexts.ts';
 import { caNotices } from './tls/notices.ts';
 import { Upstream, readCaFiles, type UpstreamObservation, type UpstreamOptions } from './upstream/client.ts';
 import { SharedLogin } from './upstream/login.ts';
+import { Mirrors } from './upstream/mirrors.ts';
 
 export interface App {
   readonly address: AddressInfo;
@@ -63,6 +66,8 @@ export interface AppSeams {
   readonly resolve?: Resolver;
   readonly connect?: Connector;
   readonly wrapUpstreamConnector?: UpstreamOptions['wrapConnector'];
+  /** The clock of mirror back-offs (tests move it instead of sleeping). */
+  readonly mirrorClock?: () => number;
 }
 
 export async function startApp(config: Config, log: Logger, seams: AppSeams = {}): Promise<App> {
@@ -92,7 +97,8 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     fillsInFlight: () => cache.fills.size,
     certificatesIssued: () => certificates.issued,
   });
-  const handler = createHandler(config, log, { upstream, cache, registries, metrics, cacheWriteFailed });
+  const parts = { upstream, cache, registries, metrics, cacheWriteFailed, seams };
+  const handler = createHandler(config, log, parts);
   const admin = createAdminHandler({
     token: config.admin.token,
     control: cache.control,
@@ -268,11 +274,20 @@ function createHandler(
     registries: Registries;
     metrics: Metrics;
     cacheWriteFailed: (error: unknown, context?: WriteFailureContext) => void;
+    seams: AppSeams;
   },
 ): ReturnType<typeof createRegistryHandler> {
   const { cache, metrics, registries } = parts;
   return createRegistryHandler({
     upstream: parts.upstream,
+    ...(config.registries.some((registry) => registry.mirrors?.length)
+      ? {
+          mirrors: createMirrors(parts.upstream, registries, log, {
+            metrics,
+            now: parts.seams.mirrorClock ?? Date.now,
+          }),
+        }
+      : {}),
     store: cache.store,
     fills: cache.fills,
     manifests: cache.manifests,
@@ -293,6 +308,22 @@ function createHandler(
     allowPush: config.allowPush,
     now: Date.now,
     log,
+  });
+}
+
+/** The registries' mirror chains (registries[].mirrors), their failures and sources counted. */
+function createMirrors(
+  upstream: Upstream,
+  registries: Registries,
+  log: Logger,
+  { metrics, now }: { metrics: Metrics; now: () => number },
+): Mirrors {
+  return new Mirrors(upstream, {
+    chainOf: registries.mirrors,
+    now,
+    log,
+    onFailure: (registry, mirror, reason) => recordMirrorFailure(metrics, registry, mirror, reason),
+    onServed: (registry, source, kind) => recordSourceFetch(metrics, registry, source, kind),
   });
 }
 

@@ -2,9 +2,10 @@
 // (per registry, else the cache-wide values), and the credentials the proxy logs in with (only
 // under policy `share`). Built once from the validated config; what an operator should know
 // about these settings at start is returned as notices, not logged here.
-import type { Destination } from '../http/destination.ts';
+import { formatAuthority, type Destination } from '../http/destination.ts';
 import { HostRules } from '../http/host-rules.ts';
 import type { Notice } from '../log.ts';
+import { parseMirrorLocation, type MirrorEntry } from './mirrors.ts';
 import { describeRefusal, refusalOf } from './repository-filter.ts';
 import { DEFAULT_SERVE_STALE_ON, type Config, type RegistrySettings, type StaleCause } from './schema.ts';
 
@@ -24,6 +25,8 @@ export interface Freshness {
 export class Registries {
   readonly #config: Config;
   readonly #rules: HostRules<RegistrySettings>;
+  /** Each entry's mirrors, parsed once. */
+  readonly #mirrors = new WeakMap<RegistrySettings, MirrorEntry[]>();
 
   constructor(config: Config) {
     this.#config = config;
@@ -57,6 +60,28 @@ export class Registries {
     const registry = this.of(destination.host, destination.port);
     const refusal = registry && refusalOf(registry, repository);
     return refusal && registry ? describeRefusal(registry.host, repository, refusal) : undefined;
+  };
+
+  /**
+   * The registry's mirrors (`registries[].mirrors`), parsed, with the name `?ns=` gives it: the
+   * entry's own (`docker.io`), or `host[:port]` for a wildcard entry. Undefined: it has none.
+   */
+  readonly mirrors = (
+    destination: Destination,
+  ): { registry: string; ns: string; mirrors: MirrorEntry[] } | undefined => {
+    const registry = this.of(destination.host, destination.port);
+    if (!registry?.mirrors?.length) return undefined;
+    let mirrors = this.#mirrors.get(registry);
+    if (!mirrors) {
+      mirrors = registry.mirrors.flatMap(({ host, tags, ns }) => {
+        const location = parseMirrorLocation(host);
+        return location ? [{ ...location, tags, ns }] : [];
+      });
+      this.#mirrors.set(registry, mirrors);
+    }
+    const port = destination.port === 443 ? '' : `:${destination.port}`;
+    const ns = registry.host.startsWith('*.') ? `${destination.host}${port}` : registry.host;
+    return { registry: formatAuthority(destination), ns, mirrors };
   };
 
   /** The configured credential the proxy logs in to `host:port` with: only under policy share. */

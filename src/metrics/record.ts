@@ -89,3 +89,18 @@ export function recordEvictions(
 export function recordCacheWriteFailure(metrics: Metrics, code: string): void {
   metrics.cacheWriteFailures.inc({ code });
 }
+
+/** A registry mirror was skipped, and why (issue 19). */
+export function recordMirrorFailure(
+  metrics: Metrics,
+  registry: string,
+  mirror: string,
+  reason: string,
+): void {
+  metrics.mirrorFailures.inc({ registry, mirror, reason });
+}
+
+/** Which source (a mirror's host:port, or `registry`) served a blob, manifest or tag. */
+export function recordSourceFetch(metrics: Metrics, registry: string, source: string, kind: string): void {
+  metrics.sourceFetches.inc({ registry, source, kind });
+}

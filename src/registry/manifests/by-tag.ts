@@ -14,6 +14,8 @@ import { bestEffort } from '../cache-writes.ts';
 import type { Exchange, RegistryDeps } from '../context.ts';
 import { registryErrors } from '../errors.ts';
 import { sendResponse } from '../respond/relay.ts';
+import { tagFromMirrors } from '../mirrored.ts';
+import { serveMirrorTag } from './mirror-tag.ts';
 import { sendManifest } from './send.ts';
 import { acceptableVariants, preferredVariant, withVariant } from './tag-variants.ts';
 import { askUpstream, headerValue, relayUpstream, storeManifest, type ManifestRoute } from './upstream.ts';
@@ -36,6 +38,10 @@ export async function serveByTag(x: Exchange, route: ManifestRoute, deps: Regist
     await ensureAccess(x, { kind: 'manifest', name: route.name, digest: manifest.digest }, deps);
     return sendManifest(x, deps, manifest, 'hit');
   }
+
+  // A mirror marked `tags: true` that knows the tag answers instead of the registry (issue 19).
+  const mirrored = await tagFromMirrors(x, route, deps);
+  if (mirrored) return serveMirrorTag(x, route, tag.stored, mirrored, deps);
 
   let head: UpstreamResponse;
   try {

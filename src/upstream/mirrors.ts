@@ -1,0 +1,189 @@
+// The mirror chain of a registry (`registries[].mirrors`, issue 19): asking its mirrors in order,
+// anonymously, for what may come from anywhere (blobs and manifests by digest, checked against
+// their digest by the caller) or for a tag (only at mirrors with `tags`). A mirror that cannot
+// answer (no connection, timeout, TLS, 5xx, 429) or sent wrong bytes is skipped with a back-off
+// (mirror-backoff.ts); 404 and other refusals only skip it for this request. Who may be served
+// the content is not decided here: the registry's own answers decide that (access/).
+import type { Destination } from '../http/destination.ts';
+import { DestinationRefusedError } from '../net/guard.ts';
+import type { Logger } from '../log.ts';
+import type { Upstream, UpstreamResponse } from './client.ts';
+import { UpstreamUnavailableError } from './errors.ts';
+import { requestFollowingRedirects } from './fetch.ts';
+import { Backoff } from './mirror-backoff.ts';
+
+/** One mirror, as config/mirrors.ts parses it. */
+export interface MirrorSource {
+  /** `https://host[:port]` or `http://host[:port]`. */
+  readonly origin: string;
+  /** `host:port`, for logs and metrics. */
+  readonly name: string;
+  /** Put before the repository in paths; empty: none. */
+  readonly prefix: string;
+  /** Tags may be resolved here. */
+  readonly tags: boolean;
+  /** Send `?ns=<registry>`. */
+  readonly ns: boolean;
+}
+
+/** A registry's mirrors, in order. */
+export interface MirrorChain {
+  /** `host:port` of the registry, as logs and metrics name it. */
+  readonly registry: string;
+  /** The registry's name for `?ns=` (`docker.io`, `registry.example:5000`). */
+  readonly ns: string;
+  readonly mirrors: readonly MirrorSource[];
+}
+
+/** Why a mirror was skipped: also the `reason` label of the failures metric. */
+export type MirrorFailure = 'unreachable' | 'timeout' | 'tls' | '5xx' | '429' | 'denied' | 'digest' | 'body';
+
+/** What a source was asked for. */
+export type SourceKind = 'blob' | 'manifest' | 'tag';
+
+export interface MirrorsOptions {
+  /** The mirror chain of the registry at `destination`; undefined when it has none. */
+  readonly chainOf: (destination: Destination) => MirrorChain | undefined;
+  readonly now: () => number;
+  readonly log: Logger;
+  /** Skipped this long after a first failure (doubling up to `maxBackoffMs`). */
+  readonly firstBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** Every failure and every fetch a source served, for the metrics. */
+  readonly onFailure?: (registry: string, mirror: string, reason: MirrorFailure) => void;
+  readonly onServed?: (registry: string, source: string, kind: SourceKind) => void;
+}
+
+/** What a mirror's request is: the registry's own path (`/v2/<name>/…`) and the client's Accept. */
+export interface MirrorAsk {
+  readonly method: 'GET' | 'HEAD';
+  readonly path: string;
+  readonly accept?: string | string[] | undefined;
+  readonly kind: SourceKind;
+}
+
+/** What the caller made of a mirror's answer: kept, or skipped (a `failure` backs the mirror off). */
+export type Taken<T> = { readonly value: T } | { readonly failure?: MirrorFailure };
+
+export class Mirrors {
+  readonly #upstream: Upstream;
+  readonly #options: MirrorsOptions;
+  readonly #backoff: Backoff;
+
+  constructor(upstream: Upstream, options: MirrorsOptions) {
+    this.#upstream = upstream;
+    this.#options = options;
+    this.#backoff = new Backoff({
+      now: options.now,
+      firstMs: options.firstBackoffMs ?? 10_000,
+      maxMs: options.maxBackoffMs ?? 300_000,
+    });
+  }
+
+  /** The mirror chain of the registry at `destination`, if it has one. */
+  chainOf(destination: Destination): MirrorChain | undefined {
+    return this.#options.chainOf(destination);
+  }
+
+  /**
+   * Asks each usable mirror in turn (only those with `tags` for a tag) until `take` keeps an
+   * answer; undefined when none did. `take` must consume or destroy the body of what it skips.
+   */
+  async first<T>(
+    chain: MirrorChain,
+    ask: MirrorAsk,
+    take: (response: UpstreamResponse, mirror: MirrorSource) => Promise<Taken<T>>,
+  ): Promise<{ readonly value: T; readonly mirror: MirrorSource } | undefined> {
+    for (const mirror of chain.mirrors) {
+      if (ask.kind === 'tag' && !mirror.tags) continue;
+      if (!this.#backoff.available(mirror.origin)) continue;
+      const response = await this.#ask(chain, mirror, ask);
+      if (response === undefined) continue;
+      const failure = statusFailure(response.statusCode);
+      if (failure !== undefined) {
+        await response.body.dump();
+        this.failed(chain, mirror, failure);
+        continue;
+      }
+      // It answered (a 404 too: a healthy mirror without this content).
+      this.#answered(chain, mirror);
+      if (response.statusCode < 200 || response.statusCode >= 300) {
+        await response.body.dump();
+        continue;
+      }
+      const taken = await take(response, mirror);
+      if ('value' in taken) return { value: taken.value, mirror };
+      if (taken.failure !== undefined) this.failed(chain, mirror, taken.failure);
+    }
+    return undefined;
+  }
+
+  /** A mirror failed (here, or later: wrong bytes at the end of a streamed blob). */
+  failed(chain: MirrorChain, mirror: MirrorSource, reason: MirrorFailure): void {
+    this.#options.onFailure?.(chain.registry, mirror.name, reason);
+    // A refusal is about this request (a private repository there), not the mirror's health.
+    if (reason === 'denied') return;
+    const { backoffMs, wasUp } = this.#backoff.failed(mirror.origin);
+    if (wasUp) {
+      this.#options.log.warn(
+        { registry: chain.registry, mirror: mirror.name, reason, backoffMs },
+        'mirror failing: skipped for a while',
+      );
+    }
+  }
+
+  /** `source` (a mirror, or the registry itself) served what was asked. */
+  served(chain: MirrorChain, source: MirrorSource | 'registry', kind: SourceKind): void {
+    this.#options.onServed?.(chain.registry, source === 'registry' ? 'registry' : source.name, kind);
+  }
+
+  #answered(chain: MirrorChain, mirror: MirrorSource): void {
+    if (this.#backoff.succeeded(mirror.origin)) {
+      this.#options.log.info({ registry: chain.registry, mirror: mirror.name }, 'mirror answering again');
+    }
+  }
+
+  /** The request, anonymous: only Accept and User-Agent of the client's headers go to a mirror. */
+  async #ask(
+    chain: MirrorChain,
+    mirror: MirrorSource,
+    ask: MirrorAsk,
+  ): Promise<UpstreamResponse | undefined> {
+    const headers: Record<string, string | string[]> = {};
+    if (ask.accept !== undefined) headers['accept'] = ask.accept;
+    try {
+      const { response } = await requestFollowingRedirects(this.#upstream, {
+        origin: mirror.origin,
+        method: ask.method,
+        path: mirrorPath(chain, mirror, ask.path),
+        headers,
+      });
+      return response;
+    } catch (error) {
+      if (error instanceof UpstreamUnavailableError) {
+        this.failed(chain, mirror, error.timeout ? 'timeout' : error.tls ? 'tls' : 'unreachable');
+        return undefined;
+      }
+      if (error instanceof DestinationRefusedError) {
+        this.failed(chain, mirror, 'unreachable');
+        return undefined;
+      }
+      throw error;
+    }
+  }
+}
+
+/** A registry path (`/v2/<name>/…`) as `mirror` serves it: its prefix, and `?ns=` when it reads one. */
+export function mirrorPath(chain: MirrorChain, mirror: MirrorSource, path: string): string {
+  const rest = path.replace(/^\/v2\//, '');
+  const prefixed = mirror.prefix === '' ? `/v2/${rest}` : `/v2/${mirror.prefix}/${rest}`;
+  return mirror.ns ? `${prefixed}?ns=${chain.ns}` : prefixed;
+}
+
+/** The failure a status means; undefined for success, and for answers about this one request (404). */
+function statusFailure(status: number): MirrorFailure | undefined {
+  if (status >= 500) return '5xx';
+  if (status === 429) return '429';
+  if (status === 401 || status === 403) return 'denied';
+  return undefined;
+}

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../../src/config/errors.ts';
+import { parseConfig } from '../../../src/config/load.ts';
+import { parseMirrorLocation } from '../../../src/config/mirrors.ts';
+import { Registries } from '../../../src/config/registries.ts';
+
+describe('registries[].mirrors', () => {
+  it('reads locations as hosts.toml and registries.conf write them', () => {
+    expect(parseMirrorLocation('mirror.gcr.io')).toEqual({
+      origin: 'https://mirror.gcr.io',
+      name: 'mirror.gcr.io:443',
+      prefix: '',
+    });
+    expect(parseMirrorLocation('http://Cache.internal:5000/')).toEqual({
+      origin: 'http://cache.internal:5000',
+      name: 'cache.internal:5000',
+      prefix: '',
+    });
+    expect(parseMirrorLocation('registry.site:8443/docker.io')).toEqual({
+      origin: 'https://registry.site:8443',
+      name: 'registry.site:8443',
+      prefix: 'docker.io',
+    });
+    expect(parseMirrorLocation('[::1]:5000')?.origin).toBe('https://[::1]:5000');
+    for (const bad of ['', 'ftp://x', 'host:99999', 'a b', 'http://', 'host?ns=x']) {
+      expect(parseMirrorLocation(bad), bad).toBeUndefined();
+    }
+  });
+
+  it('takes bare strings and {host, tags, ns}, and names the registry for ?ns=', () => {
+    const config = parseConfig(
+      {
+        registries: [
+          {
+            host: 'docker.io',
+            mirrors: ['registry.site.internal', { host: 'http://cache:5000', tags: true, ns: true }],
+          },
+          'ghcr.io',
+        ],
+      },
+      {},
+      't',
+      '/',
+    );
+    const registries = new Registries(config);
+    const chain = registries.mirrors({ host: 'registry-1.docker.io', port: 443, scheme: 'https' });
+    expect(chain).toEqual({
+      registry: 'registry-1.docker.io:443',
+      ns: 'docker.io',
+      mirrors: [
+        {
+          origin: 'https://registry.site.internal',
+          name: 'registry.site.internal:443',
+          prefix: '',
+          tags: false,
+          ns: false,
+        },
+        { origin: 'http://cache:5000', name: 'cache:5000', prefix: '', tags: true, ns: true },
+      ],
+    });
+    expect(registries.mirrors({ host: 'ghcr.io', port: 443, scheme: 'https' })).toBeUndefined();
+  });
+
+  it('refuses a malformed mirror and unknown keys, with their path', () => {
+    try {
+      parseConfig(
+        { registries: [{ host: 'docker.io', mirrors: ['ftp://nope', { host: 'a.io', resolve: true }] }] },
+        {},
+        't',
+        '/',
+      );
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      const issues = (error as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+      expect(issues[0]).toMatch(/^registries\.0\.mirrors\.0\.host: "ftp:\/\/nope" is not a mirror/);
+      expect(issues[1]).toMatch(/^registries\.0\.mirrors\.1: unknown key "resolve"/);
+    }
+  });
+});
