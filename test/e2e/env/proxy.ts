@@ -42,7 +42,8 @@ export interface ProxyCredentials {
 
 export interface ProxyOptions {
   dir: string;
-  registries: readonly string[];
+  /** Entries of `registries`: names, or objects with settings (written as JSON). */
+  registries: readonly unknown[];
   upstreamCaFile: string;
   processes: Processes;
   /** Require proxy authentication with this one user. */

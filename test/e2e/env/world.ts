@@ -125,6 +125,8 @@ export interface World {
       cache?: Readonly<Record<string, unknown>>;
       mirror?: Readonly<Record<string, unknown>>;
       admin?: Readonly<Record<string, unknown>>;
+      /** `registries` instead of the world's names (e.g. entries with `mirrors`). */
+      registries?: readonly unknown[];
     },
   ): Promise<Pullthrough>;
   /** A new directory inside the world. */
@@ -293,11 +295,16 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         cache?: Readonly<Record<string, unknown>>;
         mirror?: Readonly<Record<string, unknown>>;
         admin?: Readonly<Record<string, unknown>>;
+        registries?: readonly unknown[];
       } = {},
     ): Promise<Pullthrough> => {
       const started = await startProxy({
         dir: join(dir, name),
-        registries: [REGISTRY, REGISTRY_V6, ...(tokenRegistry ? [TOKEN_REGISTRY, AUTH] : [])],
+        registries: extra.registries ?? [
+          REGISTRY,
+          REGISTRY_V6,
+          ...(tokenRegistry ? [TOKEN_REGISTRY, AUTH] : []),
+        ],
         upstreamCaFile: pki.caCrt,
         processes,
         auth: options.proxyAuth,
