@@ -1,3 +1,6 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../src/config/errors.ts';
 import { parseConfig } from '../../../src/config/load.ts';
@@ -76,5 +79,22 @@ describe('registries[].mirrors', () => {
       expect(issues[0]).toMatch(/^registries\.0\.mirrors\.0\.host: "ftp:\/\/nope" is not a mirror/);
       expect(issues[1]).toMatch(/^registries\.0\.mirrors\.1: unknown key "resolve"/);
     }
+  });
+
+  it("the README's example parses: docker.io, then a site-local registry, a pullthrough and mirror.gcr.io", async () => {
+    const readme = await readFile(path.join(import.meta.dirname, '../../../README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Mirror chains'));
+    const example = /```yaml\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+    const config = parseConfig(parse(example) as Record<string, unknown>, {}, 't', '/');
+    const chain = new Registries(config).mirrors({
+      host: 'registry-1.docker.io',
+      port: 443,
+      scheme: 'https',
+    });
+    expect(chain?.mirrors.map((m) => [m.origin, m.tags, m.ns])).toEqual([
+      ['https://registry.site.internal:5000', false, false],
+      ['http://cache.site.internal:5000', false, true],
+      ['https://mirror.gcr.io', true, false],
+    ]);
   });
 });
