@@ -60,7 +60,8 @@ async function dispatch(x: Exchange, route: Route, deps: RegistryDeps): Promise<
     );
   }
   const reading = req.method === 'GET' || req.method === 'HEAD';
-  const cacheable = deps.policy(x.destination) !== 'no-cache';
+  // A request this proxy sent to a mirror that led back here is relayed (upstream/mirrors.ts).
+  const cacheable = deps.policy(x.destination) !== 'no-cache' && !deps.mirrors?.looped(req.headers.via);
   if (cacheable && reading && route.kind === 'blob') return serveBlob(x, route, deps);
   if (cacheable && reading && route.kind === 'manifest') return serveManifest(x, route, deps);
   return servePassthrough(x, route, deps);

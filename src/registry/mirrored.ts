@@ -53,7 +53,8 @@ export async function blobFromMirrors(
   const chain = deps.mirrors?.chainOf(x.destination);
   if (!chain || !deps.mirrors) return undefined;
   await registryAllows(x, { kind: 'blob', ...blob }, deps);
-  const ask = { method: 'GET', path: `/v2/${blob.name}/blobs/${blob.digest}`, kind: 'blob' } as const;
+  const path = `/v2/${blob.name}/blobs/${blob.digest}`;
+  const ask = { method: 'GET', path, kind: 'blob', via: x.req.headers.via } as const;
   const found = await deps.mirrors.first(chain, ask, async (response) => {
     const size = declaredLength(response);
     if (size === undefined || size > VERIFIED_FIRST_MAX) return { value: { body: response.body, size } };
@@ -76,7 +77,8 @@ export async function manifestFromMirrors(
   if (!chain || !deps.mirrors) return undefined;
   if (!checked) await registryAllows(x, { kind: 'manifest', ...manifest }, deps);
   const path = `/v2/${manifest.name}/manifests/${manifest.digest}`;
-  const ask = { method: 'GET', path, accept: x.req.headers.accept, kind: 'manifest' } as const;
+  const { accept, via } = x.req.headers;
+  const ask = { method: 'GET', path, accept, via, kind: 'manifest' } as const;
   const found = await deps.mirrors.first(chain, ask, async (response) => {
     const content = await readCapped(response, deps.maxManifestSize).catch(() => undefined);
     if (content === undefined) return { failure: 'body' };
@@ -95,7 +97,8 @@ export async function tagFromMirrors(
   const chain = deps.mirrors?.chainOf(x.destination);
   if (!chain?.mirrors.some((mirror) => mirror.tags) || !deps.mirrors) return undefined;
   const path = `/v2/${route.name}/manifests/${route.reference}`;
-  const ask = { method: 'HEAD', path, accept: x.req.headers.accept, kind: 'tag' } as const;
+  const { accept, via } = x.req.headers;
+  const ask = { method: 'HEAD', path, accept, via, kind: 'tag' } as const;
   const found = await deps.mirrors.first(chain, ask, async (response): Promise<Taken<TagAnswer>> => {
     await response.body.dump();
     const digest = header(response, 'docker-content-digest');

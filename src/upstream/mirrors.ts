@@ -4,6 +4,7 @@
 // answer (no connection, timeout, TLS, 5xx, 429) or sent wrong bytes is skipped with a back-off
 // (mirror-backoff.ts); 404 and other refusals only skip it for this request. Who may be served
 // the content is not decided here: the registry's own answers decide that (access/).
+import { randomUUID } from 'node:crypto';
 import type { Destination } from '../http/destination.ts';
 import { DestinationRefusedError } from '../net/guard.ts';
 import type { Logger } from '../log.ts';
@@ -41,6 +42,12 @@ export type MirrorFailure = 'unreachable' | 'timeout' | 'tls' | '5xx' | '429' | 
 /** What a source was asked for. */
 export type SourceKind = 'blob' | 'manifest' | 'tag';
 
+/**
+ * A mirror holds what it serves, or fetches it at once: one that takes longer than this to start
+ * answering is skipped (a registry gets upstream.headersTimeout, minutes, for a pushed blob).
+ */
+const MIRROR_HEADERS_TIMEOUT_MS = 30_000;
+
 export interface MirrorsOptions {
   /** The mirror chain of the registry at `destination`; undefined when it has none. */
   readonly chainOf: (destination: Destination) => MirrorChain | undefined;
@@ -60,6 +67,8 @@ export interface MirrorAsk {
   readonly path: string;
   readonly accept?: string | string[] | undefined;
   readonly kind: SourceKind;
+  /** The client request's own Via, passed on so that a chain of proxies can see a loop. */
+  readonly via?: string | string[] | undefined;
 }
 
 /** What the caller made of a mirror's answer: kept, or skipped (a `failure` backs the mirror off). */
@@ -69,6 +78,8 @@ export class Mirrors {
   readonly #upstream: Upstream;
   readonly #options: MirrorsOptions;
   readonly #backoff: Backoff;
+  /** This process in Via (RFC 9110 §7.6.3), unique per start: how it knows its own requests. */
+  readonly #via = `1.1 pullthrough-${randomUUID().slice(0, 8)}`;
 
   constructor(upstream: Upstream, options: MirrorsOptions) {
     this.#upstream = upstream;
@@ -78,6 +89,15 @@ export class Mirrors {
       firstMs: options.firstBackoffMs ?? 10_000,
       maxMs: options.maxBackoffMs ?? 300_000,
     });
+  }
+
+  /**
+   * The request came from this process through a mirror (its Via names us): mirrors that point
+   * back at this proxy, directly or through others. Answered without fills or mirrors, so the
+   * loop ends and never waits on the fill that asked (registry/handler.ts).
+   */
+  looped(via: string | string[] | undefined): boolean {
+    return via !== undefined && [via].flat().some((value) => value.includes(this.#via));
   }
 
   /** The mirror chain of the registry at `destination`, if it has one. */
@@ -149,7 +169,7 @@ export class Mirrors {
     mirror: MirrorSource,
     ask: MirrorAsk,
   ): Promise<UpstreamResponse | undefined> {
-    const headers: Record<string, string | string[]> = {};
+    const headers: Record<string, string | string[]> = { via: [ask.via ?? [], this.#via].flat().join(', ') };
     if (ask.accept !== undefined) headers['accept'] = ask.accept;
     try {
       const { response } = await requestFollowingRedirects(this.#upstream, {
@@ -157,6 +177,7 @@ export class Mirrors {
         method: ask.method,
         path: mirrorPath(chain, mirror, ask.path),
         headers,
+        headersTimeoutMs: MIRROR_HEADERS_TIMEOUT_MS,
       });
       return response;
     } catch (error) {

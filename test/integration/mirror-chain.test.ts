@@ -317,4 +317,24 @@ describe('mirror chain', () => {
     const again = await get(proxy, registry.authority, '/v2/app/manifests/v1', { accept: OCI_MANIFEST });
     expect(again).toMatchObject({ status: 200, cache: 'REVALIDATED' });
   });
+
+  it('ends a loop: a mirror that leads back to this proxy is answered without fills or mirrors', async () => {
+    const registry = await startFakeRegistry();
+    const layer = Buffer.from('bytes that come round once');
+    const digest = registry.addBlob(layer);
+    // The proxy's own mirror listener as its mirror: the request comes back, with our Via.
+    const port = await closedPort();
+    const proxy = await startProxy({
+      mirror: { listen: `127.0.0.1:${port}` },
+      registries: [{ host: registry.authority, mirrors: [{ host: `http://127.0.0.1:${port}`, ns: true }] }],
+    });
+
+    const res = await get(proxy, registry.authority, `/v2/app/blobs/${digest}`);
+    expect(res).toMatchObject({ status: 200, cache: 'MISS' });
+    expect(res.body.equals(layer)).toBe(true);
+    expect(blobGets(registry)).toBe(1);
+    const inner = await proxy.waitForLog((l) => l.msg === 'request' && l['mode'] === 'mirror');
+    expect(inner).toMatchObject({ status: 200, cache: 'bypass' });
+    expect(await readFile(storedPath(proxy, digest))).toEqual(layer);
+  });
 });
