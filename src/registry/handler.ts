@@ -99,6 +99,7 @@ function logCompletion(
       ms: Math.round(ms),
       cache: outcome.cache,
       ...(outcome.shared ? { shared: true } : {}),
+      ...(outcome.source === undefined ? {} : { source: outcome.source }),
       ...(res.writableFinished ? {} : { aborted: true }),
       ...(failure ? { err: failure.message, code: failure.code, cause: errorText(failure.cause) } : {}),
     },

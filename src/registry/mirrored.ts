@@ -63,6 +63,7 @@ export async function blobFromMirrors(
     if (!matches(content, blob.digest)) return { failure: 'digest' };
     return { value: { body: Readable.from([content]), size: content.length } };
   });
+  if (found) x.outcome.source = found.mirror.name;
   return found && { chain, mirror: found.mirror, ...found.value };
 }
 
@@ -85,6 +86,7 @@ export async function manifestFromMirrors(
     if (!matches(content, manifest.digest)) return { failure: 'digest' };
     return { value: { content, mediaType: header(response, 'content-type') } };
   });
+  if (found) x.outcome.source = found.mirror.name;
   return found && { chain, mirror: found.mirror, ...found.value };
 }
 
@@ -108,6 +110,7 @@ export async function tagFromMirrors(
     if (digest === undefined || !parseDigest(digest) || !mediaType || size === undefined) return {};
     return { value: { digest, mediaType, size } };
   });
+  if (found) x.outcome.source = found.mirror.name;
   return found && { chain, mirror: found.mirror, ...found.value };
 }
 
@@ -116,7 +119,7 @@ export async function tagFromMirrors(
  * answers 5xx or 429 is treated like an unreachable one: earlier answers decide, so that a
  * struggling registry does not stop what its mirrors can serve to clients it already let in.
  */
-async function registryAllows(x: Exchange, content: CachedContent, deps: RegistryDeps): Promise<void> {
+export async function registryAllows(x: Exchange, content: CachedContent, deps: RegistryDeps): Promise<void> {
   try {
     await ensureAccess(x, content, deps);
   } catch (error) {

@@ -52,5 +52,5 @@ test('skopeo pulls through a mirror chain: blobs from the second mirror, the tag
   });
   expect(failing).toMatchObject({ mirror: down, reason: 'unreachable' });
   const layer = await proxy.log.waitForRequest(REGISTRY, 'GET', `${base}/${image.layer.digest}`, { from });
-  expect(layer['cache']).toBe('miss');
+  expect(layer).toMatchObject({ cache: 'miss', source: `${REGISTRY_V6}:443` });
 });

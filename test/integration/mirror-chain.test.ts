@@ -136,6 +136,11 @@ describe('mirror chain', () => {
     expect(await served(mirror.authority, 'blob')).toBe(2);
     expect(await served(mirror.authority, 'manifest')).toBe(1);
     expect(await served('registry', 'manifest')).toBeUndefined();
+    expect(await served('registry', 'tag')).toBe(1);
+    const line = await proxy.waitForLog(
+      (l) => l.msg === 'request' && l['path'] === `/v2/app/blobs/${manifest.layers[0]?.digest}`,
+    );
+    expect(line).toMatchObject({ cache: 'miss', source: mirror.authority });
   });
 
   it('skips a mirror that sends wrong bytes, keeps only the right ones, and backs it off', async () => {

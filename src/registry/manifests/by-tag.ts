@@ -52,7 +52,11 @@ export async function serveByTag(x: Exchange, route: ManifestRoute, deps: Regist
     return serveStale(x, route, tag, deps, error.reason);
   }
   const status = head.statusCode;
-  if (status >= 200 && status < 300) return serveConfirmed(x, route, tag, head, deps);
+  if (status >= 200 && status < 300) {
+    const chain = deps.mirrors?.chainOf(x.destination);
+    if (chain) deps.mirrors?.served(chain, 'registry', 'tag');
+    return serveConfirmed(x, route, tag, head, deps);
+  }
   const cause = staleCauseOf(status);
   if (cause === undefined || !staleOn(x, deps, cause)) return answerWith(x, route, head, deps);
   return serveStale(x, route, tag, deps, `upstream answered ${status}`, head);

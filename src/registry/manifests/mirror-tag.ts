@@ -1,11 +1,10 @@
 // A tag resolved at a mirror marked `tags: true` (issue 19): the mirror says which digest the tag
-// names; the registry still says whether this client may read it (ensureAccess, as for a cache
-// hit); the manifest comes from the cache, else by digest from the mirrors or the registry.
-import { ensureAccess } from '../../access/authorize.ts';
+// names; the registry still says whether this client may read it (as for a cache hit, see
+// mirrored.ts); the manifest comes from the cache, else by digest from the mirrors or the registry.
 import type { TagRecord } from '../../cache/manifests.ts';
 import { bestEffort } from '../cache-writes.ts';
 import type { Exchange, RegistryDeps } from '../context.ts';
-import type { MirroredTag } from '../mirrored.ts';
+import { registryAllows, type MirroredTag } from '../mirrored.ts';
 import { fetchByDigest } from './by-digest.ts';
 import { sendManifest } from './send.ts';
 import { withVariant } from './tag-variants.ts';
@@ -19,7 +18,7 @@ export async function serveMirrorTag(
   deps: RegistryDeps,
 ): Promise<void> {
   const { digest, mediaType, size } = resolved;
-  await ensureAccess(x, { kind: 'manifest', name: route.name, digest }, deps);
+  await registryAllows(x, { kind: 'manifest', name: route.name, digest }, deps);
   deps.mirrors?.served(resolved.chain, resolved.mirror, 'tag');
   // Remembered like a registry's answer: the tag's resolution for this kind of client, now.
   const record = withVariant(stored, { digest, mediaType, size, checkedAt: deps.now() });
