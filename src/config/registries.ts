@@ -110,6 +110,7 @@ export class Registries {
           message: 'registry policy',
         });
       }
+      notices.push(...mirrorNotices(registry));
     }
     for (const credential of upstream.credentials) {
       if (registries.find((r) => r.host === credential.host)?.policy !== 'share') {
@@ -122,4 +123,30 @@ export class Registries {
     }
     return notices;
   }
+}
+
+/**
+ * A registry's mirrors, and a warning for a mirror trusted with tags over plain HTTP: anyone on
+ * the path may then choose what a tag names (among digests the registry confirms, under verify).
+ */
+function mirrorNotices(registry: RegistrySettings): Notice[] {
+  const mirrors = registry.mirrors ?? [];
+  if (mirrors.length === 0) return [];
+  const notices: Notice[] = [
+    {
+      level: 'info',
+      fields: { host: registry.host, mirrors: mirrors.map((m) => (m.tags ? `${m.host} (tags)` : m.host)) },
+      message: 'registry mirrors',
+    },
+  ];
+  for (const mirror of mirrors) {
+    if (mirror.tags && /^http:\/\//i.test(mirror.host)) {
+      notices.push({
+        level: 'warn',
+        fields: { host: registry.host, mirror: mirror.host },
+        message: 'mirror resolves tags over plain HTTP: the network path can change what a tag names',
+      });
+    }
+  }
+  return notices;
 }

@@ -114,7 +114,7 @@ export function createMetrics() {
     }),
     mirrorFailures: new Counter({
       name: 'pullthrough_mirror_failures_total',
-      help: 'Requests to registry mirrors that were skipped, by registry, mirror (host:port) and reason (unreachable, timeout, tls, 5xx, 429, denied: 401/403, digest: wrong bytes, body: cut off).',
+      help: 'Requests to registry mirrors that were skipped, by registry, mirror (host:port) and reason (unreachable, timeout, tls, 5xx, 429, denied: 401/403, digest: wrong bytes, body: cut off, tag: named a digest the registry lacks).',
       labelNames: ['registry', 'mirror', 'reason'] as const,
       registers,
     }),

@@ -11,7 +11,7 @@ export interface Outcome {
   /** This request joined a fill that another request started. */
   shared: boolean;
   /** The mirror (`host:port`) that sent what was fetched, when not the registry (issue 19). */
-  source?: string;
+  source?: string | undefined;
 }
 
 export function newOutcome(): Outcome {

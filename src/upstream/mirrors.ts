@@ -37,7 +37,20 @@ export interface MirrorChain {
 }
 
 /** Why a mirror was skipped: also the `reason` label of the failures metric. */
-export type MirrorFailure = 'unreachable' | 'timeout' | 'tls' | '5xx' | '429' | 'denied' | 'digest' | 'body';
+export type MirrorFailure =
+  | 'unreachable'
+  | 'timeout'
+  | 'tls'
+  | '5xx'
+  | '429'
+  | 'denied'
+  | 'digest'
+  | 'body'
+  /** A tag named a digest the registry does not have in that repository. */
+  | 'tag';
+
+/** Failures about one request, not the mirror's health: no back-off. */
+const PER_REQUEST: ReadonlySet<MirrorFailure> = new Set(['denied', 'tag']);
 
 /** What a source was asked for. */
 export type SourceKind = 'blob' | 'manifest' | 'tag';
@@ -120,15 +133,11 @@ export class Mirrors {
       const response = await this.#ask(chain, mirror, ask);
       if (response === undefined) continue;
       const failure = statusFailure(response.statusCode);
-      if (failure !== undefined) {
+      // A 404 or a refusal is an answer too: the mirror is up, it just does not serve this.
+      if (failure === undefined || failure === 'denied') this.#answered(chain, mirror);
+      if (failure !== undefined || response.statusCode < 200 || response.statusCode >= 300) {
         await response.body.dump();
-        this.failed(chain, mirror, failure);
-        continue;
-      }
-      // It answered (a 404 too: a healthy mirror without this content).
-      this.#answered(chain, mirror);
-      if (response.statusCode < 200 || response.statusCode >= 300) {
-        await response.body.dump();
+        if (failure !== undefined) this.failed(chain, mirror, failure);
         continue;
       }
       const taken = await take(response, mirror);
@@ -141,8 +150,8 @@ export class Mirrors {
   /** A mirror failed (here, or later: wrong bytes at the end of a streamed blob). */
   failed(chain: MirrorChain, mirror: MirrorSource, reason: MirrorFailure): void {
     this.#options.onFailure?.(chain.registry, mirror.name, reason);
-    // A refusal is about this request (a private repository there), not the mirror's health.
-    if (reason === 'denied') return;
+    // A refusal (a private repository there) or a lagging tag is about this request only.
+    if (PER_REQUEST.has(reason)) return;
     const { backoffMs, wasUp } = this.#backoff.failed(mirror.origin);
     if (wasUp) {
       this.#options.log.warn(

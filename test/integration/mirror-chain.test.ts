@@ -342,4 +342,30 @@ describe('mirror chain', () => {
     expect(inner).toMatchObject({ status: 200, cache: 'bypass' });
     expect(await readFile(storedPath(proxy, digest))).toEqual(layer);
   });
+
+  it('a tags: true mirror cannot make a tag name a manifest the registry does not have: the registry answers', async () => {
+    const registry = await startFakeRegistry();
+    const mirror = await startFakeRegistry();
+    const real = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { size: 1 }, layers: [] };
+    registry.addManifest('app', 'v1', real);
+    // The mirror's own v1: nothing the registry ever had in app.
+    const forged = mirror.addManifest('app', 'v1', { ...real, annotations: { forged: 'yes' } });
+    const proxy = await startProxy({
+      registries: [{ host: registry.authority, mirrors: [{ host: mirror.authority, tags: true }] }],
+    });
+
+    const res = await get(proxy, registry.authority, '/v2/app/manifests/v1', { accept: OCI_MANIFEST });
+    expect(res).toMatchObject({ status: 200, cache: 'MISS' });
+    expect(JSON.parse(res.body.toString())).toEqual(real);
+    expect(registry.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `HEAD /v2/app/manifests/${forged}`,
+      'HEAD /v2/app/manifests/v1',
+      'GET /v2/app/manifests/v1',
+    ]);
+    expect(mirror.hits('GET', `/v2/app/manifests/${forged}`)).toBe(0);
+    const labels = `registry="${registry.authority}",mirror="${mirror.authority}",reason="tag"`;
+    expect(await metric(proxy, new RegExp(`^pullthrough_mirror_failures_total\\{${labels}\\}`))).toBe(1);
+    const line = await proxy.waitForLog((l) => l.msg === 'request' && l['path'] === '/v2/app/manifests/v1');
+    expect(line['source']).toBeUndefined();
+  });
 });

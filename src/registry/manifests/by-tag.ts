@@ -41,7 +41,7 @@ export async function serveByTag(x: Exchange, route: ManifestRoute, deps: Regist
 
   // A mirror marked `tags: true` that knows the tag answers instead of the registry (issue 19).
   const mirrored = await tagFromMirrors(x, route, deps);
-  if (mirrored) return serveMirrorTag(x, route, tag.stored, mirrored, deps);
+  if (mirrored && (await serveMirrorTag(x, route, tag.stored, mirrored, deps))) return;
 
   let head: UpstreamResponse;
   try {

@@ -97,4 +97,25 @@ describe('registries[].mirrors', () => {
       ['https://mirror.gcr.io', true, false],
     ]);
   });
+
+  it('names each registry mirror at start, and warns of tags over plain HTTP', () => {
+    const config = parseConfig(
+      { registries: [{ host: 'docker.io', mirrors: ['a.io', { host: 'http://b.io:5000', tags: true }] }] },
+      {},
+      't',
+      '/',
+    );
+    expect(new Registries(config).notices()).toEqual([
+      {
+        level: 'info',
+        fields: { host: 'docker.io', mirrors: ['a.io', 'http://b.io:5000 (tags)'] },
+        message: 'registry mirrors',
+      },
+      {
+        level: 'warn',
+        fields: { host: 'docker.io', mirror: 'http://b.io:5000' },
+        message: 'mirror resolves tags over plain HTTP: the network path can change what a tag names',
+      },
+    ]);
+  });
 });
