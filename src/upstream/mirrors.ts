@@ -12,6 +12,7 @@ import type { Upstream, UpstreamResponse } from './client.ts';
 import { UpstreamUnavailableError } from './errors.ts';
 import { requestFollowingRedirects } from './fetch.ts';
 import { Backoff } from './mirror-backoff.ts';
+import { MirrorTokens } from './mirror-tokens.ts';
 
 /** One mirror, as config/mirrors.ts parses it. */
 export interface MirrorSource {
@@ -91,6 +92,7 @@ export class Mirrors {
   readonly #upstream: Upstream;
   readonly #options: MirrorsOptions;
   readonly #backoff: Backoff;
+  readonly #tokens = new MirrorTokens();
   /** This process in Via (RFC 9110 §7.6.3), unique per start: how it knows its own requests. */
   readonly #via = `1.1 pullthrough-${randomUUID().slice(0, 8)}`;
 
@@ -172,23 +174,38 @@ export class Mirrors {
     }
   }
 
-  /** The request, anonymous: only Accept and User-Agent of the client's headers go to a mirror. */
+  /**
+   * The request, anonymous: of the client's headers only Accept goes to a mirror, with an
+   * anonymous token when the mirror's challenge asks for one (mirror-tokens.ts).
+   */
   async #ask(
     chain: MirrorChain,
     mirror: MirrorSource,
     ask: MirrorAsk,
   ): Promise<UpstreamResponse | undefined> {
+    const path = mirrorPath(chain, mirror, ask.path);
     const headers: Record<string, string | string[]> = { via: [ask.via ?? [], this.#via].flat().join(', ') };
     if (ask.accept !== undefined) headers['accept'] = ask.accept;
-    try {
+    const send = async (authorization: string | undefined) => {
       const { response } = await requestFollowingRedirects(this.#upstream, {
         origin: mirror.origin,
         method: ask.method,
-        path: mirrorPath(chain, mirror, ask.path),
-        headers,
+        path,
+        headers: authorization === undefined ? headers : { ...headers, authorization },
         headersTimeoutMs: MIRROR_HEADERS_TIMEOUT_MS,
       });
       return response;
+    };
+    try {
+      const response = await send(this.#tokens.cached(mirror.origin, path));
+      const challenge = response.headers['www-authenticate'];
+      if (response.statusCode !== 401 || typeof challenge !== 'string') return response;
+      const token = await this.#tokens.anonymous(mirror.origin, path, challenge, (request) =>
+        this.#upstream.request(request),
+      );
+      if (token === undefined) return response;
+      await response.body.dump();
+      return await send(token);
     } catch (error) {
       if (error instanceof UpstreamUnavailableError) {
         this.failed(chain, mirror, error.timeout ? 'timeout' : error.tls ? 'tls' : 'unreachable');

@@ -368,4 +368,28 @@ describe('mirror chain', () => {
     const line = await proxy.waitForLog((l) => l.msg === 'request' && l['path'] === '/v2/app/manifests/v1');
     expect(line['source']).toBeUndefined();
   });
+
+  it('gets an anonymous token from a mirror that wants one, and keeps it', async () => {
+    const registry = await startFakeRegistry();
+    const mirror = await startFakeRegistry();
+    mirror.useTokenAuth({});
+    const blobs = ['one', 'two'].map((text) => Buffer.from(`layer ${text}`));
+    const digests = blobs.map((blob) => registry.addBlob(blob));
+    for (const blob of blobs) mirror.addBlob(blob);
+    const proxy = await startProxy({
+      registries: [{ host: registry.authority, mirrors: [mirror.authority] }],
+    });
+
+    for (const [i, digest] of digests.entries()) {
+      const res = await get(proxy, registry.authority, `/v2/app/blobs/${digest}`);
+      expect(res).toMatchObject({ status: 200, cache: 'MISS' });
+      expect(res.body.equals(blobs[i] ?? Buffer.alloc(0))).toBe(true);
+    }
+    expect(blobGets(registry)).toBe(0);
+    expect(mirror.issued.map(({ user, scope }) => ({ user, scope }))).toEqual([
+      { user: undefined, scope: 'repository:app:pull' },
+    ]);
+    const tokenRequests = mirror.requests.filter((r) => r.path.startsWith('/token'));
+    expect(tokenRequests.map((r) => r.headers.authorization)).toEqual([undefined]);
+  });
 });
