@@ -24,6 +24,8 @@ import { logNotices, type Logger } from './log.ts';
 import {
   recordCacheWriteFailure,
   recordEvictions,
+  recordMirrorFailure,
+  recordSourceFetch,
   recordRequest,
   recordTunnelClosed,
   recordTunnelOpened,
@@ -62,6 +64,7 @@ import { SharedLogin } from './upstream/login.ts';
 import { systemClock } from './watch/pace.ts';
 import { Watcher } from './watch/watcher.ts';
 import { Webhook } from './watch/webhook.ts';
+import { Mirrors } from './upstream/mirrors.ts';
 
 export interface App {
   readonly address: AddressInfo;
@@ -84,6 +87,8 @@ export interface AppSeams {
   readonly resolve?: Resolver;
   readonly connect?: Connector;
   readonly wrapUpstreamConnector?: UpstreamOptions['wrapConnector'];
+  /** The clock of mirror back-offs (tests move it instead of sleeping). */
+  readonly mirrorClock?: () => number;
 }
 
 export async function startApp(config: Config, log: Logger, seams: AppSeams = {}): Promise<App> {
@@ -116,7 +121,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     fillsInFlight: () => cache.fills.size,
     certificatesIssued: () => certificates.issued,
   });
-  const parts = { upstream, cache, registries, metrics, cacheWriteFailed };
+  const parts = { upstream, cache, registries, metrics, cacheWriteFailed, seams };
   const handler = dashboard.counting(createHandler(config, log, parts, cluster));
   const readiness = cluster ? clusterReadiness(health, cluster) : health.readiness;
   const watcher = createWatcher(config, log, { upstream, cache, registries, metrics });
@@ -424,6 +429,7 @@ function createHandler(
     registries: Registries;
     metrics: Metrics;
     cacheWriteFailed: (error: unknown, context?: WriteFailureContext) => void;
+    seams: AppSeams;
   },
   cluster: Cluster | undefined,
 ): ReturnType<typeof createRegistryHandler> {
@@ -440,6 +446,14 @@ function createHandler(
   void cluster?.learnInto(access);
   return createRegistryHandler({
     upstream: parts.upstream,
+    ...(config.registries.some((registry) => registry.mirrors?.length)
+      ? {
+          mirrors: createMirrors(parts.upstream, registries, log, {
+            metrics,
+            now: parts.seams.mirrorClock ?? Date.now,
+          }),
+        }
+      : {}),
     store: cache.store,
     fills: cache.fills,
     manifests: cache.manifests,
@@ -502,6 +516,22 @@ function createWatcher(
     },
     onStates: (counts) => recordWatchedTags(metrics, counts),
     onError: (error) => log.warn({ err: (error as Error).message }, 'watch: round failed'),
+  });
+}
+
+/** The registries' mirror chains (registries[].mirrors), their failures and sources counted. */
+function createMirrors(
+  upstream: Upstream,
+  registries: Registries,
+  log: Logger,
+  { metrics, now }: { metrics: Metrics; now: () => number },
+): Mirrors {
+  return new Mirrors(upstream, {
+    chainOf: registries.mirrors,
+    now,
+    log,
+    onFailure: (registry, mirror, reason) => recordMirrorFailure(metrics, registry, mirror, reason),
+    onServed: (registry, source, kind) => recordSourceFetch(metrics, registry, source, kind),
   });
 }
 

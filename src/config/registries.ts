@@ -2,9 +2,10 @@
 // (per registry, else the cache-wide values), and the credentials the proxy logs in with (only
 // under policy `share`). Built once from the validated config; what an operator should know
 // about these settings at start is returned as notices, not logged here.
-import type { Destination } from '../http/destination.ts';
+import { formatAuthority, type Destination } from '../http/destination.ts';
 import { HostRules } from '../http/host-rules.ts';
 import type { Notice } from '../log.ts';
+import { parseMirrorLocation, type MirrorEntry } from './mirrors.ts';
 import { describeRefusal, refusalOf } from './repository-filter.ts';
 import { DEFAULT_SERVE_STALE_ON, type Config, type RegistrySettings, type StaleCause } from './schema.ts';
 
@@ -24,6 +25,8 @@ export interface Freshness {
 export class Registries {
   readonly #config: Config;
   readonly #rules: HostRules<RegistrySettings>;
+  /** Each entry's mirrors, parsed once. */
+  readonly #mirrors = new WeakMap<RegistrySettings, MirrorEntry[]>();
 
   constructor(config: Config) {
     this.#config = config;
@@ -59,6 +62,28 @@ export class Registries {
     return refusal && registry ? describeRefusal(registry.host, repository, refusal) : undefined;
   };
 
+  /**
+   * The registry's mirrors (`registries[].mirrors`), parsed, with the name `?ns=` gives it: the
+   * entry's own (`docker.io`), or `host[:port]` for a wildcard entry. Undefined: it has none.
+   */
+  readonly mirrors = (
+    destination: Destination,
+  ): { registry: string; ns: string; mirrors: MirrorEntry[] } | undefined => {
+    const registry = this.of(destination.host, destination.port);
+    if (!registry?.mirrors?.length) return undefined;
+    let mirrors = this.#mirrors.get(registry);
+    if (!mirrors) {
+      mirrors = registry.mirrors.flatMap(({ host, tags, ns }) => {
+        const location = parseMirrorLocation(host);
+        return location ? [{ ...location, tags, ns }] : [];
+      });
+      this.#mirrors.set(registry, mirrors);
+    }
+    const port = destination.port === 443 ? '' : `:${destination.port}`;
+    const ns = registry.host.startsWith('*.') ? `${destination.host}${port}` : registry.host;
+    return { registry: formatAuthority(destination), ns, mirrors };
+  };
+
   /** The configured credential the proxy logs in to `host:port` with: only under policy share. */
   readonly credential = (host: string, port: number): Credential | undefined => {
     const registry = this.of(host, port);
@@ -85,6 +110,7 @@ export class Registries {
           message: 'registry policy',
         });
       }
+      notices.push(...mirrorNotices(registry));
     }
     for (const credential of upstream.credentials) {
       if (registries.find((r) => r.host === credential.host)?.policy !== 'share') {
@@ -97,4 +123,30 @@ export class Registries {
     }
     return notices;
   }
+}
+
+/**
+ * A registry's mirrors, and a warning for a mirror trusted with tags over plain HTTP: anyone on
+ * the path may then choose what a tag names (among digests the registry confirms, under verify).
+ */
+function mirrorNotices(registry: RegistrySettings): Notice[] {
+  const mirrors = registry.mirrors ?? [];
+  if (mirrors.length === 0) return [];
+  const notices: Notice[] = [
+    {
+      level: 'info',
+      fields: { host: registry.host, mirrors: mirrors.map((m) => (m.tags ? `${m.host} (tags)` : m.host)) },
+      message: 'registry mirrors',
+    },
+  ];
+  for (const mirror of mirrors) {
+    if (mirror.tags && /^http:\/\//i.test(mirror.host)) {
+      notices.push({
+        level: 'warn',
+        fields: { host: registry.host, mirror: mirror.host },
+        message: 'mirror resolves tags over plain HTTP: the network path can change what a tag names',
+      });
+    }
+  }
+  return notices;
 }

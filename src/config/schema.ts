@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { parsePin } from './pins.ts';
 import { isRepositoryPattern } from './repository-filter.ts';
+import { parseMirrorLocation } from './mirrors.ts';
 import { parseCidr, formatCidr } from '../net/networks.ts';
 import { parseProxyUrl } from '../net/parent-proxy.ts';
 import { describeValue } from './issues.ts';
@@ -205,6 +206,27 @@ const staleCause = z.preprocess(
   z.enum(STALE_CAUSES),
 );
 
+const mirrorLocation = parsedValue(
+  'a mirror: host[:port][/prefix] or an http(s):// URL (e.g. mirror.gcr.io, http://cache.internal:5000)',
+  asString((value) => (parseMirrorLocation(value) ? value.trim() : undefined)),
+);
+
+/**
+ * One mirror of a registry (issue 19): a bare location, or `{host, tags, ns}`. Blobs and
+ * manifests by digest may come from any mirror (they are verified against their digest); tags
+ * only from mirrors with `tags: true`.
+ */
+const mirror = z.preprocess(
+  (value) => (typeof value === 'string' ? { host: value } : value),
+  z.strictObject({
+    host: mirrorLocation,
+    /** Tags may be resolved here (containerd's `resolve` capability); false: digests only. */
+    tags: z.boolean().default(false),
+    /** Send `?ns=<registry>` (containerd's way; a pullthrough mirror listener reads it). */
+    ns: z.boolean().default(false),
+  }),
+);
+
 /** A registry with settings of its own; unset ones come from `cache`. */
 const registrySettings = z.strictObject({
   host: registryEntry,
@@ -226,6 +248,8 @@ const registrySettings = z.strictObject({
   deny: z.array(repositoryPattern).optional(),
   /** When a cached tag is served stale instead of upstream's answer; unset: DEFAULT_SERVE_STALE_ON. */
   serveStaleOn: z.array(staleCause).optional(),
+  /** Other sources of this registry's content, asked in order before it (issue 19). Unset: none. */
+  mirrors: z.array(mirror).optional(),
 });
 
 /** `registries` entries: a bare host, or `{host, ...settings}`. */

@@ -103,3 +103,18 @@ export function recordWatchedTags(
   metrics.watchedTags.reset();
   for (const { registry, state, count } of counts) metrics.watchedTags.set({ registry, state }, count);
 }
+
+/** A registry mirror was skipped, and why (issue 19). */
+export function recordMirrorFailure(
+  metrics: Metrics,
+  registry: string,
+  mirror: string,
+  reason: string,
+): void {
+  metrics.mirrorFailures.inc({ registry, mirror, reason });
+}
+
+/** Which source (a mirror's host:port, or `registry`) served a blob, manifest or tag. */
+export function recordSourceFetch(metrics: Metrics, registry: string, source: string, kind: string): void {
+  metrics.sourceFetches.inc({ registry, source, kind });
+}

@@ -112,6 +112,18 @@ export function createMetrics() {
       labelNames: ['code'] as const,
       registers,
     }),
+    mirrorFailures: new Counter({
+      name: 'pullthrough_mirror_failures_total',
+      help: 'Requests to registry mirrors that were skipped, by registry, mirror (host:port) and reason (unreachable, timeout, tls, 5xx, 429, denied: 401/403, digest: wrong bytes, body: cut off, tag: named a digest the registry lacks).',
+      labelNames: ['registry', 'mirror', 'reason'] as const,
+      registers,
+    }),
+    sourceFetches: new Counter({
+      name: 'pullthrough_source_fetches_total',
+      help: 'Fetches for registries that have mirrors, by registry, the source that served (a mirror host:port, or registry) and kind (blob, manifest, tag).',
+      labelNames: ['registry', 'source', 'kind'] as const,
+      registers,
+    }),
     tunnelsOpen: new Gauge({
       name: 'pullthrough_tunnels_open',
       help: 'CONNECT tunnels to hosts that are not intercepted, open now.',

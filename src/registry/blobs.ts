@@ -1,15 +1,19 @@
 // GET/HEAD /v2/<name>/blobs/<digest>: from the cache when it is there (Range supported), else
-// from the fill in progress, else one upstream fetch (redirects followed here) that streams to
-// the client and into the cache at once. Other clients may join that fill only once upstream
+// from the fill in progress, else one upstream fetch (the registry's mirrors first, mirrored.ts;
+// redirects followed here) that streams to the client and into the cache at once. Other clients may join that fill only once upstream
 // has said they may read the repository (access/authorize.ts).
+import type { Readable } from 'node:stream';
 import { ensureAccess, recordAccess } from '../access/authorize.ts';
 import type { ByteRange, ByteSource } from '../cache/blobs.ts';
 import { NotAdmittedError } from '../cache/errors.ts';
-import type { Fill } from '../cache/fills.ts';
+import type { Fill, FillSource } from '../cache/fills.ts';
 import { originOf } from '../http/destination.ts';
 import { wholeObjectHeaders, withoutHopByHop } from '../http/headers.ts';
 import type { UpstreamResponse } from '../upstream/client.ts';
 import { requestFollowingRedirects } from '../upstream/fetch.ts';
+import type { MirrorChain, MirrorFailure, MirrorSource } from '../upstream/mirrors.ts';
+import { DigestMismatchError, SizeMismatchError } from '../oci/digest.ts';
+import { blobFromMirrors } from './mirrored.ts';
 import type { Exchange, RegistryDeps } from './context.ts';
 import type { Outcome } from './outcome.ts';
 import { pump } from './respond/pump.ts';
@@ -55,36 +59,31 @@ export async function serveBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps
   return fetchBlob(x, blob, deps);
 }
 
-/** Nobody has it: one upstream GET, streamed to this client and into a new fill. */
+/**
+ * Nobody has it: one upstream GET, from the registry's mirrors first when it has some, streamed
+ * to this client and into a new fill.
+ */
 async function fetchBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Promise<void> {
   const { digest } = blob;
   const claim = deps.fills.claim(digest);
-  let response: UpstreamResponse;
+  let source: BlobSource;
   try {
-    ({ response } = await requestFollowingRedirects(deps.upstream, {
-      origin: originOf(x.destination),
-      method: 'GET',
-      path: x.req.url ?? '/',
-      headers: wholeObjectHeaders(x.req),
-    }));
+    source = (await blobFromMirrors(x, blob, deps)) ?? (await fromRegistry(x, blob, deps));
   } catch (error) {
     claim.release();
     throw error;
   }
-  if (response.statusCode !== 200) {
+  if ('response' in source) {
     claim.release();
-    return sendResponse(x.res, response, x.outcome);
+    return sendResponse(x.res, source.response, x.outcome);
   }
-
-  recordAccess(x, blob.name, digest, deps.access);
-  const size = contentLength(response);
   let fill: Fill;
   try {
     // Too large for the cache, or the disk below its floor: relayed, verified, not stored.
-    const notStored = await deps.book.admit(size, x.host);
-    fill = await claim.start({ body: response.body, size }, notStored ? { notStored } : {});
+    const notStored = await deps.book.admit(source.size, x.host);
+    fill = await claim.start(source, notStored ? { notStored } : {});
   } catch (error) {
-    response.body.destroy();
+    source.body.destroy();
     throw error;
   }
   // The cache cannot be written (read-only, full, permissions): the fill relays, unstored.
@@ -93,12 +92,16 @@ async function fetchBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Prom
     (result) => {
       if (result.stored) deps.book.storedBlob(digest, result.size, { host: x.host, repository: blob.name });
       else if (!(result.cause instanceof NotAdmittedError)) deps.cacheWriteFailed(result.cause);
+      if (source.chain) deps.mirrors?.served(source.chain, source.mirror ?? 'registry', 'blob');
     },
-    (error: unknown) =>
+    (error: unknown) => {
+      // A mirror's wrong or cut-off bytes: it is backed off, so the client's retry goes elsewhere.
+      if (source.chain && source.mirror) deps.mirrors?.failed(source.chain, source.mirror, failureOf(error));
       deps.log.warn(
-        { digest, host: x.host, err: (error as Error).message },
+        { digest, host: x.host, mirror: source.mirror?.name, err: (error as Error).message },
         'blob fill failed: nothing stored',
-      ),
+      );
+    },
   );
   return sendFill(x, fill);
 }
@@ -136,6 +139,32 @@ async function* skipped(body: AsyncIterable<Buffer>, count: number): AsyncGenera
       count = 0;
     }
   }
+}
+
+/** Where a new fill reads from, or the registry's answer to relay when it is not a 200. */
+type BlobSource =
+  | (FillSource & {
+      readonly body: Readable;
+      readonly chain?: MirrorChain | undefined;
+      readonly mirror?: MirrorSource;
+    })
+  | { readonly response: UpstreamResponse };
+
+/** The registry's own GET; its 200 records who may read the blob (access/authorize.ts). */
+async function fromRegistry(x: Exchange, blob: BlobRoute, deps: RegistryDeps): Promise<BlobSource> {
+  const { response } = await requestFollowingRedirects(deps.upstream, {
+    origin: originOf(x.destination),
+    method: 'GET',
+    path: x.req.url ?? '/',
+    headers: wholeObjectHeaders(x.req),
+  });
+  if (response.statusCode !== 200) return { response };
+  recordAccess(x, blob.name, blob.digest, deps.access);
+  return { body: response.body, size: contentLength(response), chain: deps.mirrors?.chainOf(x.destination) };
+}
+
+function failureOf(error: unknown): MirrorFailure {
+  return error instanceof DigestMismatchError || error instanceof SizeMismatchError ? 'digest' : 'body';
 }
 
 function blobHeaders(digest: string, cache: Outcome['cache']): Record<string, string> {

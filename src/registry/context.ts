@@ -12,6 +12,7 @@ import type { Destination } from '../http/destination.ts';
 import type { Logger } from '../log.ts';
 import type { Upstream } from '../upstream/client.ts';
 import type { Challenges } from './challenges.ts';
+import type { Mirrors } from '../upstream/mirrors.ts';
 import type { CacheStatus, Outcome } from './outcome.ts';
 
 /** How a request reached the proxy: as an HTTPS_PROXY client, or at the mirror listener. */
@@ -31,6 +32,8 @@ export interface Exchange {
 
 export interface RegistryDeps {
   readonly upstream: Upstream;
+  /** Registries' mirror chains (registries[].mirrors); absent: no registry has mirrors. */
+  readonly mirrors?: Mirrors;
   readonly store: BlobStore;
   readonly fills: Fills;
   readonly manifests: ManifestStore;

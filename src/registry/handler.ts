@@ -66,7 +66,8 @@ async function dispatch(x: Exchange, route: Route, deps: RegistryDeps): Promise<
     );
   }
   const reading = req.method === 'GET' || req.method === 'HEAD';
-  const cacheable = deps.policy(x.destination) !== 'no-cache';
+  // A request this proxy sent to a mirror that led back here is relayed (upstream/mirrors.ts).
+  const cacheable = deps.policy(x.destination) !== 'no-cache' && !deps.mirrors?.looped(req.headers.via);
   if (cacheable && reading && route.kind === 'blob') return serveBlob(x, route, deps);
   if (cacheable && reading && route.kind === 'manifest') return serveManifest(x, route, deps);
   if (cacheable && req.method === 'GET' && route.kind === 'referrers') return serveReferrers(x, route, deps);
@@ -122,6 +123,7 @@ function logCompletion(
       ms: Math.round(ms),
       cache: outcome.cache,
       ...(outcome.shared ? { shared: true } : {}),
+      ...(outcome.source === undefined ? {} : { source: outcome.source }),
       ...(res.writableFinished ? {} : { aborted: true }),
       ...(failure ? { err: failure.message, code: failure.code, cause: errorText(failure.cause) } : {}),
     },

@@ -10,6 +10,8 @@ export interface Outcome {
   bytes: number;
   /** This request joined a fill that another request started. */
   shared: boolean;
+  /** The mirror (`host:port`) that sent what was fetched, when not the registry (issue 19). */
+  source?: string | undefined;
 }
 
 export function newOutcome(): Outcome {

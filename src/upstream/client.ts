@@ -85,6 +85,7 @@ export class Upstream {
         headers: request.headers,
         body: request.body ?? null,
         signal: request.signal ?? null,
+        ...(request.headersTimeoutMs === undefined ? {} : { headersTimeout: request.headersTimeoutMs }),
       });
       this.#observe?.({ origin, method, status: response.statusCode, headers: response.headers });
       return response;

@@ -10,6 +10,8 @@ export interface UpstreamRequest {
   readonly headers: Record<string, string | string[]>;
   readonly body?: Readable | null;
   readonly signal?: AbortSignal;
+  /** Time allowed for the response headers, when not the client's own (upstream.headersTimeout). */
+  readonly headersTimeoutMs?: number;
 }
 
 export type UpstreamResponse = Dispatcher.ResponseData;

@@ -14,6 +14,8 @@ import { bestEffort } from '../cache-writes.ts';
 import type { Exchange, RegistryDeps } from '../context.ts';
 import { registryErrors } from '../errors.ts';
 import { sendResponse } from '../respond/relay.ts';
+import { tagFromMirrors } from '../mirrored.ts';
+import { serveMirrorTag } from './mirror-tag.ts';
 import { sendManifest } from './send.ts';
 import { acceptableVariants, preferredVariant, withVariant } from './tag-variants.ts';
 import { askUpstream, headerValue, relayUpstream, storeManifest, type ManifestRoute } from './upstream.ts';
@@ -37,6 +39,10 @@ export async function serveByTag(x: Exchange, route: ManifestRoute, deps: Regist
     return sendManifest(x, deps, manifest, 'hit');
   }
 
+  // A mirror marked `tags: true` that knows the tag answers instead of the registry (issue 19).
+  const mirrored = await tagFromMirrors(x, route, deps);
+  if (mirrored && (await serveMirrorTag(x, route, tag.stored, mirrored, deps))) return;
+
   let head: UpstreamResponse;
   try {
     head = await askUpstream(x, route, 'HEAD', deps);
@@ -46,7 +52,11 @@ export async function serveByTag(x: Exchange, route: ManifestRoute, deps: Regist
     return serveStale(x, route, tag, deps, error.reason);
   }
   const status = head.statusCode;
-  if (status >= 200 && status < 300) return serveConfirmed(x, route, tag, head, deps);
+  if (status >= 200 && status < 300) {
+    const chain = deps.mirrors?.chainOf(x.destination);
+    if (chain) deps.mirrors?.served(chain, 'registry', 'tag');
+    return serveConfirmed(x, route, tag, head, deps);
+  }
   const cause = staleCauseOf(status);
   if (cause === undefined || !staleOn(x, deps, cause)) return answerWith(x, route, head, deps);
   return serveStale(x, route, tag, deps, `upstream answered ${status}`, head);

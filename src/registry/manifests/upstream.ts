@@ -71,7 +71,18 @@ export async function storeManifest(
   const algorithm = (expected && parseDigest(expected)?.algorithm) || 'sha256';
   const digest = digestOf(content, algorithm);
   if (expected !== undefined && digest !== expected) throw registryErrors.manifestMismatch(expected, digest);
-  const mediaType = headerValue(response, 'content-type') ?? mediaTypeInside(content);
+  return keepManifest(x, route, { digest, mediaType: headerValue(response, 'content-type'), content }, deps);
+}
+
+/** Stores a manifest already checked against its digest, when the cache can be written. */
+export async function keepManifest(
+  x: Exchange,
+  route: ManifestRoute,
+  checked: { digest: string; mediaType: string | undefined; content: Buffer },
+  deps: RegistryDeps,
+): Promise<FetchedManifest> {
+  const { digest, content } = checked;
+  const mediaType = checked.mediaType ?? mediaTypeInside(content);
   const stored = await bestEffort(deps, () => deps.manifests.put(digest, mediaType, content));
   if (stored) deps.book.storedManifest(digest, content, { host: x.host, repository: route.name });
   return { digest, mediaType, content, stored };

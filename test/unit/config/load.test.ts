@@ -218,7 +218,7 @@ describe('config', () => {
     );
     expect(issues).toEqual([
       'registries.0.tagTtl: "soon" is not a duration (e.g. 250ms, 10s, 5m, 1h, 7d)',
-      'registries.1: unknown key "bogus" (keys here: host, tagTtl, maxStale, policy, maxSize, allow, deny, serveStaleOn)',
+      'registries.1: unknown key "bogus" (keys here: host, tagTtl, maxStale, policy, maxSize, allow, deny, serveStaleOn, mirrors)',
     ]);
   });
 
