@@ -38,6 +38,7 @@ import { InterceptList } from './proxy/intercept-list.ts';
 import { createProxyServer, type InterceptHandler, type ProxyServer } from './proxy/server.ts';
 import { netConnector, type Connector } from './proxy/tunnel.ts';
 import { createRegistryHandler } from './registry/handler.ts';
+import { openS3Storage, type S3Storage } from './storage/open.ts';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
 import { LeafContexts } from './tls/contexts.ts';
 import { caNotices } from './tls/notices.ts';
@@ -85,7 +86,8 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     recordCacheWriteFailure(metrics, writeFailureCode(error));
     health.cacheWriteFailed(error, context);
   };
-  const cache = await openCacheFor(config, registries, log, { health, cacheWriteFailed, metrics });
+  const storage = await openStorage(config, log);
+  const cache = await openCacheFor(config, registries, log, { health, cacheWriteFailed, metrics, storage });
   const certificates = new LeafContexts(ca);
   metrics.readFrom({
     cacheUsage: () => cache.book.usage(),
@@ -127,6 +129,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       ]);
       await upstream.destroy();
       await cache.close();
+      storage?.close();
       log.info('stopped');
     })());
   return {
@@ -329,11 +332,17 @@ async function openCacheFor(
   config: Config,
   registries: Registries,
   log: Logger,
-  parts: { health: Health; cacheWriteFailed: WriteFailureListener; metrics: Metrics },
+  parts: {
+    health: Health;
+    cacheWriteFailed: WriteFailureListener;
+    metrics: Metrics;
+    storage: S3Storage | undefined;
+  },
 ): Promise<OpenedCache> {
   const { health, metrics } = parts;
   const cache = await openCache({
     dir: config.cache.dir,
+    ...(parts.storage ? { storage: parts.storage } : {}),
     eviction: {
       maxSize: config.cache.maxSize,
       minFree: config.cache.minFree,
@@ -358,6 +367,16 @@ async function openCacheFor(
     health.cacheReadOnly(init.reason);
   }
   return cache;
+}
+
+/** storage.type s3: the bucket, reached once before anything else starts; fs: undefined. */
+async function openStorage(config: Config, log: Logger): Promise<S3Storage | undefined> {
+  const { type, s3 } = config.storage;
+  if (type !== 's3' || s3.bucket === null) return undefined;
+  const storage = await openS3Storage({ ...s3, bucket: s3.bucket }, config.cache.dir);
+  const { endpoint, bucket, prefix, redirect } = s3;
+  log.info({ endpoint: endpoint ?? 'aws', bucket, prefix, redirect }, 'storage: s3 bucket ready');
+  return storage;
 }
 
 /** One line per image evicted (what, why, how much), and one for the pass. */

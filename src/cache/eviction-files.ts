@@ -5,10 +5,12 @@
 // purge (purge.ts) both remove through removeVictims, so they keep the same order.
 import { rm } from 'node:fs/promises';
 import { parseDigest } from '../oci/digest.ts';
+import type { BlobStore } from './blobs.ts';
 import type { Victim } from './eviction.ts';
 import type { EntryRow, TagRow } from './index.ts';
 import { readTagDigest } from './index-scan.ts';
 import type { CacheLayout } from './layout.ts';
+import type { RecordStore } from './records.ts';
 
 /** The Evictor's `remove` for the disk layout. Missing files are fine: a crash may have taken them. */
 export function removeFiles(layout: CacheLayout): (victim: Victim) => Promise<void> {
@@ -18,6 +20,26 @@ export function removeFiles(layout: CacheLayout): (victim: Victim) => Promise<vo
     for (const tag of victim.tags) await removeTagFile(layout, tag);
     if (victim.kind === 'manifest') await rm(layout.manifestMetaPath(digest), { force: true });
     await rm(layout.blobPath(digest), { force: true });
+  };
+}
+
+/**
+ * The Evictor's `remove` for another backend (storage/: a bucket), in the same order: tag
+ * records still naming the victim, its manifest record, then its bytes through the BlobStore.
+ */
+export function removeRecords(records: RecordStore, blobs: BlobStore): (victim: Victim) => Promise<void> {
+  return async (victim) => {
+    const digest = parseDigest(victim.digest);
+    if (!digest) return;
+    for (const { host, repo, tag, digest: named } of victim.tags) {
+      const key = { kind: 'tag', host, name: repo, tag } as const;
+      // A pull may have moved the tag to another digest since the index read it.
+      if ((await records.read<{ digest?: unknown }>(key).catch(() => undefined))?.digest === named) {
+        await records.remove(key);
+      }
+    }
+    if (victim.kind === 'manifest') await records.remove({ kind: 'manifest', digest });
+    await blobs.delete(victim.digest);
   };
 }
 

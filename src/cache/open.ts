@@ -2,18 +2,27 @@
 // fills and manifest records on it, and, when it can be written, the index and the evictor
 // that keep it within its bounds (book.ts), opened in the background so that a rebuild never
 // delays the start, and the control the admin API drives once the index is open. What happens
-// is reported through callbacks: the cache does not log.
-import { DiskBlobStore } from './blobs.ts';
+// is reported through callbacks: the cache does not log. With another storage backend (storage/:
+// an S3 bucket) the blobs and records live there, and the directory keeps the index, the fills'
+// temp files and the public marks.
+import { DiskBlobStore, type BlobStore } from './blobs.ts';
 import { DeferredBook, IndexedBook, NoBook, type CacheBook } from './book.ts';
 import type { WriteFailureListener } from './errors.ts';
 import { CacheControl } from './control.ts';
-import { removeFiles } from './eviction-files.ts';
+import { removeFiles, removeRecords } from './eviction-files.ts';
 import { Evictor, type EvictionConfig, type PassResult, type Victim } from './eviction.ts';
 import { Fills } from './fills.ts';
 import { CacheIndex, type OpenReport, type SyncStats } from './index.ts';
 import type { CacheInit } from './init.ts';
 import { ManifestStore } from './manifests.ts';
 import { PublicMarks } from './public-marks.ts';
+import type { RecordStore } from './records.ts';
+
+/** Blobs and records kept elsewhere than the cache directory (storage/). */
+export interface ExternalStorage {
+  readonly blobs: BlobStore;
+  readonly records: RecordStore;
+}
 
 export interface OpenCacheOptions {
   readonly dir: string;
@@ -27,10 +36,12 @@ export interface OpenCacheOptions {
   readonly onIndexOpen?: (report: OpenReport) => void;
   /** A reconcile after an unclean stop, run in the background, finished. */
   readonly onReconciled?: (stats: SyncStats) => void;
+  /** Where blobs and records live instead of `dir` (storage.type: s3). */
+  readonly storage?: ExternalStorage;
 }
 
 export interface OpenedCache {
-  readonly store: DiskBlobStore;
+  readonly store: BlobStore;
   readonly fills: Fills;
   readonly manifests: ManifestStore;
   readonly marks: PublicMarks;
@@ -43,18 +54,24 @@ export interface OpenedCache {
 }
 
 export async function openCache(options: OpenCacheOptions): Promise<OpenedCache> {
-  const store = new DiskBlobStore(options.dir);
-  const init = await store.init();
+  const disk = new DiskBlobStore(options.dir);
+  const init = await disk.init();
   const onWriteFailure = options.onWriteFailure;
-  const manifests = new ManifestStore(store.layout, store, { onWriteFailure });
+  const { storage } = options;
+  const store = storage?.blobs ?? disk;
+  const manifests = new ManifestStore(disk.layout, store, {
+    onWriteFailure,
+    ...(storage ? { records: storage.records } : {}),
+  });
+  const removeStored = storage ? removeRecords(storage.records, storage.blobs) : removeFiles(disk.layout);
   const remove = async (victim: Victim) => {
     manifests.forget(victim.digest);
-    await removeFiles(store.layout)(victim);
+    await removeStored(victim);
   };
   let control: CacheControl | undefined;
   const book: CacheBook = init.writable
     ? new DeferredBook(async (readers) => {
-        const index = await openIndex(store.layout.root, options);
+        const index = await openIndex(disk.layout.root, options);
         if (!index) return undefined;
         const evictor = new Evictor({
           index,
@@ -79,7 +96,7 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
     store,
     fills: new Fills(store, { onWriteFailure }),
     manifests,
-    marks: new PublicMarks(store.layout),
+    marks: new PublicMarks(disk.layout),
     book,
     control: async () => {
       if (book instanceof DeferredBook) await book.whenOpen();
@@ -103,7 +120,10 @@ async function openIndex(root: string, options: OpenCacheOptions): Promise<Cache
     return undefined;
   }
   options.onIndexOpen?.(index.opened);
-  if (index.opened.unclean) {
+  // A reconcile walks the directory's files: with the blobs in a bucket it would find none and
+  // drop every row. So with a bucket, rows lost to a crash before a flush stay lost (those
+  // objects go uncounted), and rows of objects removed just before one stay until evicted.
+  if (index.opened.unclean && !options.storage) {
     void index.reconcile().then((stats) => options.onReconciled?.(stats), options.onIndexError);
   }
   return index;

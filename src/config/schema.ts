@@ -308,7 +308,7 @@ export const configSchema = z.strictObject({
           /** S3 API endpoint (MinIO, Ceph RGW, R2, GCS); null: AWS S3 of `region`. */
           endpoint: s3Endpoint.nullable().default(null),
           bucket: s3Bucket.nullable().default(null),
-          /** null: the SDK's chain (AWS_REGION, the profile), else us-east-1. */
+          /** null: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1. */
           region: z.string().min(1).nullable().default(null),
           /** Key prefix of every object, e.g. `pullthrough/` (a shared bucket). */
           prefix: s3Prefix.default(''),

@@ -32,6 +32,9 @@ export async function serveBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps
       await ensureAccess(x, content, deps);
       x.outcome.cache = 'hit';
       deps.book.used(digest);
+      // An object store's presigned URL (storage.s3.redirect): the client reads the bucket itself.
+      const location = x.req.method === 'GET' ? await deps.store.location?.(digest) : undefined;
+      if (location !== undefined) return sendRedirect(x, digest, location);
       return await sendSized(x, digest, stored.size, (range) => deps.store.open(digest, range));
     }
   } finally {
@@ -142,6 +145,16 @@ async function sendSized(
   }
   if (source) await pump(source, res, outcome, { length });
   else res.end();
+}
+
+/** A 307 to where the stored blob can be read (distribution answers blob GETs so with S3). */
+function sendRedirect(x: Exchange, digest: string, location: string): void {
+  const {
+    'content-type': _type,
+    'accept-ranges': _ranges,
+    ...headers
+  } = blobHeaders(digest, x.outcome.cache);
+  x.res.writeHead(307, { ...headers, location, 'content-length': 0 }).end();
 }
 
 async function sendFill(x: Exchange, fill: Fill): Promise<void> {

@@ -1,0 +1,51 @@
+// Opening storage.type s3: the client, a first request that proves the bucket can be reached
+// (a wrong endpoint, bucket or credential fails the start, naming storage.s3), and the blob
+// store and records on it, handed to cache/open.ts as its ExternalStorage.
+import type { ExternalStorage } from '../cache/open.ts';
+import { CacheLayout } from '../cache/layout.ts';
+import { S3BlobStore } from './blobs.ts';
+import { createS3Client, probeBucket, type S3Settings } from './client.ts';
+import { ObjectKeys } from './keys.ts';
+import { S3Records } from './records.ts';
+
+export type { S3Settings } from './client.ts';
+
+export class StorageError extends Error {
+  readonly code = 'STORAGE_UNREACHABLE';
+}
+
+export interface S3Storage extends ExternalStorage {
+  readonly blobs: S3BlobStore;
+  /** Stops the client's connections. */
+  close(): void;
+}
+
+/** `cacheDir` keeps the temp files of writes in progress (its tmp/). */
+export async function openS3Storage(settings: S3Settings, cacheDir: string): Promise<S3Storage> {
+  const client = createS3Client(settings);
+  try {
+    await probeBucket(client, settings.bucket);
+  } catch (error) {
+    client.destroy();
+    const where = settings.endpoint ?? 'AWS S3';
+    const why =
+      (error as Error).name === 'NotFound'
+        ? 'no such bucket'
+        : (error as Error).message || (error as Error).name;
+    throw new StorageError(`storage.s3: cannot use bucket ${settings.bucket} at ${where}: ${why}`, {
+      cause: error,
+    });
+  }
+  const keys = new ObjectKeys(settings.prefix);
+  return {
+    blobs: new S3BlobStore({
+      client,
+      bucket: settings.bucket,
+      keys,
+      layout: new CacheLayout(cacheDir),
+      redirect: settings.redirect,
+    }),
+    records: new S3Records(client, settings.bucket, keys),
+    close: () => client.destroy(),
+  };
+}
