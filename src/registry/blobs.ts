@@ -1,4 +1,5 @@
-// GET/HEAD /v2/<name>/blobs/<digest>: from the cache when it is there (Range supported), else
+// GET/HEAD /v2/<name>/blobs/<digest>: from the cache when it is there (Range supported; or a
+// 307 to the object store's presigned URL when the store gives one), else
 // from the fill in progress, else one upstream fetch (redirects followed here) that streams to
 // the client and into the cache at once. Other clients may join that fill only once upstream
 // has said they may read the repository (access/authorize.ts).
