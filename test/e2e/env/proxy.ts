@@ -53,6 +53,10 @@ export interface ProxyOptions {
   mirror?: Readonly<Record<string, unknown>> | undefined;
   /** `admin` settings (e.g. `{ token: '…' }`): the admin API, off without it. */
   admin?: Readonly<Record<string, unknown>> | undefined;
+  /** `storage` settings (e.g. `{ type: 's3', s3: {…} }`): fs in cache.dir without it. */
+  storage?: Readonly<Record<string, unknown>> | undefined;
+  /** More environment for the proxy (e.g. AWS_ACCESS_KEY_ID for storage.type s3). */
+  env?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface WaitOptions {
@@ -205,6 +209,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
   }
   if (options.mirror !== undefined) settings.push(`mirror: ${JSON.stringify(options.mirror)}`);
   if (options.admin !== undefined) settings.push(`admin: ${JSON.stringify(options.admin)}`);
+  if (options.storage !== undefined) settings.push(`storage: ${JSON.stringify(options.storage)}`);
   writeFileSync(
     config,
     [
@@ -219,7 +224,11 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
     ].join('\n'),
   );
   // No proxy variables: the proxy reaches upstreams directly.
-  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: options.dir };
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    HOME: options.dir,
+    ...options.env,
+  };
   const daemon = await options.processes.start(
     'pullthrough',
     nodeBinary(),

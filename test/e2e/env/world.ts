@@ -125,6 +125,8 @@ export interface World {
       cache?: Readonly<Record<string, unknown>>;
       mirror?: Readonly<Record<string, unknown>>;
       admin?: Readonly<Record<string, unknown>>;
+      storage?: Readonly<Record<string, unknown>>;
+      env?: Readonly<Record<string, string>>;
     },
   ): Promise<Pullthrough>;
   /** A new directory inside the world. */
@@ -293,6 +295,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         cache?: Readonly<Record<string, unknown>>;
         mirror?: Readonly<Record<string, unknown>>;
         admin?: Readonly<Record<string, unknown>>;
+        storage?: Readonly<Record<string, unknown>>;
+        env?: Readonly<Record<string, string>>;
       } = {},
     ): Promise<Pullthrough> => {
       const started = await startProxy({
@@ -304,6 +308,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         cache: extra.cache,
         mirror: extra.mirror,
         admin: extra.admin,
+        storage: extra.storage,
+        env: extra.env,
       });
       cleanups.push(() => (started.daemon.exit === undefined ? started.stop() : undefined));
       return started;
