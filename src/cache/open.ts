@@ -13,6 +13,7 @@ import { removeFiles, removeRecords } from './eviction-files.ts';
 import { Evictor, type EvictionConfig, type PassResult, type Victim } from './eviction.ts';
 import { Fills } from './fills.ts';
 import { CacheIndex, type OpenReport, type SyncStats } from './index.ts';
+import type { ContentScan } from './index-scan.ts';
 import type { CacheInit } from './init.ts';
 import { ManifestStore } from './manifests.ts';
 import { PublicMarks } from './public-marks.ts';
@@ -22,6 +23,8 @@ import type { RecordStore } from './records.ts';
 export interface ExternalStorage {
   readonly blobs: BlobStore;
   readonly records: RecordStore;
+  /** What the index is rebuilt and reconciled from; without one, it never is. */
+  readonly scan?: ContentScan;
 }
 
 export interface OpenCacheOptions {
@@ -114,16 +117,15 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
 async function openIndex(root: string, options: OpenCacheOptions): Promise<CacheIndex | undefined> {
   let index: CacheIndex;
   try {
-    index = await CacheIndex.open(root, { onError: options.onIndexError });
+    const scan = options.storage?.scan;
+    index = await CacheIndex.open(root, { onError: options.onIndexError, ...(scan ? { scan } : {}) });
   } catch (error) {
     options.onIndexError(error);
     return undefined;
   }
   options.onIndexOpen?.(index.opened);
-  // A reconcile walks the directory's files: with the blobs in a bucket it would find none and
-  // drop every row. So with a bucket, rows lost to a crash before a flush stay lost (those
-  // objects go uncounted), and rows of objects removed just before one stay until evicted.
-  if (index.opened.unclean && !options.storage) {
+  // Another store without a scan cannot be reconciled: the directory's files are not its content.
+  if (index.opened.unclean && (!options.storage || options.storage.scan)) {
     void index.reconcile().then((stats) => options.onReconciled?.(stats), options.onIndexError);
   }
   return index;

@@ -1,12 +1,14 @@
 // Opening storage.type s3: the client, a first request that proves the bucket can be reached
 // (a wrong endpoint, bucket or credential fails the start, naming storage.s3), and the blob
-// store and records on it, handed to cache/open.ts as its ExternalStorage.
+// store, records and the scan the index is rebuilt from, handed to cache/open.ts as its
+// ExternalStorage.
 import type { ExternalStorage } from '../cache/open.ts';
 import { CacheLayout } from '../cache/layout.ts';
 import { S3BlobStore } from './blobs.ts';
 import { createS3Client, probeBucket, type S3Settings } from './client.ts';
 import { ObjectKeys } from './keys.ts';
 import { S3Records } from './records.ts';
+import { BucketScan } from './scan.ts';
 
 export type { S3Settings } from './client.ts';
 
@@ -37,6 +39,7 @@ export async function openS3Storage(settings: S3Settings, cacheDir: string): Pro
     });
   }
   const keys = new ObjectKeys(settings.prefix);
+  const records = new S3Records(client, settings.bucket, keys);
   return {
     blobs: new S3BlobStore({
       client,
@@ -45,7 +48,8 @@ export async function openS3Storage(settings: S3Settings, cacheDir: string): Pro
       layout: new CacheLayout(cacheDir),
       redirect: settings.redirect,
     }),
-    records: new S3Records(client, settings.bucket, keys),
+    records,
+    scan: new BucketScan(client, settings.bucket, keys, records),
     close: () => client.destroy(),
   };
 }

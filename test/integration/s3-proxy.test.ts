@@ -111,6 +111,26 @@ describe('proxy on S3 storage', () => {
     expect((await ranged.body.arrayBuffer()).byteLength).toBe(100);
   });
 
+  it('rebuilds a lost index from the bucket, so that its content counts again', async () => {
+    const s3 = await startS3();
+    const upstream = await startFakeRegistry();
+    const image = addImage(upstream, 'lib/app', 3 * MiB);
+    const first = await startProxy({ registries: [upstream.authority], storage: s3.storage() });
+    await pull(first, upstream, image);
+    await first.close();
+
+    // A new replica, or a pod whose cache.dir was an emptyDir: no index.db at all.
+    const second = await startProxy({ registries: [upstream.authority], storage: s3.storage() });
+    const opened = await second.waitForLog((l) => l.msg === 'cache index open');
+    expect(opened['state']).toBe('missing');
+    expect(opened['rebuilt']).toMatchObject({ added: 3, tagsAdded: 1 });
+    const gets = upstream.requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/')).length;
+    expect(await pull(second, upstream, image)).toEqual(['REVALIDATED', 'HIT', 'HIT']);
+    expect(upstream.requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/'))).toHaveLength(
+      gets,
+    );
+  });
+
   it('keeps a blob whose content does not match its digest out of the bucket', async () => {
     const s3 = await startS3();
     const upstream = await startFakeRegistry();
