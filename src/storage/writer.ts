@@ -87,9 +87,13 @@ export class S3BlobWriter implements BlobWriter {
       this.#written += bytesWritten;
       pending = after(pending, bytesWritten);
     }
+    // The upload may have failed during the file write: its body is destroyed, and would
+    // neither take the chunks nor ever drain.
+    this.#throwIfFailed();
     let drained = true;
     for (const chunk of list) if (chunk.length > 0) drained = this.#body.write(chunk);
-    if (!drained) await once(this.#body, 'drain').catch(() => undefined);
+    // #done settles when the upload fails at any point, so a failure never leaves this waiting.
+    if (!drained) await Promise.race([once(this.#body, 'drain').catch(() => undefined), this.#done]);
     this.#throwIfFailed();
   }
 

@@ -13,6 +13,8 @@ export interface TestS3 {
   readonly client: S3Client;
   /** The keys in the bucket now (first 1000), with their sizes. */
   objects(prefix?: string): Promise<Array<{ key: string; size: number }>>;
+  /** Stops the emulator now, cutting its open connections: the bucket becomes unreachable. */
+  stop(): Promise<void>;
   /** Config for storage.s3 pointing at this emulator. */
   storage(extra?: Record<string, unknown>): { type: 's3'; s3: Record<string, unknown> };
 }
@@ -37,9 +39,14 @@ export async function startS3(bucket = 'pullthrough-test'): Promise<TestS3> {
     forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
   });
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    server.httpServer?.closeAllConnections();
+    return (stopped ??= server.close());
+  };
   onTestFinished(async () => {
     client.destroy();
-    await server.close();
+    await stop();
     vi.unstubAllEnvs();
   });
   return {
@@ -50,6 +57,7 @@ export async function startS3(bucket = 'pullthrough-test'): Promise<TestS3> {
       const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
       return (page.Contents ?? []).map((object) => ({ key: object.Key ?? '', size: object.Size ?? 0 }));
     },
+    stop,
     storage: (extra = {}) => ({ type: 's3', s3: { endpoint, bucket, forcePathStyle: true, ...extra } }),
   };
 }

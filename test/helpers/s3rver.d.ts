@@ -1,5 +1,7 @@
 // The part of s3rver's API the tests use (the package ships no types).
 declare module 's3rver' {
+  import type { Server } from 'node:http';
+
   interface S3rverOptions {
     address?: string;
     port?: number;
@@ -11,5 +13,6 @@ declare module 's3rver' {
     constructor(options: S3rverOptions);
     run(): Promise<unknown>;
     close(): Promise<void>;
+    httpServer: Server | undefined;
   }
 }

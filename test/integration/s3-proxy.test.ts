@@ -152,6 +152,24 @@ describe('proxy on S3 storage', () => {
     expect(await keys(s3)).toEqual([blobKey(digest)]);
   });
 
+  it('serves the client all the same when the bucket fails mid-fill, and says so', async () => {
+    const s3 = await startS3();
+    const upstream = await startFakeRegistry();
+    const digest = upstream.addBlob(randomBytes(20 * MiB));
+    const release = upstream.holdBlobs(); // half now, half on release
+    const proxy = await startProxy({ registries: [upstream.authority], storage: s3.storage() });
+    const res = await proxy.fetch(upstream.authority, `/v2/x/blobs/${digest}`);
+    expect(res.statusCode).toBe(200);
+    await s3.stop();
+    release();
+    expect(await sha256Of(res.body)).toBe(digest);
+    await proxy.app.fills.idle();
+    // Told as any cache write the store refused; the upload was aborted, the temp file removed.
+    const failed = await proxy.waitForLog((l) => l.msg === 'cache not writable: serving without caching');
+    expect(failed['code']).toBe('ECONNREFUSED');
+    expect(await readdir(path.join(proxy.dir, 'cache', 'tmp'))).toEqual([]);
+  });
+
   it('answers a cached blob GET with a 307 to a presigned URL when redirect is on', async () => {
     const s3 = await startS3();
     const upstream = await startFakeRegistry();
