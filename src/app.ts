@@ -373,9 +373,10 @@ async function openCacheFor(
 async function openStorage(config: Config, log: Logger): Promise<S3Storage | undefined> {
   const { type, s3 } = config.storage;
   if (type !== 's3' || s3.bucket === null) return undefined;
-  const storage = await openS3Storage({ ...s3, bucket: s3.bucket }, config.cache.dir);
+  const front = config.storage.front.maxSize;
+  const storage = await openS3Storage({ ...s3, bucket: s3.bucket }, config.cache.dir, front);
   const { endpoint, bucket, prefix, redirect } = s3;
-  log.info({ endpoint: endpoint ?? 'aws', bucket, prefix, redirect }, 'storage: s3 bucket ready');
+  log.info({ endpoint: endpoint ?? 'aws', bucket, prefix, redirect, front }, 'storage: s3 bucket ready');
   return storage;
 }
 

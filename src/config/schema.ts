@@ -318,6 +318,13 @@ export const configSchema = z.strictObject({
           redirect: z.boolean().default(false),
         })
         .prefault({}),
+      /** With s3: recently used blobs also kept in cache.dir/front, served from local disk. */
+      front: z
+        .strictObject({
+          /** Bytes of the local front tier, least recently used dropped past it; 0: off. */
+          maxSize: size.prefault('0'),
+        })
+        .prefault({}),
     })
     .superRefine((value, ctx) => {
       if (value.type === 's3' && value.s3.bucket === null) {

@@ -2,9 +2,12 @@
 // (a wrong endpoint, bucket or credential fails the start, naming storage.s3), and the blob
 // store, records and the scan the index is rebuilt from, handed to cache/open.ts as its
 // ExternalStorage.
+import path from 'node:path';
+import type { BlobStore } from '../cache/blobs.ts';
 import type { ExternalStorage } from '../cache/open.ts';
 import { CacheLayout } from '../cache/layout.ts';
 import { S3BlobStore } from './blobs.ts';
+import { FrontTier } from './front.ts';
 import { createS3Client, probeBucket, type S3Settings } from './client.ts';
 import { ObjectKeys } from './keys.ts';
 import { S3Records } from './records.ts';
@@ -17,13 +20,23 @@ export class StorageError extends Error {
 }
 
 export interface S3Storage extends ExternalStorage {
-  readonly blobs: S3BlobStore;
+  /** The bucket's blob store, or the front tier before it. */
+  readonly blobs: BlobStore;
+  /** The front tier, when storage.front.maxSize is set. */
+  readonly front: FrontTier | undefined;
   /** Stops the client's connections. */
   close(): void;
 }
 
-/** `cacheDir` keeps the temp files of writes in progress (its tmp/). */
-export async function openS3Storage(settings: S3Settings, cacheDir: string): Promise<S3Storage> {
+/**
+ * `cacheDir` keeps the temp files of writes in progress (its tmp/) and, with `frontMaxSize`
+ * above 0, the front tier (its front/).
+ */
+export async function openS3Storage(
+  settings: S3Settings,
+  cacheDir: string,
+  frontMaxSize = 0,
+): Promise<S3Storage> {
   const client = createS3Client(settings);
   try {
     await probeBucket(client, settings.bucket);
@@ -40,14 +53,18 @@ export async function openS3Storage(settings: S3Settings, cacheDir: string): Pro
   }
   const keys = new ObjectKeys(settings.prefix);
   const records = new S3Records(client, settings.bucket, keys);
+  const bucket = new S3BlobStore({
+    client,
+    bucket: settings.bucket,
+    keys,
+    layout: new CacheLayout(cacheDir),
+    redirect: settings.redirect,
+  });
+  const front =
+    frontMaxSize > 0 ? await FrontTier.open(bucket, path.join(cacheDir, 'front'), frontMaxSize) : undefined;
   return {
-    blobs: new S3BlobStore({
-      client,
-      bucket: settings.bucket,
-      keys,
-      layout: new CacheLayout(cacheDir),
-      redirect: settings.redirect,
-    }),
+    blobs: front ?? bucket,
+    front,
     records,
     scan: new BucketScan(client, settings.bucket, keys, records),
     close: () => client.destroy(),

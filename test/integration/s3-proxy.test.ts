@@ -1,11 +1,13 @@
 // The real proxy with storage.type s3 against an S3 emulator (s3rver): a cold pull stores the
 // image in the bucket (nothing in cache.dir's blobs/) and the second pull is a hit with no
 // upstream GET; a corrupt blob leaves nothing in the bucket; redirect: true answers cached blob
-// GETs with a 307 to a presigned URL; cache.maxSize bounds the bucket, evicting through it.
+// GETs with a 307 to a presigned URL; storage.front keeps hits on local disk; cache.maxSize
+// bounds the bucket, evicting through it.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { startS3, type TestS3 } from '../helpers/s3.ts';
@@ -196,6 +198,23 @@ describe('proxy on S3 storage', () => {
     expect(head.statusCode).toBe(200);
     expect(head.headers['content-length']).toBe(String(2 * MiB));
     await head.body.dump();
+    expect(upstream.requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/'))).toHaveLength(2);
+  });
+
+  it('serves hits from the local front tier when storage.front.maxSize is set', async () => {
+    const s3 = await startS3();
+    const upstream = await startFakeRegistry();
+    const image = addImage(upstream, 'lib/app', 3 * MiB);
+    const proxy = await startProxy({
+      registries: [upstream.authority],
+      storage: { ...s3.storage(), front: { maxSize: '64MiB' } },
+    });
+    expect(await pull(proxy, upstream, image)).toEqual(['MISS', 'MISS', 'MISS']);
+    const hex = image.layer.slice('sha256:'.length);
+    expect(existsSync(path.join(proxy.dir, 'cache', 'front', 'sha256', hex))).toBe(true);
+    // The layer's object removed behind the proxy's back: the local copy still serves it.
+    await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: blobKey(image.layer) }));
+    expect(await pull(proxy, upstream, image)).toEqual(['REVALIDATED', 'HIT', 'HIT']);
     expect(upstream.requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/'))).toHaveLength(2);
   });
 

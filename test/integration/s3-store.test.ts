@@ -1,14 +1,16 @@
 // The S3 BlobStore and records against an S3 API emulator (s3rver): a blob becomes an object only
 // once its upload is completed after the digest verified (a multipart upload for large ones),
-// a wrong digest leaves nothing listed, ranges, deletes, presigned URLs and records work.
+// a wrong digest leaves nothing listed, ranges, deletes, presigned URLs and records work; the
+// local front tier keeps recent blobs within its cap.
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { DiskBlobStore, type ByteSource } from '../../src/cache/blobs.ts';
+import { DiskBlobStore, type BlobStore, type ByteSource } from '../../src/cache/blobs.ts';
 import { DigestMismatchError, parseDigest } from '../../src/oci/digest.ts';
 import { S3BlobStore } from '../../src/storage/blobs.ts';
+import { FrontTier } from '../../src/storage/front.ts';
 import { ObjectKeys } from '../../src/storage/keys.ts';
 import { openS3Storage } from '../../src/storage/open.ts';
 import { S3Records } from '../../src/storage/records.ts';
@@ -206,5 +208,81 @@ describe('S3 blob store', () => {
     );
     const opened = await openS3Storage({ ...settings, bucket: s3.bucket }, path.join(dir, 'cache'));
     opened.close();
+  });
+});
+
+describe('front tier', () => {
+  async function frontOn(s3: TestS3, maxSize: number) {
+    const { store, tmp } = await storeOn(s3);
+    const dir = path.join(path.dirname(tmp), 'front');
+    return { bucket: store, front: await FrontTier.open(store, dir, maxSize), dir };
+  }
+
+  async function put(store: BlobStore, content: Buffer): Promise<string> {
+    const digest = digestOf(content);
+    const writer = await store.begin(digest);
+    await writer.write(content);
+    await writer.commit(content.length);
+    return digest;
+  }
+
+  it('keeps what a commit stored on local disk, and serves it from there', async () => {
+    const s3 = await startS3();
+    const { front, dir } = await frontOn(s3, 10 * MiB);
+    const content = randomBytes(3 * MiB);
+    const digest = await put(front, content);
+    expect(front.has(digest)).toBe(true);
+    expect(await readdir(path.join(dir, 'sha256'))).toEqual([digest.slice('sha256:'.length)]);
+    // Gone from the bucket behind its back: the front still answers.
+    await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: (await s3.objects())[0]!.key }));
+    expect(await front.stat(digest)).toEqual({ size: content.length });
+    expect(await readSource(await front.open(digest, { start: 10, end: 19 }))).toEqual(
+      content.subarray(10, 20),
+    );
+    expect(await front.readAll(digest)).toEqual(content);
+  });
+
+  it('drops the least recently used past its cap, and keeps nothing of a failed commit', async () => {
+    const s3 = await startS3();
+    const { front, dir } = await frontOn(s3, 3000);
+    const [a, b] = [randomBytes(1200), randomBytes(1200)];
+    const da = await put(front, a);
+    const db = await put(front, b);
+    await readSource(await front.open(da)); // a is now more recent than b
+    const dc = await put(front, randomBytes(1200));
+    expect([front.has(da), front.has(db), front.has(dc)]).toEqual([true, false, true]);
+    expect(front.bytes).toBe(2400);
+    expect((await readdir(path.join(dir, 'sha256'))).length).toBe(2);
+    // Still in the bucket, where it is read from.
+    expect(await readSource(await front.open(db))).toEqual(b);
+
+    const writer = await front.begin(digestOf(randomBytes(8)));
+    await writer.write(randomBytes(100));
+    await expect(writer.commit(100)).rejects.toBeInstanceOf(DigestMismatchError);
+    expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
+    expect(front.bytes).toBe(2400);
+  });
+
+  it('copies a blob read whole from the bucket, verified, and finds its files again at start', async () => {
+    const s3 = await startS3();
+    const { bucket, front, dir } = await frontOn(s3, 10 * MiB);
+    const content = randomBytes(2 * MiB);
+    const digest = await put(bucket, content);
+    expect(front.has(digest)).toBe(false);
+    await readSource(await front.open(digest, { start: 0, end: 9 })); // a range: not copied
+    await front.idle();
+    expect(front.has(digest)).toBe(false);
+    expect(await readSource(await front.open(digest))).toEqual(content);
+    await front.idle();
+    expect(front.has(digest)).toBe(true);
+    expect(await readdir(path.join(dir, 'tmp'))).toEqual([]);
+
+    const reopened = await FrontTier.open(bucket, dir, 10 * MiB);
+    expect(reopened.has(digest)).toBe(true);
+    expect(reopened.bytes).toBe(content.length);
+    await reopened.delete(digest);
+    expect(reopened.has(digest)).toBe(false);
+    expect(await readdir(path.join(dir, 'sha256'))).toEqual([]);
+    expect(await s3.objects()).toEqual([]);
   });
 });

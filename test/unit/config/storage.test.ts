@@ -20,6 +20,10 @@ describe('storage config', () => {
     expect(config.storage).toEqual({
       type: 'fs',
       s3: { endpoint: null, bucket: null, region: null, prefix: '', forcePathStyle: false, redirect: false },
+      front: { maxSize: 0 },
+    });
+    expect(parseConfig({ storage: { front: { maxSize: '2GiB' } } }, {}, 't', '/').storage.front).toEqual({
+      maxSize: 2 * 1024 ** 3,
     });
   });
 
@@ -64,5 +68,8 @@ describe('storage config', () => {
     expect(problems({ s3: { endpoint: 'http://x/path' } })[0]).toMatch(/^storage\.s3\.endpoint:/);
     expect(problems({ s3: { prefix: '/abs' } })[0]).toMatch(/^storage\.s3\.prefix:/);
     expect(problems({ s3: { bucket: 'ok-bucket', acl: 'x' } })[0]).toMatch(/^storage\.s3: unknown key "acl"/);
+    expect(problems({ front: { maxSize: 'lots' } })[0]).toMatch(
+      /^storage\.front\.maxSize: "lots" is not a size/,
+    );
   });
 });
