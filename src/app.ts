@@ -86,7 +86,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     recordCacheWriteFailure(metrics, writeFailureCode(error));
     health.cacheWriteFailed(error, context);
   };
-  const storage = await openStorage(config, log);
+  const storage = await openStorage(config, log, cacheWriteFailed);
   const cache = await openCacheFor(config, registries, log, { health, cacheWriteFailed, metrics, storage });
   const certificates = new LeafContexts(ca);
   metrics.readFrom({
@@ -370,11 +370,26 @@ async function openCacheFor(
 }
 
 /** storage.type s3: the bucket, reached once before anything else starts; fs: undefined. */
-async function openStorage(config: Config, log: Logger): Promise<S3Storage | undefined> {
+async function openStorage(
+  config: Config,
+  log: Logger,
+  // A bucket that stops answering is a cache that cannot be written: /readyz says so, pulls relay.
+  onUnavailable: WriteFailureListener,
+): Promise<S3Storage | undefined> {
   const { type, s3 } = config.storage;
   if (type !== 's3' || s3.bucket === null) return undefined;
   const front = config.storage.front.maxSize;
-  const storage = await openS3Storage({ ...s3, bucket: s3.bucket }, config.cache.dir, front);
+  const storage = await openS3Storage(
+    { ...s3, bucket: s3.bucket },
+    {
+      cacheDir: config.cache.dir,
+      frontMaxSize: front,
+      onUnavailable: (error) =>
+        onUnavailable(error instanceof Error ? error : new Error(String(error)), {
+          path: `s3://${s3.bucket}`,
+        }),
+    },
+  );
   const { endpoint, bucket, prefix, redirect } = s3;
   log.info({ endpoint: endpoint ?? 'aws', bucket, prefix, redirect, front }, 'storage: s3 bucket ready');
   return storage;

@@ -32,6 +32,11 @@ export interface S3BlobStoreOptions {
   readonly layout: CacheLayout;
   /** Hand clients presigned URLs (location()) instead of streaming stored blobs. */
   readonly redirect: boolean;
+  /**
+   * The bucket could not answer whether it holds a blob: stat() then says it does not, so the
+   * pull goes upstream (and its fill, failing to upload, relays) instead of failing.
+   */
+  readonly onUnavailable?: (error: unknown) => void;
 }
 
 export class S3BlobStore implements BlobStore {
@@ -40,6 +45,7 @@ export class S3BlobStore implements BlobStore {
   readonly #keys: ObjectKeys;
   readonly #layout: CacheLayout;
   readonly #redirect: boolean;
+  readonly #onUnavailable: ((error: unknown) => void) | undefined;
 
   constructor(options: S3BlobStoreOptions) {
     this.#client = options.client;
@@ -47,6 +53,7 @@ export class S3BlobStore implements BlobStore {
     this.#keys = options.keys;
     this.#layout = options.layout;
     this.#redirect = options.redirect;
+    this.#onUnavailable = options.onUnavailable;
   }
 
   async stat(digest: string): Promise<BlobInfo | undefined> {
@@ -55,7 +62,9 @@ export class S3BlobStore implements BlobStore {
       return { size: head.ContentLength ?? 0 };
     } catch (error) {
       if (isNotFound(error)) return undefined;
-      throw error;
+      if (!this.#onUnavailable) throw error;
+      this.#onUnavailable(error);
+      return undefined;
     }
   }
 

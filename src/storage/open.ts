@@ -28,15 +28,17 @@ export interface S3Storage extends ExternalStorage {
   close(): void;
 }
 
-/**
- * `cacheDir` keeps the temp files of writes in progress (its tmp/) and, with `frontMaxSize`
- * above 0, the front tier (its front/).
- */
-export async function openS3Storage(
-  settings: S3Settings,
-  cacheDir: string,
-  frontMaxSize = 0,
-): Promise<S3Storage> {
+export interface S3StorageOptions {
+  /** Its tmp/ keeps the temp files of writes in progress; its front/ the front tier. */
+  readonly cacheDir: string;
+  /** Bytes of the local front tier; 0 or absent: none. */
+  readonly frontMaxSize?: number;
+  /** A read the bucket could not answer (after start): served as a miss, and reported here. */
+  readonly onUnavailable?: (error: unknown) => void;
+}
+
+export async function openS3Storage(settings: S3Settings, options: S3StorageOptions): Promise<S3Storage> {
+  const { cacheDir, frontMaxSize = 0, onUnavailable } = options;
   const client = createS3Client(settings);
   try {
     await probeBucket(client, settings.bucket);
@@ -52,13 +54,14 @@ export async function openS3Storage(
     });
   }
   const keys = new ObjectKeys(settings.prefix);
-  const records = new S3Records(client, settings.bucket, keys);
+  const records = new S3Records(client, settings.bucket, keys, onUnavailable);
   const bucket = new S3BlobStore({
     client,
     bucket: settings.bucket,
     keys,
     layout: new CacheLayout(cacheDir),
     redirect: settings.redirect,
+    ...(onUnavailable ? { onUnavailable } : {}),
   });
   const front =
     frontMaxSize > 0 ? await FrontTier.open(bucket, path.join(cacheDir, 'front'), frontMaxSize) : undefined;

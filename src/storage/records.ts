@@ -9,11 +9,14 @@ export class S3Records implements RecordStore {
   readonly #client: S3Client;
   readonly #bucket: string;
   readonly #keys: ObjectKeys;
+  readonly #onUnavailable: ((error: unknown) => void) | undefined;
 
-  constructor(client: S3Client, bucket: string, keys: ObjectKeys) {
+  /** `onUnavailable`: a read the bucket could not answer is then no record (upstream is asked). */
+  constructor(client: S3Client, bucket: string, keys: ObjectKeys, onUnavailable?: (error: unknown) => void) {
     this.#client = client;
     this.#bucket = bucket;
     this.#keys = keys;
+    this.#onUnavailable = onUnavailable;
   }
 
   async read<T>(key: RecordKey): Promise<T | undefined> {
@@ -24,7 +27,9 @@ export class S3Records implements RecordStore {
       return JSON.parse((await object.Body?.transformToString('utf8')) ?? '') as T;
     } catch (error) {
       if (isNotFound(error) || error instanceof SyntaxError) return undefined;
-      throw error;
+      if (!this.#onUnavailable) throw error;
+      this.#onUnavailable(error);
+      return undefined;
     }
   }
 

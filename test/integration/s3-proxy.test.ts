@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
+import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { startS3, type TestS3 } from '../helpers/s3.ts';
@@ -170,6 +171,20 @@ describe('proxy on S3 storage', () => {
     const failed = await proxy.waitForLog((l) => l.msg === 'cache not writable: serving without caching');
     expect(failed['code']).toBe('ECONNREFUSED');
     expect(await readdir(path.join(proxy.dir, 'cache', 'tmp'))).toEqual([]);
+  });
+
+  it('relays pulls from upstream while the bucket is unreachable, and says so', async () => {
+    const s3 = await startS3();
+    const upstream = await startFakeRegistry();
+    const image = addImage(upstream, 'lib/app', 2 * MiB);
+    const proxy = await startProxy({ registries: [upstream.authority], storage: s3.storage() });
+    await s3.stop();
+    // The manifest's write fails before it is sent; the blobs' headers go out before their uploads fail.
+    expect(await pull(proxy, upstream, image)).toEqual(['BYPASS', 'MISS', 'MISS']);
+    const failed = await proxy.waitForLog((l) => l.msg === 'cache not writable: serving without caching');
+    expect(failed['code']).toBe('ECONNREFUSED');
+    const readyz = await request(`${proxy.url}/readyz`);
+    expect(await readyz.body.text()).toMatch(/^ready \(degraded: cache writes failing \(ECONNREFUSED\)/);
   });
 
   it('answers a cached blob GET with a 307 to a presigned URL when redirect is on', async () => {
