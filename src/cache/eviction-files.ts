@@ -31,16 +31,21 @@ export function removeRecords(records: RecordStore, blobs: BlobStore): (victim: 
   return async (victim) => {
     const digest = parseDigest(victim.digest);
     if (!digest) return;
-    for (const { host, repo, tag, digest: named } of victim.tags) {
-      const key = { kind: 'tag', host, name: repo, tag } as const;
-      // A pull may have moved the tag to another digest since the index read it.
-      if ((await records.read<{ digest?: unknown }>(key).catch(() => undefined))?.digest === named) {
-        await records.remove(key);
-      }
-    }
+    for (const tag of victim.tags) await removeTagRecord(records, tag);
     if (victim.kind === 'manifest') await records.remove({ kind: 'manifest', digest });
     await blobs.delete(victim.digest);
   };
+}
+
+/** removeTagFile for a RecordStore: unless a pull has moved the tag since the index read it. */
+export async function removeTagRecord(
+  records: RecordStore,
+  { host, repo, tag, digest }: TagRow,
+): Promise<void> {
+  const key = { kind: 'tag', host, name: repo, tag } as const;
+  if ((await records.read<{ digest?: unknown }>(key).catch(() => undefined))?.digest === digest) {
+    await records.remove(key);
+  }
 }
 
 /** Removes a tag record unless a pull has moved the tag to another digest since it was read. */

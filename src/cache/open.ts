@@ -9,7 +9,7 @@ import { DiskBlobStore, type BlobStore } from './blobs.ts';
 import { DeferredBook, IndexedBook, NoBook, type CacheBook } from './book.ts';
 import type { WriteFailureListener } from './errors.ts';
 import { CacheControl } from './control.ts';
-import { removeFiles, removeRecords } from './eviction-files.ts';
+import { removeFiles, removeRecords, removeTagRecord } from './eviction-files.ts';
 import { Evictor, type EvictionConfig, type PassResult, type Victim } from './eviction.ts';
 import { Fills } from './fills.ts';
 import { CacheIndex, type OpenReport, type SyncStats } from './index.ts';
@@ -91,6 +91,7 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
           remove,
           inUse: (digest) => readers.has(digest),
           onError: options.onIndexError,
+          ...(storage ? { removeTag: (tag) => removeTagRecord(storage.records, tag) } : {}),
         });
         return new IndexedBook({ index, readers, evictor, onPass: options.onPass });
       })

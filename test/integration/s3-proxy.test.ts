@@ -233,6 +233,31 @@ describe('proxy on S3 storage', () => {
     expect(upstream.requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/'))).toHaveLength(2);
   });
 
+  it('purges an image from the bucket through the admin API, tag record included', async () => {
+    const s3 = await startS3();
+    const upstream = await startFakeRegistry();
+    const [a, b] = ['lib/a', 'lib/b'].map((name) => addImage(upstream, name, MiB)) as [Image, Image];
+    const token = 'admin-token-0123456789';
+    const proxy = await startProxy({
+      registries: [upstream.authority],
+      admin: { token },
+      storage: s3.storage(),
+    });
+    await pull(proxy, upstream, a);
+    await pull(proxy, upstream, b);
+    const purged = await request(
+      `${proxy.url}/admin/images?registry=${upstream.authority}&repository=lib/a&tag=v1`,
+      { method: 'DELETE', headers: { authorization: `Bearer ${token}` } },
+    );
+    expect(await purged.body.json()).toMatchObject({ tags: 1, images: 1, files: 3 });
+    const left = await keys(s3);
+    for (const digest of [a.manifest, a.config, a.layer]) expect(left).not.toContain(blobKey(digest));
+    expect(left).not.toContain(`tags/${upstream.authority}/lib/a/_tags/v1.json`);
+    expect(left).toContain(`tags/${upstream.authority}/lib/b/_tags/v1.json`);
+    expect(left).toContain(blobKey(b.layer));
+    expect(await pull(proxy, upstream, a)).toEqual(['MISS', 'MISS', 'MISS']);
+  });
+
   it('bounds the bucket by cache.maxSize, deleting evicted images from it', async () => {
     const s3 = await startS3();
     const upstream = await startFakeRegistry();
