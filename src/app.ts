@@ -50,6 +50,7 @@ import { InterceptList } from './proxy/intercept-list.ts';
 import { createProxyServer, type InterceptHandler, type ProxyServer } from './proxy/server.ts';
 import { netConnector, type Connector } from './proxy/tunnel.ts';
 import { createRegistryHandler } from './registry/handler.ts';
+import { openS3Storage, type S3Storage } from './storage/open.ts';
 import { loadOrCreateCa, type CertificateAuthority } from './tls/ca.ts';
 import { LeafContexts } from './tls/contexts.ts';
 import { caNotices } from './tls/notices.ts';
@@ -108,11 +109,13 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
   const { health, cacheWriteFailed } = healthOf(config, log, metrics);
   const dashboard = createDashboard(config, log, metrics);
   const { activity } = dashboard;
+  const storage = await openStorage(config, log, cacheWriteFailed);
   const opened = await openCacheFor(config, registries, log, {
     health,
     cacheWriteFailed,
     metrics,
     activity,
+    storage,
   });
   const { cluster, cache } = await joinCluster(config, log, opened, cacheWriteFailed);
   const certificates = new LeafContexts(ca);
@@ -162,6 +165,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
       await upstream.destroy();
       await cluster?.close();
       await cache.close();
+      storage?.close();
       log.info('stopped');
     })());
   return {
@@ -568,11 +572,18 @@ async function openCacheFor(
   config: Config,
   registries: Registries,
   log: Logger,
-  parts: { health: Health; cacheWriteFailed: WriteFailureListener; metrics: Metrics; activity: Activity },
+  parts: {
+    health: Health;
+    cacheWriteFailed: WriteFailureListener;
+    metrics: Metrics;
+    activity: Activity;
+    storage: S3Storage | undefined;
+  },
 ): Promise<OpenedCache> {
   const { health, metrics, activity } = parts;
   const cache = await openCache({
     dir: config.cache.dir,
+    ...(parts.storage ? { storage: parts.storage } : {}),
     eviction: {
       maxSize: config.cache.maxSize,
       minFree: config.cache.minFree,
@@ -602,6 +613,32 @@ async function openCacheFor(
     health.cacheReadOnly(init.reason);
   }
   return cache;
+}
+
+/** storage.type s3: the bucket, reached once before anything else starts; fs: undefined. */
+async function openStorage(
+  config: Config,
+  log: Logger,
+  // A bucket that stops answering is a cache that cannot be written: /readyz says so, pulls relay.
+  onUnavailable: WriteFailureListener,
+): Promise<S3Storage | undefined> {
+  const { type, s3 } = config.storage;
+  if (type !== 's3' || s3.bucket === null) return undefined;
+  const front = config.storage.front.maxSize;
+  const storage = await openS3Storage(
+    { ...s3, bucket: s3.bucket },
+    {
+      cacheDir: config.cache.dir,
+      frontMaxSize: front,
+      onUnavailable: (error) =>
+        onUnavailable(error instanceof Error ? error : new Error(String(error)), {
+          path: `s3://${s3.bucket}`,
+        }),
+    },
+  );
+  const { endpoint, bucket, prefix, redirect } = s3;
+  log.info({ endpoint: endpoint ?? 'aws', bucket, prefix, redirect, front }, 'storage: s3 bucket ready');
+  return storage;
 }
 
 /** One line per image evicted (what, why, how much), and one for the pass. */

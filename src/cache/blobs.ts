@@ -72,6 +72,11 @@ export interface BlobStore {
   begin(digest: string, options?: BeginOptions): Promise<BlobWriter>;
   delete(digest: string): Promise<void>;
   list(): AsyncIterable<{ digest: string; size: number }>;
+  /**
+   * Where a client may fetch the stored blob itself (a presigned URL of an object store, answered
+   * with a 307), or undefined to have it streamed. Absent on the disk store.
+   */
+  location?(digest: string): Promise<string | undefined>;
 }
 
 export class DiskBlobStore implements BlobStore {

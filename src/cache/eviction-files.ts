@@ -5,10 +5,12 @@
 // purge (purge.ts) both remove through removeVictims, so they keep the same order.
 import { rm } from 'node:fs/promises';
 import { parseDigest } from '../oci/digest.ts';
+import type { BlobStore } from './blobs.ts';
 import type { Victim } from './eviction.ts';
 import type { EntryRow, TagRow } from './index.ts';
 import { readTagDigest } from './index-scan.ts';
 import type { CacheLayout } from './layout.ts';
+import type { RecordStore } from './records.ts';
 
 /** The Evictor's `remove` for the disk layout. Missing files are fine: a crash may have taken them. */
 export function removeFiles(layout: CacheLayout): (victim: Victim) => Promise<void> {
@@ -19,6 +21,31 @@ export function removeFiles(layout: CacheLayout): (victim: Victim) => Promise<vo
     if (victim.kind === 'manifest') await rm(layout.manifestMetaPath(digest), { force: true });
     await rm(layout.blobPath(digest), { force: true });
   };
+}
+
+/**
+ * The Evictor's `remove` for another backend (storage/: a bucket), in the same order: tag
+ * records still naming the victim, its manifest record, then its bytes through the BlobStore.
+ */
+export function removeRecords(records: RecordStore, blobs: BlobStore): (victim: Victim) => Promise<void> {
+  return async (victim) => {
+    const digest = parseDigest(victim.digest);
+    if (!digest) return;
+    for (const tag of victim.tags) await removeTagRecord(records, tag);
+    if (victim.kind === 'manifest') await records.remove({ kind: 'manifest', digest });
+    await blobs.delete(victim.digest);
+  };
+}
+
+/** removeTagFile for a RecordStore: unless a pull has moved the tag since the index read it. */
+export async function removeTagRecord(
+  records: RecordStore,
+  { host, repo, tag, digest }: TagRow,
+): Promise<void> {
+  const key = { kind: 'tag', host, name: repo, tag } as const;
+  if ((await records.read<{ digest?: unknown }>(key).catch(() => undefined))?.digest === digest) {
+    await records.remove(key);
+  }
 }
 
 /** Removes a tag record unless a pull has moved the tag to another digest since it was read. */

@@ -1,11 +1,12 @@
 // Walks the cache layout (layout.ts) and says what the files hold: blob files with their size
-// and mtime, manifest meta files, tag records. The index is rebuilt and reconciled from this; the
-// request path never calls it. Names that are not what the layout writes are skipped, never
+// and mtime, manifest meta files, tag records; ContentScan is that view for any store. The index
+// is rebuilt and reconciled from it; the request path never calls it. Names that are not what the layout writes are skipped, never
 // trusted: a digest comes from a directory listing only when it parses as one.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseDigest } from '../oci/digest.ts';
 import { isName, isTag } from '../oci/reference.ts';
+import type { TagRow } from './index-db.ts';
 import type { CacheLayout } from './layout.ts';
 
 export interface ScannedBlob {
@@ -19,6 +20,49 @@ export interface ScannedTag {
   readonly repository: string;
   readonly tag: string;
   readonly digest: string;
+}
+
+/**
+ * What the index is rebuilt and reconciled from: the content as its store holds it. The layout's
+ * files by default (layoutScan); another backend (storage/: a bucket) lists its objects.
+ */
+export interface ContentScan {
+  /** Every stored blob, in batches (a prefix directory, a listing page). */
+  blobs(): AsyncIterable<ScannedBlob[]>;
+  /** Digests that have a manifest record. */
+  manifestMetas(): Promise<Set<string>>;
+  tags(): Promise<ScannedTag[]>;
+  /** A blob's bytes (a manifest's, for its references); undefined when it cannot be read. */
+  read(digest: string): Promise<Buffer | undefined>;
+  /** A second look before a row is dropped: stored after the scan passed it, or really gone. */
+  hasBlob(digest: string): Promise<boolean>;
+  hasTag(tag: TagRow): Promise<boolean>;
+}
+
+/** The ContentScan of the cache directory's own files. */
+export function layoutScan(layout: CacheLayout): ContentScan {
+  return {
+    blobs: () => scanBlobs(layout),
+    manifestMetas: () => scanManifestMetas(layout),
+    tags: () => scanTags(layout),
+    read: async (digest) => {
+      const parsed = parseDigest(digest);
+      return parsed ? readFile(layout.blobPath(parsed)).catch(() => undefined) : undefined;
+    },
+    hasBlob: async (digest) => {
+      const parsed = parseDigest(digest);
+      return parsed !== undefined && (await exists(layout.blobPath(parsed)));
+    },
+    hasTag: async (tag) => {
+      let file: string;
+      try {
+        file = layout.tagPath(tag.host, tag.repo, tag.tag);
+      } catch {
+        return false;
+      }
+      return exists(file);
+    },
+  };
 }
 
 /** Files stat'ed at once: enough to keep the disk busy, few enough not to hog descriptors. */
@@ -109,7 +153,7 @@ async function list(dir: string): Promise<string[]> {
   return readdir(dir).catch(() => []);
 }
 
-async function mapLimited<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapLimited<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {

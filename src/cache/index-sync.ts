@@ -1,15 +1,13 @@
-// Brings the index in line with the files, which are the truth: a rebuild fills an empty index
-// from the layout; a reconcile, run in the background after start, drops rows whose file is gone
-// (a crash between an eviction's unlinks and its row deletes) and adds files the index lacks (a
-// crash before a batch of writes was flushed). Both tolerate the request path writing meanwhile:
+// Brings the index in line with the stored content, which is the truth (a ContentScan: the
+// layout's files, or a bucket's objects): a rebuild fills an empty index from it; a reconcile,
+// run in the background after start, drops rows whose file is gone (a crash between an
+// eviction's unlinks and its row deletes) and adds files the index lacks (a crash before a batch
+// of writes was flushed). Both tolerate the request path writing meanwhile:
 // a file is declared gone only after a second look.
-import { readFile } from 'node:fs/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { parseDigest } from '../oci/digest.ts';
 import { manifestReferences } from '../oci/manifest.ts';
 import type { EntryKind, EntryRow, IndexDb, TagRow } from './index-db.ts';
-import { exists, scanBlobs, scanManifestMetas, scanTags, type ScannedBlob } from './index-scan.ts';
-import type { CacheLayout } from './layout.ts';
+import type { ContentScan, ScannedBlob } from './index-scan.ts';
 
 export interface SyncStats {
   /** Files added to the index (all of them, for a rebuild). */
@@ -23,17 +21,17 @@ export interface SyncStats {
 }
 
 /** Fills an empty index from the files. Blob mtimes stand in for the last use. */
-export async function rebuild(db: IndexDb, layout: CacheLayout): Promise<SyncStats> {
-  const metas = await scanManifestMetas(layout);
+export async function rebuild(db: IndexDb, scan: ContentScan): Promise<SyncStats> {
+  const metas = await scan.manifestMetas();
   let added = 0;
-  for await (const batch of scanBlobs(layout)) {
-    const references = await readReferences(layout, batch, metas);
+  for await (const batch of scan.blobs()) {
+    const references = await readReferences(scan, batch, metas);
     db.transaction(() => {
       for (const blob of batch) insert(db, blob, metas.has(blob.digest) ? 'manifest' : 'blob', references);
     });
     added += batch.length;
   }
-  const tags = await scanTags(layout);
+  const tags = await scan.tags();
   db.transaction(() => {
     for (const tag of tags) db.upsertTag({ ...tag, repo: tag.repository });
   });
@@ -42,17 +40,17 @@ export async function rebuild(db: IndexDb, layout: CacheLayout): Promise<SyncSta
 }
 
 /** Makes the index agree with the files, leaving rows that agree alone. */
-export async function reconcile(db: IndexDb, layout: CacheLayout): Promise<SyncStats> {
-  const metas = await scanManifestMetas(layout);
+export async function reconcile(db: IndexDb, scan: ContentScan): Promise<SyncStats> {
+  const metas = await scan.manifestMetas();
   const seen = new Set<string>();
   let added = 0;
   let rekinded = 0;
-  for await (const batch of scanBlobs(layout)) {
+  for await (const batch of scan.blobs()) {
     for (const blob of batch) seen.add(blob.digest);
     const kindOf = (blob: ScannedBlob): EntryKind => (metas.has(blob.digest) ? 'manifest' : 'blob');
     const stale = batch.filter((blob) => db.get(blob.digest)?.kind !== kindOf(blob));
     if (stale.length === 0) continue;
-    const references = await readReferences(layout, stale, metas);
+    const references = await readReferences(scan, stale, metas);
     db.transaction(() => {
       for (const blob of stale) {
         const row = db.get(blob.digest);
@@ -67,20 +65,19 @@ export async function reconcile(db: IndexDb, layout: CacheLayout): Promise<SyncS
       }
     });
   }
-  const dropped = await dropMissing(db, layout, seen);
-  const tags = await reconcileTags(db, layout);
+  const dropped = await dropMissing(db, scan, seen);
+  const tags = await reconcileTags(db, scan);
   if (added + rekinded + tags.tagsAdded > 0) await inferSources(db);
   return { added, dropped, rekinded, ...tags };
 }
 
-async function dropMissing(db: IndexDb, layout: CacheLayout, seen: ReadonlySet<string>): Promise<number> {
+async function dropMissing(db: IndexDb, scan: ContentScan, seen: ReadonlySet<string>): Promise<number> {
   const unseen: EntryRow[] = [];
   await db.snapshotRows({ entry: (row) => (seen.has(row.digest) ? undefined : unseen.push(row)) });
   const gone: string[] = [];
   for (const row of unseen) {
-    const parsed = parseDigest(row.digest);
     // Stored after the scan passed its directory, or really gone: a second look tells.
-    if (!parsed || !(await exists(layout.blobPath(parsed)))) gone.push(row.digest);
+    if (!(await scan.hasBlob(row.digest))) gone.push(row.digest);
   }
   db.transaction(() => {
     // Tag rows follow their own files (reconcileTags), not the manifest they name.
@@ -91,16 +88,15 @@ async function dropMissing(db: IndexDb, layout: CacheLayout, seen: ReadonlySet<s
 
 async function reconcileTags(
   db: IndexDb,
-  layout: CacheLayout,
+  scan: ContentScan,
 ): Promise<{ tagsAdded: number; tagsDropped: number }> {
   const key = (tag: Omit<TagRow, 'digest'>) => `${tag.host}\0${tag.repo}\0${tag.tag}`;
-  const files = new Map((await scanTags(layout)).map((tag) => [key({ ...tag, repo: tag.repository }), tag]));
+  const files = new Map((await scan.tags()).map((tag) => [key({ ...tag, repo: tag.repository }), tag]));
   const rows = new Map(db.tags().map((row) => [key(row), row]));
   const gone: TagRow[] = [];
   for (const [id, row] of rows) {
     if (files.has(id)) continue;
-    const file = tagPathOrUndefined(layout, row);
-    if (file === undefined || !(await exists(file))) gone.push(row);
+    if (!(await scan.hasTag(row))) gone.push(row);
   }
   const changed = [...files].filter(([id, tag]) => rows.get(id)?.digest !== tag.digest);
   db.transaction(() => {
@@ -108,14 +104,6 @@ async function reconcileTags(
     for (const [, tag] of changed) db.upsertTag({ ...tag, repo: tag.repository });
   });
   return { tagsAdded: changed.length, tagsDropped: gone.length };
-}
-
-function tagPathOrUndefined(layout: CacheLayout, row: TagRow): string | undefined {
-  try {
-    return layout.tagPath(row.host, row.repo, row.tag);
-  } catch {
-    return undefined;
-  }
 }
 
 function insert(
@@ -130,15 +118,14 @@ function insert(
 
 /** The references of the manifests among `blobs`, read from their bytes. */
 async function readReferences(
-  layout: CacheLayout,
+  scan: ContentScan,
   blobs: readonly ScannedBlob[],
   metas: ReadonlySet<string>,
 ): Promise<Map<string, string[]>> {
   const references = new Map<string, string[]>();
   for (const blob of blobs) {
-    const parsed = parseDigest(blob.digest);
-    if (!parsed || !metas.has(blob.digest)) continue;
-    const content = await readFile(layout.blobPath(parsed)).catch(() => undefined);
+    if (!metas.has(blob.digest)) continue;
+    const content = await scan.read(blob.digest);
     if (content) references.set(blob.digest, manifestReferences(content));
   }
   return references;

@@ -10,7 +10,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { manifestReferences } from '../oci/manifest.ts';
 import { IndexDb, SCHEMA_VERSION, type EntryRow, type TagRow } from './index-db.ts';
-import { exists } from './index-scan.ts';
+import { exists, layoutScan, type ContentScan } from './index-scan.ts';
 import { rebuild, reconcile, type SyncStats } from './index-sync.ts';
 import { CacheLayout } from './layout.ts';
 
@@ -45,6 +45,8 @@ export interface IndexOptions {
   readonly touchGranularityMs?: number;
   /** A batch that could not be written (disk full, damaged file); the request path goes on. */
   readonly onError?: (error: unknown) => void;
+  /** What a rebuild and reconcile() read; default: the files of the layout (layoutScan). */
+  readonly scan?: ContentScan;
 }
 
 /** How open() found the index. */
@@ -85,6 +87,7 @@ export class CacheIndex {
   readonly #touchGranularityMs: number;
   readonly #recentTouches = new Map<string, number>();
   readonly #onError: (error: unknown) => void;
+  readonly #scan: ContentScan;
   #pending: Pending[] = [];
   #touches = new Map<string, number>();
   #pendingBytes = 0;
@@ -101,6 +104,7 @@ export class CacheIndex {
     this.#flushCount = options.flushCount ?? FLUSH_COUNT;
     this.#touchGranularityMs = options.touchGranularityMs ?? TOUCH_GRANULARITY_MS;
     this.#onError = options.onError ?? (() => undefined);
+    this.#scan = options.scan ?? layoutScan(layout);
     this.#totals = db.totals();
   }
 
@@ -132,7 +136,7 @@ export class CacheIndex {
       // The WAL and shared-memory files belong to the old database: never replay them onto a new one.
       await Promise.all(['', '-wal', '-shm'].map((suffix) => rm(file + suffix, { force: true })));
       db = new IndexDb(file);
-      rebuilt = await rebuild(db, layout);
+      rebuilt = await rebuild(db, options.scan ?? layoutScan(layout));
       // Written last: a crash mid-rebuild leaves no version, and the next start rebuilds again.
       db.setMeta('schema', SCHEMA_VERSION);
     }
@@ -277,7 +281,7 @@ export class CacheIndex {
   /** Repairs drift between rows and files (see index-sync.ts). Safe while requests are served. */
   async reconcile(): Promise<SyncStats> {
     this.flush();
-    const stats = await reconcile(this.#db, this.layout);
+    const stats = await reconcile(this.#db, this.#scan);
     this.#totals = this.#db.totals();
     return stats;
   }

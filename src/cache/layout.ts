@@ -28,6 +28,8 @@
 //                                             into place; probe.<random> is the write test at
 //                                             start (init.ts). A write the disk refuses
 //                                             removes its file at once
+//     front/                                  with storage.type s3 and storage.front.maxSize:
+//                                             the local front tier (storage/front.ts)
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { ParsedDigest } from '../oci/digest.ts';

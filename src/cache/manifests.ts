@@ -1,17 +1,15 @@
 // Manifests in the cache: their bytes live in the blob store under their digest (verified like
 // any blob); beside them, the media type upstream served them with; and per registry,
-// repository and tag, the record of what the tag last resolved to. Small JSON files are written
-// to tmp/ and renamed into place, so a crash never leaves half a record, and a write the disk
-// refuses leaves nothing at all (CacheWriteError). Recently used manifests are also kept in
+// repository and tag, the record of what the tag last resolved to, kept by a RecordStore
+// (records.ts: files renamed into place, or objects in a bucket), so a crash never leaves half a
+// record, and a write the store refuses leaves nothing at all (CacheWriteError). Recently used manifests are also kept in
 // memory (they are small, immutable by digest, and asked for on every pull).
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { DigestVerifier, parseDigest } from '../oci/digest.ts';
 import type { BlobStore, BlobWriter } from './blobs.ts';
 import { asError, CacheWriteError, type WriteFailureListener } from './errors.ts';
 import type { CacheLayout } from './layout.ts';
+import { DiskRecords, type RecordKey, type RecordStore } from './records.ts';
 
 export interface StoredManifest {
   readonly digest: string;
@@ -50,6 +48,8 @@ const MEMORY_BYTES = 16 * 1024 * 1024;
 export interface ManifestStoreOptions {
   /** Told of every write the disk refused (put and putTag then reject with CacheWriteError). */
   readonly onWriteFailure?: WriteFailureListener;
+  /** Where the media types and tag records live; default: files of the layout (DiskRecords). */
+  readonly records?: RecordStore;
 }
 
 /**
@@ -68,6 +68,7 @@ export interface SharedTags {
 export class ManifestStore {
   readonly #layout: CacheLayout;
   readonly #blobs: BlobStore;
+  readonly #records: RecordStore;
   readonly #onWriteFailure: WriteFailureListener | undefined;
   #shared: SharedTags | undefined;
   readonly #memory = new LRUCache<string, StoredManifest>({
@@ -78,6 +79,7 @@ export class ManifestStore {
   constructor(layout: CacheLayout, blobs: BlobStore, options: ManifestStoreOptions = {}) {
     this.#layout = layout;
     this.#blobs = blobs;
+    this.#records = options.records ?? new DiskRecords(layout);
     this.#onWriteFailure = options.onWriteFailure;
   }
 
@@ -86,7 +88,7 @@ export class ManifestStore {
     if (remembered) return remembered;
     const parsed = parseDigest(digest);
     if (!parsed) return undefined;
-    const meta = await readJson<{ mediaType: string }>(this.#layout.manifestMetaPath(parsed));
+    const meta = await this.#records.read<{ mediaType: string }>({ kind: 'manifest', digest: parsed });
     if (!meta || (await this.#blobs.stat(digest)) === undefined) return undefined;
     const manifest = { digest, mediaType: meta.mediaType, content: await this.#blobs.readAll(digest) };
     this.#memory.set(digest, manifest);
@@ -113,7 +115,7 @@ export class ManifestStore {
       await writer?.abort();
       throw this.#failed(error, writer?.tempPath, digest);
     }
-    await this.#writeJson(this.#layout.manifestMetaPath(parsed), { mediaType }, digest);
+    await this.#writeJson({ kind: 'manifest', digest: parsed }, { mediaType }, digest);
     this.#memory.set(digest, { digest, mediaType, content });
   }
 
@@ -129,7 +131,7 @@ export class ManifestStore {
 
   async getTag(host: string, name: string, tag: string): Promise<TagRecord | undefined> {
     const [local, shared] = await Promise.all([
-      readJson<TagRecord>(this.#layout.tagPath(host, name, tag)),
+      this.#records.read<TagRecord>({ kind: 'tag', host, name, tag }),
       this.#shared?.get(host, name, tag).catch(() => undefined),
     ]);
     if (!local || !shared) return local ?? shared;
@@ -138,7 +140,7 @@ export class ManifestStore {
 
   async putTag(host: string, name: string, tag: string, record: TagRecord): Promise<void> {
     await this.#shared?.put(host, name, tag, record).catch(() => undefined);
-    await this.#writeJson(this.#layout.tagPath(host, name, tag), record);
+    await this.#writeJson({ kind: 'tag', host, name, tag }, record);
   }
 
   /** What the referrers index of `subject` (filtered by `artifactType`, '' for none) last was. */
@@ -150,7 +152,13 @@ export class ManifestStore {
   ): Promise<ReferrersRecord | undefined> {
     const parsed = parseDigest(subject);
     if (!parsed) return undefined;
-    return readJson<ReferrersRecord>(this.#layout.referrersPath(host, name, parsed, artifactType));
+    return this.#records.read<ReferrersRecord>({
+      kind: 'referrers',
+      host,
+      name,
+      subject: parsed,
+      artifactType,
+    });
   }
 
   async putReferrers(
@@ -162,19 +170,14 @@ export class ManifestStore {
   ): Promise<void> {
     const parsed = parseDigest(subject);
     if (!parsed) throw new TypeError(`not a supported digest: ${subject}`);
-    await this.#writeJson(this.#layout.referrersPath(host, name, parsed, artifactType), record);
+    await this.#writeJson({ kind: 'referrers', host, name, subject: parsed, artifactType }, record);
   }
 
-  async #writeJson(file: string, value: object, digest?: string): Promise<void> {
-    const temp = path.join(this.#layout.tmpDir, `json.${randomBytes(6).toString('hex')}`);
+  async #writeJson(key: RecordKey, value: object, digest?: string): Promise<void> {
     try {
-      await writeFile(temp, JSON.stringify(value));
-      await mkdir(path.dirname(file), { recursive: true });
-      await rename(temp, file);
+      await this.#records.write(key, value);
     } catch (error) {
-      // A full disk leaves an empty or partial temp file behind writeFile: not until next start.
-      await rm(temp, { force: true }).catch(() => undefined);
-      throw this.#failed(error, undefined, digest); // the errno names the file that failed
+      throw this.#failed(error, undefined, digest); // the error's path names what failed
     }
   }
 
@@ -184,18 +187,5 @@ export class ManifestStore {
     const where = file ?? (cause as NodeJS.ErrnoException).path ?? this.#layout.tmpDir;
     this.#onWriteFailure?.(cause, digest === undefined ? { path: where } : { path: where, digest });
     return new CacheWriteError(cause, where);
-  }
-}
-
-async function readJson<T>(file: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as T;
-  } catch (error) {
-    // Missing (a directory on its path missing or not a directory), or unreadable as JSON
-    // (writes are atomic, so only outside damage does that): either way there is no record, and
-    // upstream will be asked.
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || error instanceof SyntaxError) return undefined;
-    throw error;
   }
 }

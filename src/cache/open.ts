@@ -2,18 +2,30 @@
 // fills and manifest records on it, and, when it can be written, the index and the evictor
 // that keep it within its bounds (book.ts), opened in the background so that a rebuild never
 // delays the start, and the control the admin API drives once the index is open. What happens
-// is reported through callbacks: the cache does not log.
-import { DiskBlobStore } from './blobs.ts';
+// is reported through callbacks: the cache does not log. With another storage backend (storage/:
+// an S3 bucket) the blobs and records live there, and the directory keeps the index, the fills'
+// temp files and the public marks.
+import { DiskBlobStore, type BlobStore } from './blobs.ts';
 import { DeferredBook, IndexedBook, NoBook, type CacheBook } from './book.ts';
 import type { WriteFailureListener } from './errors.ts';
 import { CacheControl } from './control.ts';
-import { removeFiles } from './eviction-files.ts';
+import { removeFiles, removeRecords, removeTagRecord } from './eviction-files.ts';
 import { Evictor, type EvictionConfig, type PassResult, type Victim } from './eviction.ts';
 import { Fills } from './fills.ts';
 import { CacheIndex, type OpenReport, type SyncStats } from './index.ts';
+import type { ContentScan } from './index-scan.ts';
 import type { CacheInit } from './init.ts';
 import { ManifestStore } from './manifests.ts';
 import { PublicMarks } from './public-marks.ts';
+import type { RecordStore } from './records.ts';
+
+/** Blobs and records kept elsewhere than the cache directory (storage/). */
+export interface ExternalStorage {
+  readonly blobs: BlobStore;
+  readonly records: RecordStore;
+  /** What the index is rebuilt and reconciled from; without one, it never is. */
+  readonly scan?: ContentScan;
+}
 
 export interface OpenCacheOptions {
   readonly dir: string;
@@ -33,10 +45,12 @@ export interface OpenCacheOptions {
    * this long, since another replica may be writing them.
    */
   readonly shared?: { readonly tempIdleMs: number };
+  /** Where blobs and records live instead of `dir` (storage.type: s3). */
+  readonly storage?: ExternalStorage;
 }
 
 export interface OpenedCache {
-  readonly store: DiskBlobStore;
+  readonly store: BlobStore;
   readonly fills: Fills;
   readonly manifests: ManifestStore;
   readonly marks: PublicMarks;
@@ -49,20 +63,26 @@ export interface OpenedCache {
 }
 
 export async function openCache(options: OpenCacheOptions): Promise<OpenedCache> {
-  const store = new DiskBlobStore(options.dir);
-  const init = await store.init(options.shared ? { keepTempNewerThanMs: options.shared.tempIdleMs } : {});
+  const disk = new DiskBlobStore(options.dir);
+  const init = await disk.init(options.shared ? { keepTempNewerThanMs: options.shared.tempIdleMs } : {});
   const onWriteFailure = options.onWriteFailure;
-  const manifests = new ManifestStore(store.layout, store, { onWriteFailure });
+  const { storage } = options;
+  const store = storage?.blobs ?? disk;
+  const manifests = new ManifestStore(disk.layout, store, {
+    onWriteFailure,
+    ...(storage ? { records: storage.records } : {}),
+  });
+  const removeStored = storage ? removeRecords(storage.records, storage.blobs) : removeFiles(disk.layout);
   const remove = async (victim: Victim) => {
     manifests.forget(victim.digest);
-    await removeFiles(store.layout)(victim);
+    await removeStored(victim);
   };
   let control: CacheControl | undefined;
   // Replicas sharing the directory keep no index of it (see `shared`).
   const indexed = init.writable && !options.shared;
   const book: CacheBook = indexed
     ? new DeferredBook(async (readers) => {
-        const index = await openIndex(store.layout.root, options);
+        const index = await openIndex(disk.layout.root, options);
         if (!index) return undefined;
         const evictor = new Evictor({
           index,
@@ -79,6 +99,7 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
           remove,
           inUse: (digest) => readers.has(digest),
           onError: options.onIndexError,
+          ...(storage ? { removeTag: (tag) => removeTagRecord(storage.records, tag) } : {}),
         });
         return new IndexedBook({ index, readers, evictor, onPass: options.onPass });
       })
@@ -87,7 +108,7 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
     store,
     fills: new Fills(store, { onWriteFailure }),
     manifests,
-    marks: new PublicMarks(store.layout),
+    marks: new PublicMarks(disk.layout),
     book,
     control: async () => {
       if (book instanceof DeferredBook) await book.whenOpen();
@@ -105,13 +126,15 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
 async function openIndex(root: string, options: OpenCacheOptions): Promise<CacheIndex | undefined> {
   let index: CacheIndex;
   try {
-    index = await CacheIndex.open(root, { onError: options.onIndexError });
+    const scan = options.storage?.scan;
+    index = await CacheIndex.open(root, { onError: options.onIndexError, ...(scan ? { scan } : {}) });
   } catch (error) {
     options.onIndexError(error);
     return undefined;
   }
   options.onIndexOpen?.(index.opened);
-  if (index.opened.unclean) {
+  // Another store without a scan cannot be reconciled: the directory's files are not its content.
+  if (index.opened.unclean && (!options.storage || options.storage.scan)) {
     void index.reconcile().then((stats) => options.onReconciled?.(stats), options.onIndexError);
   }
   return index;

@@ -14,6 +14,8 @@ export interface PurgeOptions extends RemoveOptions {
   /** Content being served or filled right now: its image is left in place. */
   readonly inUse?: ((digest: string) => boolean) | undefined;
   readonly now?: (() => number) | undefined;
+  /** Removes a tag's record; default: its file in the index's layout (removeTagFile). */
+  readonly removeTag?: ((tag: TagRow) => Promise<void>) | undefined;
 }
 
 export interface PurgeResult {
@@ -48,7 +50,8 @@ export async function purge(selector: Selector, options: PurgeOptions): Promise<
     }
   }
   // Tags first: a tag never names a manifest being removed.
-  for (const tag of selected) await removeTagFile(index.layout, tag);
+  const removeTag = options.removeTag ?? ((tag: TagRow) => removeTagFile(index.layout, tag));
+  for (const tag of selected) await removeTag(tag);
   const tags = index.removeTags(selected);
   const tagsOf = groupByDigest(selected);
   let images = 0;

@@ -150,6 +150,29 @@ const parentProxyUrl = parsedValue(
 
 const port = z.number().int().min(1).max(65535);
 
+/** An http(s) URL of an S3 API endpoint, without a path: buckets and keys are appended. */
+const s3Endpoint = parsedValue(
+  'an http(s):// URL (e.g. http://minio.internal:9000)',
+  asString((value) => {
+    const url = URL.parse(value.trim());
+    const ok = url && (url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/';
+    return ok && !url.search && !url.username ? url.origin : undefined;
+  }),
+);
+
+/** S3's bucket naming rules (3–63 characters, lower case, digits, dots and hyphens). */
+const s3Bucket = parsedValue(
+  'a bucket name (3-63 characters: a-z, 0-9, dots, hyphens)',
+  asString((value) => (/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value) ? value : undefined)),
+);
+
+/** A key prefix, stored with one trailing slash: `cache` and `cache/` both read `cache/`. */
+const s3Prefix = parsedValue('a key prefix (e.g. pullthrough/), without a leading slash', (value) => {
+  if (typeof value !== 'string' || value.startsWith('/') || value.includes('//')) return undefined;
+  if (!/^[A-Za-z0-9!_.*'()/-]*$/.test(value)) return undefined;
+  return value === '' || value.endsWith('/') ? value : `${value}/`;
+});
+
 /**
  * Destinations no client may reach through the proxy: link-local (where every cloud's instance
  * metadata service lives: 169.254.169.254, fd00:ec2::254), Alibaba's metadata address, "this
@@ -318,6 +341,48 @@ export const configSchema = z.strictObject({
       maxStale: duration.prefault('30d'),
       /** Largest manifest accepted from upstream (distribution's own limit is 4 MiB). */
       maxManifestSize: size.prefault('4MiB'),
+    })
+    .prefault({}),
+  /**
+   * Where blobs, manifests and tag records live (issue 24): fs (default) in cache.dir, or s3 in
+   * an S3-compatible bucket; cache.dir then keeps the index, the fills' temp files and the
+   * public marks. Credentials come from the AWS SDK's default chain (environment, profile, SSO,
+   * web identity, instance role), never from this file.
+   */
+  storage: z
+    .strictObject({
+      type: z.enum(['fs', 's3']).default('fs'),
+      s3: z
+        .strictObject({
+          /** S3 API endpoint (MinIO, Ceph RGW, R2, GCS); null: AWS S3 of `region`. */
+          endpoint: s3Endpoint.nullable().default(null),
+          bucket: s3Bucket.nullable().default(null),
+          /** null: AWS_REGION, else AWS_DEFAULT_REGION, else us-east-1. */
+          region: z.string().min(1).nullable().default(null),
+          /** Key prefix of every object, e.g. `pullthrough/` (a shared bucket). */
+          prefix: s3Prefix.default(''),
+          /** Path-style URLs (endpoint/bucket/key): MinIO and Ceph RGW usually need them. */
+          forcePathStyle: z.boolean().default(false),
+          /** Cached blobs are answered with a 307 to a presigned URL instead of streamed. */
+          redirect: z.boolean().default(false),
+        })
+        .prefault({}),
+      /** With s3: recently used blobs also kept in cache.dir/front, served from local disk. */
+      front: z
+        .strictObject({
+          /** Bytes of the local front tier, least recently used dropped past it; 0: off. */
+          maxSize: size.prefault('0'),
+        })
+        .prefault({}),
+    })
+    .superRefine((value, ctx) => {
+      if (value.type === 's3' && value.s3.bucket === null) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['s3', 'bucket'],
+          message: 'missing: required when storage.type is s3',
+        });
+      }
     })
     .prefault({}),
   upstream: z

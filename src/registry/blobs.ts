@@ -1,6 +1,7 @@
-// GET/HEAD /v2/<name>/blobs/<digest>: from the cache when it is there (Range supported), else
-// from the fill in progress, else one upstream fetch (the registry's mirrors first, mirrored.ts;
-// redirects followed here) that streams to the client and into the cache at once. Other clients may join that fill only once upstream
+// GET/HEAD /v2/<name>/blobs/<digest>: from the cache when it is there (Range supported; or a
+// 307 to the object store's presigned URL when the store gives one), else from the fill in
+// progress, else one upstream fetch (the registry's mirrors first, mirrored.ts; redirects
+// followed here) that streams to the client and into the cache at once. Other clients may join that fill only once upstream
 // has said they may read the repository (access/authorize.ts).
 import type { Readable } from 'node:stream';
 import { ensureAccess, recordAccess } from '../access/authorize.ts';
@@ -36,6 +37,9 @@ export async function serveBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps
       await ensureAccess(x, content, deps);
       x.outcome.cache = 'hit';
       deps.book.used(digest);
+      // An object store's presigned URL (storage.s3.redirect): the client reads the bucket itself.
+      const location = x.req.method === 'GET' ? await deps.store.location?.(digest) : undefined;
+      if (location !== undefined) return sendRedirect(x, digest, location);
       return await sendSized(x, digest, stored.size, (range) => deps.store.open(digest, range));
     }
   } finally {
@@ -206,6 +210,16 @@ async function sendSized(
   }
   if (source) await pump(source, res, outcome, { length });
   else res.end();
+}
+
+/** A 307 to where the stored blob can be read (distribution answers blob GETs so with S3). */
+function sendRedirect(x: Exchange, digest: string, location: string): void {
+  const {
+    'content-type': _type,
+    'accept-ranges': _ranges,
+    ...headers
+  } = blobHeaders(digest, x.outcome.cache);
+  x.res.writeHead(307, { ...headers, location, 'content-length': 0 }).end();
 }
 
 async function sendFill(x: Exchange, fill: Fill): Promise<void> {

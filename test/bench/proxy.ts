@@ -39,6 +39,10 @@ export interface ProxyOptions {
   readonly upstreamCaFile: string;
   /** Write a V8 CPU profile (.cpuprofile) into this directory when the proxy exits. */
   readonly cpuProfDir?: string | undefined;
+  /** More config sections (e.g. `storage`), merged over the ones above. */
+  readonly config?: Readonly<Record<string, unknown>> | undefined;
+  /** More environment (e.g. the AWS keys of storage.type s3). */
+  readonly env?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface ProxyChild {
@@ -72,6 +76,7 @@ export async function startProxyChild(options: ProxyOptions): Promise<ProxyChild
     ...(options.connectPorts ? { proxy: { connectPorts: options.connectPorts } } : {}),
     log: { level: 'info' },
     shutdownTimeout: '5s',
+    ...options.config,
   };
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const flags = [
@@ -83,6 +88,7 @@ export async function startProxyChild(options: ProxyOptions): Promise<ProxyChild
   const spawned = performance.now();
   const child = spawn(process.execPath, [...flags, MAIN, 'serve', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
   });
   const log = createWriteStream(logFile);
   child.stderr.pipe(log, { end: false });

@@ -14,6 +14,7 @@ import { markdownTable, textTable, type Counts, type Row } from './harness.ts';
 import { describeMachine } from './machine.ts';
 import { buildProxy } from './proxy.ts';
 import { cachedBlob } from './scenarios/cached.ts';
+import { s3Hits } from './scenarios/s3.ts';
 import { coldBlob } from './scenarios/cold.ts';
 import { cachedManifests } from './scenarios/manifests.ts';
 import { firstRequestToNewHost } from './scenarios/first-request.ts';
@@ -110,6 +111,11 @@ async function main(): Promise<number> {
     rows.push(...(await attempt(['peak RSS'], () => memoryPeak(w, memorySizes, memoryRounds))));
     rows.push(...(await attempt(['start-up with a full cache'], () => startup(w))));
     rows.push(...(await attempt(['cache index and eviction, 100k entries'], () => cacheIndex(w))));
+    rows.push(
+      ...(await attempt(['cached blob from S3 (s3rver)', 'cached blob, S3 with front tier'], () =>
+        s3Hits(w),
+      )),
+    );
   } finally {
     await registries?.close();
     await world?.close();

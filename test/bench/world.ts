@@ -28,6 +28,9 @@ export interface ProxyExtras {
   readonly connectPorts?: readonly number[];
   /** A cache directory the caller made and removes; default: a new empty one, removed at stop. */
   readonly cacheDir?: string;
+  /** More config sections and environment (storage.type s3 and its AWS keys). */
+  readonly config?: Readonly<Record<string, unknown>>;
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface World {
@@ -138,6 +141,8 @@ export async function makeWorld(options: {
           connectPorts: extras.connectPorts,
           upstreamCaFile,
           cpuProfDir: options.cpuProfDir,
+          config: extras.config,
+          env: extras.env,
         });
         const stop = async () => {
           await proxy.stop();

@@ -25,6 +25,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   config: ['http', 'log.ts', 'net', 'oci'],
   upstream: ['net', 'oci', 'http', 'log.ts'],
   cache: ['oci', 'buffer-pool.ts', 'config', 'http', 'log.ts'],
+  storage: ['cache', 'oci'],
   access: ['cache', 'config', 'http', 'oci', 'upstream'],
   proxy: ['buffer-pool.ts', 'http', 'log.ts', 'net'],
   admin: ['cache'],

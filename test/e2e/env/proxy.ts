@@ -63,6 +63,10 @@ export interface ProxyOptions {
   watch?: Readonly<Record<string, unknown>> | undefined;
   /** `cluster` settings (e.g. `{ redis, secret }`): a replica of a cluster, off without it. */
   cluster?: Readonly<Record<string, unknown>> | undefined;
+  /** `storage` settings (e.g. `{ type: 's3', s3: {…} }`): fs in cache.dir without it. */
+  storage?: Readonly<Record<string, unknown>> | undefined;
+  /** More environment for the proxy (e.g. AWS_ACCESS_KEY_ID for storage.type s3). */
+  env?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface WaitOptions {
@@ -224,6 +228,7 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
       )
     : options.registries;
   if (options.cluster !== undefined) settings.push(`cluster: ${JSON.stringify(options.cluster)}`);
+  if (options.storage !== undefined) settings.push(`storage: ${JSON.stringify(options.storage)}`);
   writeFileSync(
     config,
     [
@@ -238,7 +243,11 @@ export async function startProxy(options: ProxyOptions): Promise<Pullthrough> {
     ].join('\n'),
   );
   // No proxy variables: the proxy reaches upstreams directly.
-  const env: NodeJS.ProcessEnv = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: options.dir };
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+    HOME: options.dir,
+    ...options.env,
+  };
   const daemon = await options.processes.start(
     'pullthrough',
     nodeBinary(),

@@ -130,6 +130,8 @@ export interface World {
       watch?: Readonly<Record<string, unknown>>;
       registrySettings?: Readonly<Record<string, unknown>>;
       cluster?: Readonly<Record<string, unknown>>;
+      storage?: Readonly<Record<string, unknown>>;
+      env?: Readonly<Record<string, string>>;
     },
   ): Promise<Pullthrough>;
   /** A new directory inside the world. */
@@ -302,6 +304,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         watch?: Readonly<Record<string, unknown>>;
         registrySettings?: Readonly<Record<string, unknown>>;
         cluster?: Readonly<Record<string, unknown>>;
+        storage?: Readonly<Record<string, unknown>>;
+        env?: Readonly<Record<string, string>>;
       } = {},
     ): Promise<Pullthrough> => {
       const started = await startProxy({
@@ -320,6 +324,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
         watch: extra.watch,
         registrySettings: extra.registrySettings,
         cluster: extra.cluster,
+        storage: extra.storage,
+        env: extra.env,
       });
       cleanups.push(() => (started.daemon.exit === undefined ? started.stop() : undefined));
       return started;

@@ -357,7 +357,7 @@ describe('config', () => {
         '16 proxy.allowClients.0: "10.0.0.0/33" is not an IP address or CIDR (e.g. 10.0.0.0/8, fd00::/8)',
         '19 registries.1.host: missing: expected a host, host:port or *.domain entry',
         '19 registries.1: unknown key "hots" (did you mean "host"?)',
-        '20 : unknown key "bogus" (keys here: listen, registries, mirror, ca, cache, upstream, access, proxy, limits, admin, watch, cluster, allowPush, log, shutdownTimeout)',
+        '20 : unknown key "bogus" (keys here: listen, registries, mirror, ca, cache, storage, upstream, access, proxy, limits, admin, watch, cluster, allowPush, log, shutdownTimeout)',
       ].sort(),
     );
     // Never zod's own words, never a secret.

@@ -1,0 +1,63 @@
+// An S3 API emulator (s3rver, from npm) in-process on a loopback port 0, its files in a temp
+// dir, one bucket made at start, and the AWS environment the SDK's default credential chain
+// reads set to its fixed key (S3RVER/S3RVER), for the test file that uses it.
+import { S3Client, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
+import { onTestFinished, vi } from 'vitest';
+import { tempDir } from './tmp.ts';
+
+export interface TestS3 {
+  readonly endpoint: string;
+  readonly bucket: string;
+  /** A client of its own, for a test to look inside the bucket. */
+  readonly client: S3Client;
+  /** The keys in the bucket now (first 1000), with their sizes. */
+  objects(prefix?: string): Promise<Array<{ key: string; size: number }>>;
+  /** Stops the emulator now, cutting its open connections: the bucket becomes unreachable. */
+  stop(): Promise<void>;
+  /** Config for storage.s3 pointing at this emulator. */
+  storage(extra?: Record<string, unknown>): { type: 's3'; s3: Record<string, unknown> };
+}
+
+export async function startS3(bucket = 'pullthrough-test'): Promise<TestS3> {
+  const directory = await tempDir('pullthrough-s3-');
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory,
+    configureBuckets: [{ name: bucket, configs: [] }],
+  });
+  const address = (await server.run()) as { port: number };
+  const endpoint = `http://127.0.0.1:${address.port}`;
+  vi.stubEnv('AWS_ACCESS_KEY_ID', 'S3RVER');
+  vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'S3RVER');
+  vi.stubEnv('AWS_REGION', 'us-east-1');
+  const client = new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    server.httpServer?.closeAllConnections();
+    return (stopped ??= server.close());
+  };
+  onTestFinished(async () => {
+    client.destroy();
+    await stop();
+    vi.unstubAllEnvs();
+  });
+  return {
+    endpoint,
+    bucket,
+    client,
+    async objects(prefix = '') {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+      return (page.Contents ?? []).map((object) => ({ key: object.Key ?? '', size: object.Size ?? 0 }));
+    },
+    stop,
+    storage: (extra = {}) => ({ type: 's3', s3: { endpoint, bucket, forcePathStyle: true, ...extra } }),
+  };
+}
