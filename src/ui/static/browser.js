@@ -4,7 +4,7 @@
 // open across refreshes.
 import { pinRef, purge, togglePin } from './actions.js';
 import { h, memo } from './dom.js';
-import { ago, registryName, shortDigest, shortType, size } from './format.js';
+import { ago, count, plural, registryName, shortDigest, shortType, size } from './format.js';
 import { state } from './state.js';
 
 /** Which <details> are open, by key, so that a refresh keeps them open. */
@@ -37,7 +37,10 @@ function listing(only) {
   return registries.map((r) =>
     details(
       `r:${r.registry}`,
-      [h('span', { class: 'name' }, registryName(r.registry)), ` ${r.repositories.length} repositories`],
+      [
+        h('span', { class: 'name' }, registryName(r.registry)),
+        ` ${r.repositories.length === 1 ? '1 repository' : `${count(r.repositories.length)} repositories`}`,
+      ],
       h(
         'p',
         {},
@@ -51,7 +54,7 @@ function listing(only) {
         const repoPin = pinRef(r.registry, repo.repository);
         return details(
           `p:${r.registry}/${repo.repository}`,
-          [h('span', { class: 'name' }, repo.repository), ` ${repo.tags.length} tags`],
+          [h('span', { class: 'name' }, repo.repository), ` ${plural(repo.tags.length, 'tag')}`],
           h(
             'p',
             { class: 'actions' },

@@ -5,7 +5,7 @@
 import { togglePin, warmImage } from './actions.js';
 import { imagesBrowser } from './browser.js';
 import { h, memo } from './dom.js';
-import { percent, registryName, size } from './format.js';
+import { percent, plural, registryName, size } from './format.js';
 import { state } from './state.js';
 
 /** @param {HTMLElement} view */
@@ -108,7 +108,7 @@ function mostPulled() {
   const rows = [...(state.stats?.pulls ?? [])].sort((a, b) => b.pulls - a.pulls).slice(0, 5);
   return top(
     'Most pulled (since start)',
-    rows.map((p) => [`${registryName(p.registry)}/${p.repository}:${p.tag}`, `${p.pulls} pulls`]),
+    rows.map((p) => [`${registryName(p.registry)}/${p.repository}:${p.tag}`, plural(p.pulls, 'pull')]),
   );
 }
 

@@ -58,3 +58,12 @@ export function shortType(type) {
 export function registryName(registry) {
   return registry.endsWith(':443') ? registry.slice(0, -4) : registry;
 }
+
+/**
+ * `1 tag`, `3 tags`: a count with its noun, plural past one.
+ * @param {number} value
+ * @param {string} noun
+ */
+export function plural(value, noun) {
+  return `${count(value)} ${noun}${value === 1 ? '' : 's'}`;
+}
