@@ -365,8 +365,14 @@ test('private content (token auth, policy verify): ctr with credentials through 
   expect(expectFailure('skopeo inspect --creds (private) via a registries.conf mirror', withCreds)).toMatch(
     /Mirrors also failed: .*unauthorized/,
   );
+  // One GET, or two when containers/image retries after the 401's challenge (seen in a full
+  // run, not alone): either way every one of them refused.
   const after = pullthrough.log.requests(TOKEN_REGISTRY, mark).slice(served.length);
-  expect(after.map((line) => [line.method, line.path, line.status])).toEqual([
-    ['GET', `/v2/${image.repository}/manifests/${image.tag}`, 401],
-  ]);
+  expect(after.length).toBeGreaterThan(0);
+  for (const line of after)
+    expect([line.method, line.path, line.status]).toEqual([
+      'GET',
+      `/v2/${image.repository}/manifests/${image.tag}`,
+      401,
+    ]);
 });
