@@ -200,7 +200,7 @@ class DiskBlobWriter implements BlobWriter {
 }
 
 /** What is left of `chunks` once their first `count` bytes are written (empty chunks dropped). */
-function after(chunks: readonly Buffer[], count: number): Buffer[] {
+export function after(chunks: readonly Buffer[], count: number): Buffer[] {
   const rest: Buffer[] = [];
   for (const chunk of chunks) {
     if (count >= chunk.length) count -= chunk.length;

@@ -10,7 +10,7 @@ import { unlink, type FileHandle } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { BlobWriter } from '../cache/blobs.ts';
+import { after, type BlobWriter } from '../cache/blobs.ts';
 import type { DigestVerifier } from '../oci/digest.ts';
 
 const MiB = 1024 * 1024;
@@ -135,17 +135,4 @@ export class S3BlobWriter implements BlobWriter {
     this.#closed = true;
     await this.#handle.close();
   }
-}
-
-/** What is left of `chunks` once their first `count` bytes are written (empty chunks dropped). */
-function after(chunks: readonly Buffer[], count: number): Buffer[] {
-  const rest: Buffer[] = [];
-  for (const chunk of chunks) {
-    if (count >= chunk.length) count -= chunk.length;
-    else {
-      rest.push(count === 0 ? chunk : chunk.subarray(count));
-      count = 0;
-    }
-  }
-  return rest;
 }

@@ -8,10 +8,9 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { LRUCache } from 'lru-cache';
-import { readCapped } from './body.ts';
 import type { UpstreamRequest, UpstreamResponse } from './types.ts';
 import { LoginError } from './errors.ts';
-import { MAX_TOKEN_RESPONSE, parseTokenResponse } from './token-response.ts';
+import { requestToken, type Send } from './token-response.ts';
 
 /** Where a registry's credentials come from (config `upstream.credentials`, validated there). */
 export interface CredentialSettings {
@@ -29,7 +28,7 @@ export interface Credentials {
 /** The credentials the proxy logs in with for a registry host and port; undefined: it does not. */
 export type CredentialsOf = (host: string, port: number) => CredentialSettings | undefined;
 
-export type Send = (request: UpstreamRequest) => Promise<UpstreamResponse>;
+export type { Send } from './token-response.ts';
 
 export class SharedLogin {
   readonly #credentialsOf: CredentialsOf;
@@ -95,24 +94,10 @@ export class SharedLogin {
     }
     const realm = URL.parse(parsed.params['realm'] ?? '');
     if (realm?.protocol !== 'https:') return undefined;
-    for (const name of ['service', 'scope'] as const) {
-      const value = parsed.params[name];
-      if (value !== undefined) realm.searchParams.set(name, value);
-    }
-    const response = await send({
-      origin: realm.origin,
-      method: 'GET',
-      path: `${realm.pathname}${realm.search}`,
-      headers: { authorization: basic, accept: 'application/json' },
-    });
-    const body = await readCapped(response, MAX_TOKEN_RESPONSE);
-    const token = response.statusCode === 200 && body ? parseTokenResponse(body) : undefined;
-    const value = token?.tokens[0];
-    if (!token || value === undefined) return undefined;
-    const authorization = `Bearer ${value}`;
-    // Renewed a little early so a request never goes out with a token about to lapse.
-    this.#tokens.set(key, authorization, { ttl: Math.max(1, token.expiresIn - 10) * 1000 });
-    return authorization;
+    const token = await requestToken(send, realm, parsed.params, basic);
+    if (!token) return undefined;
+    this.#tokens.set(key, token.authorization, { ttl: token.ttlMs });
+    return token.authorization;
   }
 }
 

@@ -3,12 +3,10 @@
 // names, as any anonymous client does; the token is kept per mirror and scope until it expires.
 // A client's credentials never go to a mirror or its realm.
 import { LRUCache } from 'lru-cache';
-import { readCapped } from './body.ts';
 import { parseChallenge, scopeOf } from './login.ts';
-import { MAX_TOKEN_RESPONSE, parseTokenResponse } from './token-response.ts';
-import type { UpstreamRequest, UpstreamResponse } from './types.ts';
+import { requestToken, type Send } from './token-response.ts';
 
-export type Send = (request: UpstreamRequest) => Promise<UpstreamResponse>;
+export type { Send } from './token-response.ts';
 
 export class MirrorTokens {
   readonly #tokens = new LRUCache<string, string>({ max: 10_000, ttl: 60_000 });
@@ -26,24 +24,9 @@ export class MirrorTokens {
     const parsed = parseChallenge(challenge);
     const realm = parsed?.scheme === 'bearer' ? URL.parse(parsed.params['realm'] ?? '') : null;
     if (!parsed || !realm || (realm.protocol !== 'https:' && realm.origin !== origin)) return undefined;
-    for (const name of ['service', 'scope'] as const) {
-      const value = parsed.params[name];
-      if (value !== undefined) realm.searchParams.set(name, value);
-    }
-    const response = await send({
-      origin: realm.origin,
-      method: 'GET',
-      path: `${realm.pathname}${realm.search}`,
-      headers: { accept: 'application/json' },
-    });
-    const body = await readCapped(response, MAX_TOKEN_RESPONSE);
-    const token = response.statusCode === 200 && body ? parseTokenResponse(body) : undefined;
-    const value = token?.tokens[0];
-    if (!token || value === undefined) return undefined;
-    const authorization = `Bearer ${value}`;
-    // Renewed a little early so that a request never goes out with a token about to lapse.
-    const ttl = Math.max(1, token.expiresIn - 10) * 1000;
-    this.#tokens.set(`${origin} ${scopeOf(path)}`, authorization, { ttl });
-    return authorization;
+    const token = await requestToken(send, realm, parsed.params);
+    if (!token) return undefined;
+    this.#tokens.set(`${origin} ${scopeOf(path)}`, token.authorization, { ttl: token.ttlMs });
+    return token.authorization;
   }
 }

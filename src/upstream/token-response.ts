@@ -1,6 +1,10 @@
 // The body of a distribution token server's answer: `{token}` and/or `{access_token}` (OAuth2),
 // with `expires_in` seconds (60 when absent, per the token spec). Read both by the relay (to
-// remember tokens handed to anonymous requests) and by the login of `share` registries.
+// remember tokens handed to anonymous requests) and by the login of `share` registries; and
+// the one request for a token both logins make (requestToken).
+
+import { readCapped } from './body.ts';
+import type { UpstreamRequest, UpstreamResponse } from './types.ts';
 
 /** A token response is small JSON; a bigger body is not one. */
 export const MAX_TOKEN_RESPONSE = 1024 * 1024;
@@ -28,4 +32,36 @@ export function parseTokenResponse(body: Buffer): TokenResponse | undefined {
   const expiresIn =
     typeof parsed.expires_in === 'number' && parsed.expires_in > 0 ? parsed.expires_in : DEFAULT_EXPIRES_IN;
   return { tokens: [...new Set(tokens)], expiresIn };
+}
+
+/** Sends a request upstream (the client, or a test's stand-in). */
+export type Send = (request: UpstreamRequest) => Promise<UpstreamResponse>;
+
+/**
+ * Asks a Bearer challenge's `realm` for a token, with its `service` and `scope`, sending
+ * `authorization` (Basic) or nothing: `Bearer <token>` and how long to keep it (renewed a little
+ * early, so that a request never goes out with a token about to lapse), or undefined.
+ */
+export async function requestToken(
+  send: Send,
+  realm: URL,
+  params: Readonly<Record<string, string>>,
+  authorization?: string,
+): Promise<{ readonly authorization: string; readonly ttlMs: number } | undefined> {
+  const url = new URL(realm);
+  for (const name of ['service', 'scope'] as const) {
+    const value = params[name];
+    if (value !== undefined) url.searchParams.set(name, value);
+  }
+  const response = await send({
+    origin: url.origin,
+    method: 'GET',
+    path: `${url.pathname}${url.search}`,
+    headers: { ...(authorization ? { authorization } : {}), accept: 'application/json' },
+  });
+  const body = await readCapped(response, MAX_TOKEN_RESPONSE);
+  const token = response.statusCode === 200 && body ? parseTokenResponse(body) : undefined;
+  const value = token?.tokens[0];
+  if (!token || value === undefined) return undefined;
+  return { authorization: `Bearer ${value}`, ttlMs: Math.max(1, token.expiresIn - 10) * 1000 };
 }
