@@ -142,107 +142,111 @@ const blobKey = (digest: string) => {
   return `blobs/sha256/${hex.slice(0, 2)}/${hex}`;
 };
 
+type Three = [Pullthrough, Pullthrough, Pullthrough];
+
+/** Redis killed once a layer's fill holds its lease, and started again (empty) after the pulls. */
+async function redisRestartMidPull(redis: TestRedis, replicas: Three): Promise<void> {
+  const [r1, r2, r3] = replicas;
+  const restart = world().image('restart');
+  const leased = await watchLease(redis.url, restart.layer.digest);
+  const pulls = [pull(r1, restart, 'restart-1'), pull(r2, restart, 'restart-2')];
+  console.log(`[e2e] cluster-s3 | restart layer leased by ${await leased.holder}: redis killed`);
+  leased.close();
+  await redis.stop();
+  (await Promise.all(pulls)).forEach((result, i) => expectSuccess(`pull ${i} with redis down`, result));
+  expectSuccess('pull via r3 with redis down', await pull(r3, restart, 'restart-3'));
+  expect(await readyz(r3)).toContain('redis unreachable');
+  await redis.start();
+  await untilClustered(replicas);
+  console.log(`[e2e] cluster-s3 | redis back: ${(await readyz(r1)).trim().replace(/\n/g, ' | ')}`);
+}
+
+/** Eight cold pulls at once over the three: one upstream GET per blob for the whole cluster. */
+async function coldStampede(replicas: Three): Promise<void> {
+  const cold = world().image('cold');
+  const started = Date.now();
+  const results = await Promise.all(
+    Array.from({ length: 8 }, (_, i) => pull(replicas[i % 3]!, cold, `cold-${i}`)),
+  );
+  results.forEach((result, i) => expectSuccess(`cold pull ${i} via r${(i % 3) + 1}`, result));
+  console.log(`[e2e] cluster-s3 | 8 cold pulls over 3 replicas in ${Date.now() - started} ms`);
+  expect(await upstreamGets(cold, cold.layer.digest)).toBe(1);
+  expect(await upstreamGets(cold, cold.config.digest)).toBe(1);
+  for (const [i, replica] of replicas.slice(1).entries()) {
+    expectSuccess(`warm pull via r${i + 2}`, await pull(replica, cold, `warm-${i}`));
+  }
+  expect(await upstreamGets(cold, cold.layer.digest)).toBe(1);
+  expect(await upstreamGets(cold, cold.config.digest)).toBe(1);
+}
+
+/** kill -9 of the replica that owns the 64 MiB layer's fill once 16 MiB of it are in: the survivors. */
+async function killOwnerMidFill(s3: TestS3, redis: TestRedis, replicas: Three): Promise<Pullthrough[]> {
+  const crash = world().image('crash');
+  const lease = await watchLease(redis.url, crash.layer.digest);
+  const started = Date.now();
+  const crashPulls = replicas.flatMap((replica, i) =>
+    [0, 1].map((j) => pull(replica, crash, `crash-${i}-${j}`)),
+  );
+  const owner = await lease.holder;
+  lease.close();
+  const victim = replicas[['r1', 'r2', 'r3'].indexOf(owner)]!;
+  const reached = await tempReaches(join(victim.cacheDir, 'tmp'), crash.layer.digest, 16 * MiB);
+  victim.daemon.child.kill('SIGKILL');
+  console.log(`[e2e] cluster-s3 | ${owner} owns the crash layer: killed at ${reached} bytes of its fill`);
+  const crashResults = await Promise.all(crashPulls);
+  const survivors = replicas.filter((replica) => replica !== victim);
+  for (const [i, result] of crashResults.entries()) {
+    if (replicas[Math.floor(i / 2)] !== victim) expectSuccess(`crash pull ${i} (a survivor)`, result);
+  }
+  console.log(`[e2e] cluster-s3 | survivors' pulls done ${Date.now() - started} ms after they started`);
+  const keys = await expectOnlyWholeBlobs(s3);
+  expect(keys).toContain(blobKey(crash.layer.digest));
+  console.log(`[e2e] cluster-s3 | bucket: ${keys.length} blobs, each hashing to its key`);
+  const takenOver = await upstreamGets(crash, crash.layer.digest);
+  expectSuccess('pull after the crash', await pull(survivors[0]!, crash, 'crash-after'));
+  expect(await upstreamGets(crash, crash.layer.digest)).toBe(takenOver);
+  console.log(`[e2e] cluster-s3 | crash layer: ${takenOver} upstream GETs (the dead fill, the takeover)`);
+  return survivors;
+}
+
+/** Private content pulled with credentials on one replica is refused anonymously on another. */
+async function privateAcrossReplicas(s3: TestS3, first: Pullthrough, second: Pullthrough): Promise<void> {
+  const w = world();
+  const { tokenAuth } = w;
+  const secret = tokenAuth.image('private');
+  const privateRef = `docker://${TOKEN_REGISTRY}/${secret.repository}:${secret.tag}`;
+  const layerPath = `/v2/${secret.repository}/blobs/${secret.layer.digest}`;
+  const withCreds = ['copy', '--quiet', '--src-creds', tokenAuth.creds, '--src-cert-dir', first.caCertDir];
+  expectSuccess(
+    'skopeo copy --src-creds (private)',
+    await skopeo(w, [...withCreds, privateRef, `dir:${w.mkdir('private-creds')}`], { proxy: first.url }),
+  );
+  const fetched = await first.log.waitForRequest(TOKEN_REGISTRY, 'GET', layerPath);
+  expect([fetched.status, fetched['cache']]).toEqual([200, 'miss']);
+  expect(await s3.objects(blobKey(secret.layer.digest))).toHaveLength(1);
+  const refused = expectFailure(
+    'skopeo copy --src-no-creds (private, another replica)',
+    await skopeoCopy(w, privateRef, w.mkdir('private-anon'), {
+      certDir: second.caCertDir,
+      proxy: second.url,
+    }),
+  );
+  expect(refused).toMatch(/unauthorized|authentication required/i);
+  const served = second.log.requests(TOKEN_REGISTRY).filter((line) => line.status === 200);
+  expect(served.map((line) => line.path)).not.toContain(layerPath);
+}
+
 test.skipIf(!(await hasRedisServer()))(
   '3 replicas on one bucket: Redis restart, 8 cold pulls, kill -9 mid-fill, private stays private',
   async () => {
-    const w = world();
     const s3 = await startS3();
     const redis = await startRedis();
-    const replicas = await startReplicas(s3, redis);
-    const [r1, r2, r3] = replicas as [Pullthrough, Pullthrough, Pullthrough];
+    const replicas = (await startReplicas(s3, redis)) as Three;
     await untilClustered(replicas);
-
-    // Redis killed once a layer's fill holds its lease, and started again (empty) after the pulls.
-    const restart = w.image('restart');
-    const leased = await watchLease(redis.url, restart.layer.digest);
-    const pulls = [pull(r1, restart, 'restart-1'), pull(r2, restart, 'restart-2')];
-    console.log(`[e2e] cluster-s3 | restart layer leased by ${await leased.holder}: redis killed`);
-    leased.close();
-    await redis.stop();
-    (await Promise.all(pulls)).forEach((result, i) => expectSuccess(`pull ${i} with redis down`, result));
-    expectSuccess('pull via r3 with redis down', await pull(r3, restart, 'restart-3'));
-    expect(await readyz(r3)).toContain('redis unreachable');
-    await redis.start();
-    await untilClustered(replicas);
-    console.log(`[e2e] cluster-s3 | redis back: ${(await readyz(r1)).trim().replace(/\n/g, ' | ')}`);
-
-    // Eight cold pulls at once over the three: one upstream GET per blob for the whole cluster.
-    const cold = w.image('cold');
-    let started = Date.now();
-    const results = await Promise.all(
-      Array.from({ length: 8 }, (_, i) => pull(replicas[i % 3]!, cold, `cold-${i}`)),
-    );
-    results.forEach((result, i) => expectSuccess(`cold pull ${i} via r${(i % 3) + 1}`, result));
-    console.log(`[e2e] cluster-s3 | 8 cold pulls over 3 replicas in ${Date.now() - started} ms`);
-    expect(await upstreamGets(cold, cold.layer.digest)).toBe(1);
-    expect(await upstreamGets(cold, cold.config.digest)).toBe(1);
-    for (const [i, replica] of [r2, r3].entries()) {
-      expectSuccess(`warm pull via r${i + 2}`, await pull(replica, cold, `warm-${i}`));
-    }
-    expect(await upstreamGets(cold, cold.layer.digest)).toBe(1);
-    expect(await upstreamGets(cold, cold.config.digest)).toBe(1);
-
-    // kill -9 of the replica that owns the 64 MiB layer's fill once 16 MiB of it are in.
-    const crash = w.image('crash');
-    const lease = await watchLease(redis.url, crash.layer.digest);
-    started = Date.now();
-    const crashPulls = replicas.flatMap((replica, i) =>
-      [0, 1].map((j) => pull(replica, crash, `crash-${i}-${j}`)),
-    );
-    const owner = await lease.holder;
-    lease.close();
-    const victim = replicas[['r1', 'r2', 'r3'].indexOf(owner)]!;
-    const reached = await tempReaches(join(victim.cacheDir, 'tmp'), crash.layer.digest, 16 * MiB);
-    victim.daemon.child.kill('SIGKILL');
-    console.log(`[e2e] cluster-s3 | ${owner} owns the crash layer: killed at ${reached} bytes of its fill`);
-    const crashResults = await Promise.all(crashPulls);
-    const survivors = replicas.filter((replica) => replica !== victim);
-    for (const [i, result] of crashResults.entries()) {
-      if (replicas[Math.floor(i / 2)] !== victim) expectSuccess(`crash pull ${i} (a survivor)`, result);
-    }
-    console.log(`[e2e] cluster-s3 | survivors' pulls done ${Date.now() - started} ms after they started`);
-    const keys = await expectOnlyWholeBlobs(s3);
-    expect(keys).toContain(blobKey(crash.layer.digest));
-    console.log(`[e2e] cluster-s3 | bucket: ${keys.length} blobs, each hashing to its key`);
-    const takenOver = await upstreamGets(crash, crash.layer.digest);
-    expectSuccess('pull after the crash', await pull(survivors[0]!, crash, 'crash-after'));
-    expect(await upstreamGets(crash, crash.layer.digest)).toBe(takenOver);
-    console.log(`[e2e] cluster-s3 | crash layer: ${takenOver} upstream GETs (the dead fill, the takeover)`);
-
-    // Private content pulled with credentials on one survivor is refused anonymously on the other.
-    const { tokenAuth } = w;
-    const secret = tokenAuth.image('private');
-    const privateRef = `docker://${TOKEN_REGISTRY}/${secret.repository}:${secret.tag}`;
-    const [first, second] = survivors as [Pullthrough, Pullthrough];
-    expectSuccess(
-      'skopeo copy --src-creds (private)',
-      await skopeo(
-        w,
-        ['copy', '--quiet', '--src-creds', tokenAuth.creds, '--src-cert-dir', first.caCertDir].concat([
-          privateRef,
-          `dir:${w.mkdir('private-creds')}`,
-        ]),
-        { proxy: first.url },
-      ),
-    );
-    const fetched = await first.log.waitForRequest(
-      TOKEN_REGISTRY,
-      'GET',
-      `/v2/${secret.repository}/blobs/${secret.layer.digest}`,
-    );
-    expect([fetched.status, fetched['cache']]).toEqual([200, 'miss']);
-    const refused = expectFailure(
-      'skopeo copy --src-no-creds (private, another replica)',
-      await skopeoCopy(w, privateRef, w.mkdir('private-anon'), {
-        certDir: second.caCertDir,
-        proxy: second.url,
-      }),
-    );
-    expect(refused).toMatch(/unauthorized|authentication required/i);
-    const layerPath = `/v2/${secret.repository}/blobs/${secret.layer.digest}`;
-    const served = second.log.requests(TOKEN_REGISTRY).filter((line) => line.status === 200);
-    expect(served.map((line) => line.path)).not.toContain(layerPath);
-    expect(await s3.objects(blobKey(secret.layer.digest))).toHaveLength(1);
+    await redisRestartMidPull(redis, replicas);
+    await coldStampede(replicas);
+    const [first, second] = await killOwnerMidFill(s3, redis, replicas);
+    await privateAcrossReplicas(s3, first!, second!);
   },
   180_000,
 );
