@@ -84,8 +84,10 @@ export async function openCacheFor(
     onIndexError: (error) => log.warn({ err: (error as Error).message }, 'cache index: eviction delayed'),
     onIndexOpen: (report) => log.info({ ...report, ms: Math.round(report.ms) }, 'cache index open'),
     onReconciled: (stats) => log.info({ ...stats }, 'cache index reconciled after an unclean stop'),
-    // Replicas may share the directory: no per-process index, no sweep of their temp files.
-    ...(config.cluster.redis === null ? {} : { shared: { tempIdleMs: 10 * 60_000 } }),
+    // Replicas keep no per-process index (it would evict under another replica's readers). On a
+    // shared directory, another replica's temp files are not swept; with a bucket, cache.dir is
+    // this replica's own (temp files, front tier), so whatever a crash left in it goes.
+    ...(config.cluster.redis === null ? {} : { shared: { tempIdleMs: parts.storage ? 0 : 10 * 60_000 } }),
   });
   const { init } = cache;
   if (init.writable) {

@@ -1,7 +1,7 @@
 // The programs the benchmarks drive (nginx as the reference server and upstream, squid as the
 // reference tunnelling proxy, curl as the client; distribution's registry as upstream and
-// reference mirror, skopeo as the image client), installed from Debian when missing and we are
-// root. Starts nothing: a temporary policy-rc.d keeps the packages from starting services.
+// reference mirror, skopeo as the image client, redis-server for the replicas), installed from
+// Debian when missing and we are root. Starts nothing: a temporary policy-rc.d keeps the packages from starting services.
 import { spawnSync } from 'node:child_process';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 
@@ -12,6 +12,7 @@ const NEEDED: Readonly<Record<string, string>> = {
   '/usr/bin/docker-registry': 'docker-registry',
   '/usr/bin/skopeo': 'skopeo',
   '/usr/sbin/squid': 'squid',
+  '/usr/bin/redis-server': 'redis-server',
 };
 const POLICY_RC_D = '/usr/sbin/policy-rc.d';
 

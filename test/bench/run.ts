@@ -21,6 +21,7 @@ import { firstRequestToNewHost } from './scenarios/first-request.ts';
 import { memoryPeak } from './scenarios/memory.ts';
 import { skopeoPull, skopeoStampede } from './scenarios/skopeo.ts';
 import { stampede } from './scenarios/stampede.ts';
+import { clusterStampede } from './scenarios/cluster.ts';
 import { startRegistries, type Registries } from './registries.ts';
 import { startup } from './scenarios/startup.ts';
 import { cacheIndex } from './scenarios/eviction.ts';
@@ -42,6 +43,8 @@ const blobSize = (quick ? 256 : 1024) * MiB;
 // Scenario 4 checks correctness (one upstream fetch, 20 right bodies), not speed; its 20 bodies
 // go through the cold path and sha256sum on the same 2 cores, ~20 s a round at 256 MiB.
 const stampedeSize = (quick ? 64 : 256) * MiB;
+// The cluster's stampede goes through an S3 emulator three times over: a smaller blob.
+const clusterSize = (quick ? 32 : 64) * MiB;
 // The skopeo scenarios: one image pulled whole (4 layers), and one that 20 skopeo copies pull at
 // once into 20 directories on disk (20 × 64 MiB written per side and round in full mode).
 const IMAGE = 'bench/image';
@@ -95,6 +98,9 @@ async function main(): Promise<number> {
       ...(await attempt(['cold blob, 1 client', 'cold blob, 1 client, paced upstream'], () => coldBlob(w))),
     );
     rows.push(...(await attempt(['cold blob, 20 clients at once'], () => stampede(w, stampedeSize))));
+    rows.push(
+      ...(await attempt(['cold blob, 12 clients over 3 replicas'], () => clusterStampede(w, clusterSize))),
+    );
     rows.push(
       ...(await attempt(['skopeo pull, cold', 'skopeo pull, cached'], () =>
         withRegistries((r) => skopeoPull(r, r.image(IMAGE), counts)),
