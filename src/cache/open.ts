@@ -6,7 +6,9 @@
 // an S3 bucket) the blobs and records live there, and the directory keeps the index, the fills'
 // temp files and the public marks.
 import { DiskBlobStore, type BlobStore } from './blobs.ts';
-import { DeferredBook, IndexedBook, NoBook, type CacheBook } from './book.ts';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { DeferredBook, IndexedBook, NoBook, type CacheBook, type Readers } from './book.ts';
 import type { WriteFailureListener } from './errors.ts';
 import { CacheControl } from './control.ts';
 import { removeFiles, removeRecords, removeTagRecord } from './eviction-files.ts';
@@ -49,6 +51,20 @@ export interface OpenCacheOptions {
   readonly storage?: ExternalStorage;
 }
 
+/** What the bookkeeper holds: the book the registry endpoints feed, and the admin API's control. */
+export interface KeptBooks {
+  readonly book: IndexedBook;
+  readonly control: CacheControl;
+  readonly index: CacheIndex;
+}
+
+/** Opens the books for the bookkeeper; `now` is the time of the event being applied. */
+export type Keep = (
+  readers: Readers,
+  inUse: (digest: string) => boolean,
+  now: () => number,
+) => Promise<KeptBooks | undefined>;
+
 export interface OpenedCache {
   readonly store: BlobStore;
   readonly fills: Fills;
@@ -58,6 +74,11 @@ export interface OpenedCache {
   /** Listing, purge and eviction on demand (the admin API), once the index is open; undefined without one. */
   readonly control: () => Promise<CacheControl | undefined>;
   readonly init: CacheInit;
+  /**
+   * With `shared`: opens the index (rebuilt from the files or the bucket), the evictor and the
+   * control, for the one replica that keeps the books of all; `inUse` asks every replica's readers.
+   */
+  readonly keep?: Keep;
   /** Stops eviction and writes the index's queue. */
   close(): Promise<void>;
 }
@@ -78,30 +99,16 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
     await removeStored(victim);
   };
   let control: CacheControl | undefined;
-  // Replicas sharing the directory keep no index of it (see `shared`).
+  const books = (readers: Readers, inUse: (digest: string) => boolean, now?: () => number) =>
+    openBooks({ root: disk.layout.root, options, remove, readers, inUse, ...(now ? { now } : {}) });
+  // Replicas sharing the directory or the bucket keep no index each: one of them at a time, the
+  // bookkeeper (cluster/book.ts), opens it through `keep`.
   const indexed = init.writable && !options.shared;
   const book: CacheBook = indexed
     ? new DeferredBook(async (readers) => {
-        const index = await openIndex(disk.layout.root, options);
-        if (!index) return undefined;
-        const evictor = new Evictor({
-          index,
-          config: options.eviction,
-          inUse: (digest) => readers.has(digest),
-          remove,
-          onError: options.onIndexError,
-        });
-        control = new CacheControl({
-          index,
-          evictor,
-          maxSize: options.eviction.maxSize,
-          configPins: options.eviction.pins,
-          remove,
-          inUse: (digest) => readers.has(digest),
-          onError: options.onIndexError,
-          ...(storage ? { removeTag: (tag) => removeTagRecord(storage.records, tag) } : {}),
-        });
-        return new IndexedBook({ index, readers, evictor, onPass: options.onPass });
+        const kept = await books(readers, (digest) => readers.has(digest));
+        control = kept?.control;
+        return kept?.book;
       })
     : new NoBook();
   return {
@@ -115,19 +122,76 @@ export async function openCache(options: OpenCacheOptions): Promise<OpenedCache>
       return control;
     },
     init,
+    ...(init.writable && options.shared
+      ? {
+          keep: (readers: Readers, inUse: (digest: string) => boolean, now: () => number) =>
+            books(readers, inUse, now),
+        }
+      : {}),
     close: () => book.close(),
   };
+}
+
+/** The index, its evictor and the admin control over them, opened (undefined: the index would not open). */
+async function openBooks(parts: {
+  root: string;
+  options: OpenCacheOptions;
+  remove: (victim: Victim) => Promise<void>;
+  readers: Readers;
+  inUse: (digest: string) => boolean;
+  /**
+   * The bookkeeper's clock (when each replica's event happened): with it, whatever index is there
+   * is rebuilt from the files (a bookkeeper taking over a stale one).
+   */
+  now?: () => number;
+}): Promise<KeptBooks | undefined> {
+  const { options, remove, readers, inUse, now } = parts;
+  if (now) await removeIndexFiles(parts.root);
+  const index = await openIndex(parts.root, options, now);
+  if (!index) return undefined;
+  const evictor = new Evictor({
+    index,
+    config: options.eviction,
+    inUse,
+    remove,
+    onError: options.onIndexError,
+  });
+  const { storage } = options;
+  const control = new CacheControl({
+    index,
+    evictor,
+    maxSize: options.eviction.maxSize,
+    configPins: options.eviction.pins,
+    remove,
+    inUse,
+    onError: options.onIndexError,
+    ...(storage ? { removeTag: (tag) => removeTagRecord(storage.records, tag) } : {}),
+  });
+  return { book: new IndexedBook({ index, readers, evictor, onPass: options.onPass }), control, index };
+}
+
+async function removeIndexFiles(root: string): Promise<void> {
+  const file = path.join(root, 'index.db');
+  await Promise.all(['', '-wal', '-shm'].map((suffix) => rm(file + suffix, { force: true })));
 }
 
 /**
  * Opens the index (rebuilding it from the files when it is missing or unreadable), reports how
  * it was found, and reconciles it with the files in the background after an unclean stop.
  */
-async function openIndex(root: string, options: OpenCacheOptions): Promise<CacheIndex | undefined> {
+async function openIndex(
+  root: string,
+  options: OpenCacheOptions,
+  now?: () => number,
+): Promise<CacheIndex | undefined> {
   let index: CacheIndex;
   try {
     const scan = options.storage?.scan;
-    index = await CacheIndex.open(root, { onError: options.onIndexError, ...(scan ? { scan } : {}) });
+    index = await CacheIndex.open(root, {
+      onError: options.onIndexError,
+      ...(scan ? { scan } : {}),
+      ...(now ? { now } : {}),
+    });
   } catch (error) {
     options.onIndexError(error);
     return undefined;

@@ -7,6 +7,8 @@ import type { BlobStore } from '../cache/blobs.ts';
 import type { FillsOptions } from '../cache/fills.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
+import type { Keep } from '../cache/open.ts';
+import { ClusterBook } from './book.ts';
 import { startEndpoint, type Endpoint } from './endpoint.ts';
 import { ClusterFills } from './fills.ts';
 import { Leases } from './leases.ts';
@@ -30,6 +32,8 @@ export class Cluster {
   readonly #endpoint: Endpoint;
   readonly #log: Logger;
   #fills: ClusterFills | undefined;
+  #book: ClusterBook | undefined;
+  readonly #config: ClusterConfig;
 
   private constructor(parts: {
     me: Member;
@@ -44,6 +48,7 @@ export class Cluster {
     this.#link = link;
     this.#endpoint = parts.endpoint;
     this.#log = parts.log;
+    this.#config = config;
     const prefix = config.keyPrefix;
     this.#members = new Members(link.client, { prefix, me, heartbeatMs: config.heartbeat });
     this.#leases = new Leases(link.client, { prefix, me, ttlMs: config.leaseTtl });
@@ -100,6 +105,23 @@ export class Cluster {
     return this.#fills;
   }
 
+  /** The cache's books kept by one replica for all (book.ts): `keep` opens them on the keeper. */
+  book(keep: Keep): ClusterBook {
+    const config = this.#config;
+    this.#book = new ClusterBook({
+      redis: this.#link.client,
+      prefix: config.keyPrefix,
+      me: this.me,
+      leaseTtlMs: config.leaseTtl,
+      heartbeatMs: config.heartbeat,
+      members: () => this.#members.known,
+      keep,
+      log: this.#log,
+    });
+    this.#book.start();
+    return this.#book;
+  }
+
   /** The fill of `digest` running on this replica (what the internal endpoint serves). */
   localFill(digest: string): ReturnType<ClusterFills['local']> {
     return this.#fills?.local(digest);
@@ -134,6 +156,7 @@ export class Cluster {
   }
 
   async close(): Promise<void> {
+    await this.#book?.close();
     await this.#members.stop();
     this.#access.stop();
     await this.#endpoint.close();

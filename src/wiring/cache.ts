@@ -131,7 +131,11 @@ export async function joinCluster(
   if (config.cluster.redis === null) return { cluster: undefined, cache: opened };
   const cluster = await Cluster.start(config.cluster, log, () => opened.store);
   opened.manifests.shareTags(cluster.tags);
-  return { cluster, cache: { ...opened, fills: cluster.fills(opened.store, { onWriteFailure }) } };
+  const fills = cluster.fills(opened.store, { onWriteFailure });
+  if (!opened.keep) return { cluster, cache: { ...opened, fills } };
+  // One replica keeps the index and evicts for all (cluster/book.ts); the admin API answers there.
+  const book = cluster.book(opened.keep);
+  return { cluster, cache: { ...opened, fills, book, control: () => Promise.resolve(book.control) } };
 }
 
 /** /readyz of a replica: its own health, Redis's, and the members it sees. */

@@ -1,0 +1,159 @@
+// The disk cap of a cluster: replicas sharing one directory and one Redis keep one set of books,
+// held by the bookkeeper (the holder of the `book` lease): images pulled over any replica are
+// evicted whole, least recently pulled across the fleet first, never under a client reading on
+// another replica, and the role passes to another replica when the bookkeeper goes.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { startProxy, type TestProxy } from '../helpers/proxy.ts';
+import { hasRedisServer, startRedis } from '../helpers/redis.ts';
+import { tempDir } from '../helpers/tmp.ts';
+import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
+
+const MiB = 1024 * 1024;
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const KEEPS = 'cache bookkeeper: this replica keeps the books';
+
+interface Image {
+  readonly name: string;
+  readonly manifest: string;
+  readonly config: string;
+  readonly layer: string;
+}
+
+function addImage(upstream: FakeRegistry, name: string, size: number): Image {
+  const layerBytes = randomBytes(size);
+  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', name }));
+  const layer = upstream.addBlob(layerBytes);
+  const config = upstream.addBlob(configBytes);
+  const manifest = upstream.addManifest(name, 'v1', {
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: config,
+      size: configBytes.length,
+    },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size }],
+  });
+  return { name, manifest, config, layer };
+}
+
+async function sha256Of(body: AsyncIterable<unknown>): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of body) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** Pulls as a client does (manifest by tag, config, layer); returns the layer's X-Cache. */
+async function pull(proxy: TestProxy, upstream: FakeRegistry, image: Image): Promise<string> {
+  const manifest = await proxy.fetch(upstream.authority, `/v2/${image.name}/manifests/v1`, {
+    headers: { accept: OCI_MANIFEST },
+  });
+  expect(manifest.statusCode).toBe(200);
+  await manifest.body.dump();
+  let layerCache = '';
+  for (const digest of [image.config, image.layer]) {
+    const res = await proxy.fetch(upstream.authority, `/v2/${image.name}/blobs/${digest}`);
+    expect(res.statusCode).toBe(200);
+    expect(await sha256Of(res.body)).toBe(digest);
+    if (digest === image.layer) layerCache = String(res.headers['x-cache']);
+  }
+  await proxy.app.fills.idle();
+  return layerCache;
+}
+
+function cached(dir: string, image: Image): boolean[] {
+  return [image.manifest, image.config, image.layer].map((digest) => {
+    const hex = digest.slice('sha256:'.length);
+    return existsSync(path.join(dir, 'blobs', 'sha256', hex.slice(0, 2), hex));
+  });
+}
+
+/** Two replicas on one directory; resolves once one keeps the books: [keeper, other]. */
+async function replicas(upstream: FakeRegistry, redisUrl: string, dir: string, maxSize: string) {
+  const started: TestProxy[] = [];
+  for (const id of ['r1', 'r2']) {
+    started.push(
+      await startProxy({
+        registries: [upstream.authority],
+        cache: { dir, maxSize, minFree: '0%' },
+        cluster: {
+          redis: redisUrl,
+          secret: 'cluster-test-secret-0123456789',
+          id,
+          listen: '127.0.0.1:0',
+          leaseTtl: '3s',
+          heartbeat: '100ms',
+        },
+      }),
+    );
+  }
+  const [r1, r2] = started as [TestProxy, TestProxy];
+  const keeper = await Promise.race(
+    started.map((proxy) => proxy.waitForLog((l) => l.msg === KEEPS).then(() => proxy)),
+  );
+  return keeper === r1 ? ([r1, r2] as const) : ([r2, r1] as const);
+}
+
+describe.skipIf(!(await hasRedisServer()))('cluster disk cap (needs redis-server)', () => {
+  it('evicts the image least recently pulled on any replica, and hands the books over', async () => {
+    const upstream = await startFakeRegistry();
+    const redis = await startRedis();
+    const dir = path.join(await tempDir(), 'cache');
+    const [keeper, other] = await replicas(upstream, redis.url, dir, '10MiB');
+    const [a, b, c, d] = ['lib/a', 'lib/b', 'lib/c', 'lib/d'].map((name) =>
+      addImage(upstream, name, 3.2 * MiB),
+    ) as [Image, Image, Image, Image];
+
+    expect(await pull(other, upstream, a)).toBe('MISS');
+    expect(await pull(keeper, upstream, b)).toBe('MISS');
+    expect(await pull(other, upstream, a)).toBe('HIT'); // a, pulled on the other replica, is newer than b
+    expect(await pull(keeper, upstream, c)).toBe('MISS'); // 9.6 MiB: past 95 % of 10 MiB
+
+    const evicted = await keeper.waitForLog((l) => l.msg === 'evicted');
+    expect(evicted['digest']).toBe(b.manifest);
+    expect(cached(dir, b)).toEqual([false, false, false]);
+    expect(cached(dir, a)).toEqual([true, true, true]);
+    expect(cached(dir, c)).toEqual([true, true, true]);
+    expect(other.logs.some((l) => l.msg === 'evicted')).toBe(false);
+
+    // The bookkeeper goes: the other replica takes the lease, rebuilds the index and evicts.
+    await keeper.close();
+    await other.waitForLog((l) => l.msg === KEEPS);
+    expect(await pull(other, upstream, d)).toBe('MISS');
+    const next = await other.waitForLog((l) => l.msg === 'evicted');
+    expect(next['digest']).toBe(a.manifest);
+    expect(cached(dir, a)).toEqual([false, false, false]);
+    expect(cached(dir, d)).toEqual([true, true, true]);
+  });
+
+  it('never removes a blob a client reads on another replica', async () => {
+    const upstream = await startFakeRegistry();
+    const redis = await startRedis();
+    const dir = path.join(await tempDir(), 'cache');
+    const [keeper, other] = await replicas(upstream, redis.url, dir, '64MiB');
+    // Large enough that a client that stops reading holds the server's read (socket buffers
+    // take a few MiB): 62 MiB after c, past 95 % of 64 MiB.
+    const sizes = { 'lib/a': 20, 'lib/b': 20, 'lib/c': 22 };
+    const [a, b, c] = Object.entries(sizes).map(([name, size]) => addImage(upstream, name, size * MiB)) as [
+      Image,
+      Image,
+      Image,
+    ];
+    await pull(keeper, upstream, a);
+    await pull(keeper, upstream, b);
+    // A client of the other replica starts reading a's layer and stalls: a is in use there.
+    const reading = await other.fetch(upstream.authority, `/v2/lib/a/blobs/${a.layer}`);
+    expect(reading.headers['x-cache']).toBe('HIT');
+    await pull(keeper, upstream, c); // past the mark: a, the oldest, is read on the other replica
+    const evicted = await keeper.waitForLog((l) => l.msg === 'evicted');
+    expect(evicted['digest']).toBe(b.manifest);
+    const pass = await keeper.waitForLog((l) => l.msg === 'eviction pass');
+    expect(pass['inUse']).toBe(1);
+    expect(await sha256Of(reading.body)).toBe(a.layer);
+    expect(cached(dir, a)).toEqual([true, true, true]);
+    expect(cached(dir, b)).toEqual([false, false, false]);
+  });
+});
