@@ -1,4 +1,4 @@
-// The disk cap of a cluster: replicas sharing one directory and one Redis keep one set of books,
+// The disk cap of a cluster: replicas sharing one directory (or one bucket) and one Redis keep one set of books,
 // held by the bookkeeper (the holder of the `book` lease): images pulled over any replica are
 // evicted whole, least recently pulled across the fleet first, never under a client reading on
 // another replica, and the role passes to another replica when the bookkeeper goes.
@@ -8,6 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { hasRedisServer, startRedis } from '../helpers/redis.ts';
+import { startS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
@@ -71,14 +72,46 @@ function cached(dir: string, image: Image): boolean[] {
   });
 }
 
-/** Two replicas on one directory; resolves once one keeps the books: [keeper, other]. */
-async function replicas(upstream: FakeRegistry, redisUrl: string, dir: string, maxSize: string) {
+/** Where the replicas keep the cache: one directory, or one bucket with a directory each. */
+interface Home {
+  readonly config: () => Promise<Record<string, unknown>>;
+  /** For each of the image's manifest, config and layer: whether the cache holds it. */
+  readonly holds: (image: Image) => Promise<boolean[]>;
+}
+
+async function sharedDirectory(): Promise<Home & { dir: string }> {
+  const dir = path.join(await tempDir(), 'cache');
+  return {
+    dir,
+    config: () => Promise.resolve({ cache: { dir } }),
+    holds: (image) => Promise.resolve(cached(dir, image)),
+  };
+}
+
+async function sharedBucket(): Promise<Home> {
+  const s3 = await startS3();
+  return {
+    config: async () => ({ cache: { dir: path.join(await tempDir(), 'cache') }, storage: s3.storage() }),
+    holds: async (image) => {
+      const keys = new Set((await s3.objects('blobs/')).map((object) => object.key));
+      return [image.manifest, image.config, image.layer].map((digest) => {
+        const hex = digest.slice('sha256:'.length);
+        return keys.has(`blobs/sha256/${hex.slice(0, 2)}/${hex}`);
+      });
+    },
+  };
+}
+
+/** Two replicas on one home; resolves once one keeps the books: [keeper, other]. */
+async function replicas(upstream: FakeRegistry, redisUrl: string, home: Home, maxSize: string) {
   const started: TestProxy[] = [];
   for (const id of ['r1', 'r2']) {
+    const config = await home.config();
     started.push(
       await startProxy({
+        ...config,
         registries: [upstream.authority],
-        cache: { dir, maxSize, minFree: '0%' },
+        cache: { ...(config['cache'] as object), maxSize, minFree: '0%' },
         cluster: {
           redis: redisUrl,
           secret: 'cluster-test-secret-0123456789',
@@ -98,42 +131,49 @@ async function replicas(upstream: FakeRegistry, redisUrl: string, dir: string, m
 }
 
 describe.skipIf(!(await hasRedisServer()))('cluster disk cap (needs redis-server)', () => {
-  it('evicts the image least recently pulled on any replica, and hands the books over', async () => {
-    const upstream = await startFakeRegistry();
-    const redis = await startRedis();
-    const dir = path.join(await tempDir(), 'cache');
-    const [keeper, other] = await replicas(upstream, redis.url, dir, '10MiB');
-    const [a, b, c, d] = ['lib/a', 'lib/b', 'lib/c', 'lib/d'].map((name) =>
-      addImage(upstream, name, 3.2 * MiB),
-    ) as [Image, Image, Image, Image];
+  it.each([
+    ['one directory', sharedDirectory],
+    ['one bucket', sharedBucket],
+  ])(
+    'on %s: evicts the image least recently pulled on any replica, and hands the books over',
+    async (_, make) => {
+      const upstream = await startFakeRegistry();
+      const redis = await startRedis();
+      const home = await make();
+      const [keeper, other] = await replicas(upstream, redis.url, home, '10MiB');
+      const [a, b, c, d] = ['lib/a', 'lib/b', 'lib/c', 'lib/d'].map((name) =>
+        addImage(upstream, name, 3.2 * MiB),
+      ) as [Image, Image, Image, Image];
 
-    expect(await pull(other, upstream, a)).toBe('MISS');
-    expect(await pull(keeper, upstream, b)).toBe('MISS');
-    expect(await pull(other, upstream, a)).toBe('HIT'); // a, pulled on the other replica, is newer than b
-    expect(await pull(keeper, upstream, c)).toBe('MISS'); // 9.6 MiB: past 95 % of 10 MiB
+      expect(await pull(other, upstream, a)).toBe('MISS');
+      expect(await pull(keeper, upstream, b)).toBe('MISS');
+      expect(await pull(other, upstream, a)).toBe('HIT'); // a, pulled on the other replica, is newer than b
+      expect(await pull(keeper, upstream, c)).toBe('MISS'); // 9.6 MiB: past 95 % of 10 MiB
 
-    const evicted = await keeper.waitForLog((l) => l.msg === 'evicted');
-    expect(evicted['digest']).toBe(b.manifest);
-    expect(cached(dir, b)).toEqual([false, false, false]);
-    expect(cached(dir, a)).toEqual([true, true, true]);
-    expect(cached(dir, c)).toEqual([true, true, true]);
-    expect(other.logs.some((l) => l.msg === 'evicted')).toBe(false);
+      const evicted = await keeper.waitForLog((l) => l.msg === 'evicted');
+      expect(evicted['digest']).toBe(b.manifest);
+      expect(await home.holds(b)).toEqual([false, false, false]);
+      expect(await home.holds(a)).toEqual([true, true, true]);
+      expect(await home.holds(c)).toEqual([true, true, true]);
+      expect(other.logs.some((l) => l.msg === 'evicted')).toBe(false);
 
-    // The bookkeeper goes: the other replica takes the lease, rebuilds the index and evicts.
-    await keeper.close();
-    await other.waitForLog((l) => l.msg === KEEPS);
-    expect(await pull(other, upstream, d)).toBe('MISS');
-    const next = await other.waitForLog((l) => l.msg === 'evicted');
-    expect(next['digest']).toBe(a.manifest);
-    expect(cached(dir, a)).toEqual([false, false, false]);
-    expect(cached(dir, d)).toEqual([true, true, true]);
-  });
+      // The bookkeeper goes: the other replica takes the lease, rebuilds the index and evicts.
+      await keeper.close();
+      await other.waitForLog((l) => l.msg === KEEPS);
+      expect(await pull(other, upstream, d)).toBe('MISS');
+      const next = await other.waitForLog((l) => l.msg === 'evicted');
+      expect(next['digest']).toBe(a.manifest);
+      expect(await home.holds(a)).toEqual([false, false, false]);
+      expect(await home.holds(d)).toEqual([true, true, true]);
+    },
+  );
 
   it('never removes a blob a client reads on another replica', async () => {
     const upstream = await startFakeRegistry();
     const redis = await startRedis();
-    const dir = path.join(await tempDir(), 'cache');
-    const [keeper, other] = await replicas(upstream, redis.url, dir, '64MiB');
+    const home = await sharedDirectory();
+    const { dir } = home;
+    const [keeper, other] = await replicas(upstream, redis.url, home, '64MiB');
     // Large enough that a client that stops reading holds the server's read (socket buffers
     // take a few MiB): 62 MiB after c, past 95 % of 64 MiB.
     const sizes = { 'lib/a': 20, 'lib/b': 20, 'lib/c': 22 };
