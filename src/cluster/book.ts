@@ -7,7 +7,7 @@
 import type { Redis } from 'ioredis';
 import { Readers, type CacheBook } from '../cache/book.ts';
 import type { CacheControl } from '../cache/control.ts';
-import type { NotAdmittedError } from '../cache/errors.ts';
+import { NotAdmittedError } from '../cache/errors.ts';
 import type { Source } from '../cache/index.ts';
 import type { Keep, KeptBooks } from '../cache/open.ts';
 import type { Logger } from '../log.ts';
@@ -37,6 +37,8 @@ export interface ClusterBookOptions {
   readonly members: () => readonly Member[];
   readonly keep: Keep;
   readonly log: Logger;
+  /** cache.maxSize: a fill larger than the whole cap is refused on every replica. */
+  readonly maxSize: number;
   /** How often the keeper drains the stream and reads the fleet's readers (ms). */
   readonly drainMs?: number;
 }
@@ -113,9 +115,14 @@ export class ClusterBook implements CacheBook {
     this.#send({ k: 'u', d: digest });
   }
 
-  /** The keeper's evictor decides; elsewhere every fill is admitted (the keeper evicts after). */
+  /**
+   * The keeper's evictor decides; elsewhere only a fill larger than the whole cap is refused, and
+   * the keeper evicts after the others' stores.
+   */
   admit(size: number | undefined, host: string): Promise<NotAdmittedError | undefined> {
-    return this.#kept ? this.#kept.book.admit(size, host) : Promise.resolve(undefined);
+    if (this.#kept) return this.#kept.book.admit(size, host);
+    if ((size ?? 0) <= this.#o.maxSize) return Promise.resolve(undefined);
+    return Promise.resolve(new NotAdmittedError('larger than the cache allows'));
   }
 
   storedBlob(digest: string, size: number, source: Source): void {
@@ -163,7 +170,8 @@ export class ClusterBook implements CacheBook {
     if ((await redis.set(lease, this.#value, 'PX', leaseTtlMs, 'NX')) !== 'OK') return;
     this.#taking = true;
     try {
-      // Events from here on are applied after the rebuild, which sees what was stored before.
+      // Events from here on are applied after the rebuild, which sees what was stored before;
+      // the uses before it are replayed to it (#replayUses).
       const last = await redis.xrevrange(this.#key.events, '+', '-', 'COUNT', 1);
       this.#lastId = last[0]?.[0] ?? '0';
       const renewal = setInterval(
@@ -176,6 +184,10 @@ export class ClusterBook implements CacheBook {
           (digest) => this.inUse(digest),
           () => this.#applying ?? Date.now(),
         )
+        .then(async (kept) => {
+          if (kept) await this.#replayUses(kept, this.#lastId).catch(() => undefined);
+          return kept;
+        })
         .finally(() => clearInterval(renewal));
       if (!kept) return void (await redis.eval(RELEASE, 1, lease, this.#value));
       if (this.#closed) return void kept.book.close();
@@ -186,6 +198,36 @@ export class ClusterBook implements CacheBook {
       );
     } finally {
       this.#taking = false;
+    }
+  }
+
+  /**
+   * The pulls the stream still holds up to `last`, applied at their times to the index just
+   * rebuilt (whose recency is only the files' or objects' times, a second apart on S3): a use
+   * only raises the recency of what the index holds, so an old one of a blob since gone is
+   * harmless, unlike a replayed store.
+   */
+  async #replayUses(kept: KeptBooks, last: string): Promise<void> {
+    if (last === '0') return;
+    let from = '-';
+    for (;;) {
+      const page = await this.#o.redis.xrange(this.#key.events, from, last, 'COUNT', 1000);
+      for (const [, fields] of page) {
+        const event = fields[1] ? (JSON.parse(fields[1]) as BookEvent) : undefined;
+        if (event?.k === 'u') this.#apply(kept, event);
+      }
+      const end = page.at(-1)?.[0];
+      if (page.length < 1000 || end === undefined || end === last) return;
+      from = `(${end}`;
+    }
+  }
+
+  #apply(kept: KeptBooks, event: BookEvent): void {
+    this.#applying = event.at;
+    try {
+      apply(kept, event);
+    } finally {
+      this.#applying = undefined;
     }
   }
 
@@ -221,13 +263,7 @@ export class ClusterBook implements CacheBook {
     for (const [id, fields] of read?.[0]?.[1] ?? []) {
       this.#lastId = id;
       if (!fields[1]) continue;
-      const event = JSON.parse(fields[1]) as BookEvent;
-      this.#applying = event.at;
-      try {
-        apply(kept, event);
-      } finally {
-        this.#applying = undefined;
-      }
+      this.#apply(kept, JSON.parse(fields[1]) as BookEvent);
     }
     await redis.set(this.#key.usage, JSON.stringify(kept.book.usage()), 'PX', this.#o.leaseTtlMs * 3);
   }

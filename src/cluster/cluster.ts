@@ -106,7 +106,7 @@ export class Cluster {
   }
 
   /** The cache's books kept by one replica for all (book.ts): `keep` opens them on the keeper. */
-  book(keep: Keep): ClusterBook {
+  book(keep: Keep, options: { maxSize: number }): ClusterBook {
     const config = this.#config;
     this.#book = new ClusterBook({
       redis: this.#link.client,
@@ -116,6 +116,7 @@ export class Cluster {
       heartbeatMs: config.heartbeat,
       members: () => this.#members.known,
       keep,
+      maxSize: options.maxSize,
       log: this.#log,
     });
     this.#book.start();

@@ -134,7 +134,7 @@ export async function joinCluster(
   const fills = cluster.fills(opened.store, { onWriteFailure });
   if (!opened.keep) return { cluster, cache: { ...opened, fills } };
   // One replica keeps the index and evicts for all (cluster/book.ts); the admin API answers there.
-  const book = cluster.book(opened.keep);
+  const book = cluster.book(opened.keep, { maxSize: config.cache.maxSize });
   return { cluster, cache: { ...opened, fills, book, control: () => Promise.resolve(book.control) } };
 }
 
