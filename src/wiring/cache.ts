@@ -1,6 +1,6 @@
 // The cache as the app opens it: the storage (disk or bucket), the index and eviction, the
 // cluster's fills and tags when there is one, and /readyz's view of its writes.
-import { Cluster } from '../cluster/cluster.ts';
+import type { Cluster } from '../cluster/cluster.ts';
 import { type WriteFailureContext, type WriteFailureListener } from '../cache/errors.ts';
 import { type PassResult } from '../cache/eviction.ts';
 import { openCache, type OpenedCache } from '../cache/open.ts';
@@ -12,7 +12,7 @@ import { type Logger } from '../log.ts';
 import { recordCacheWriteFailure, recordEvictions } from '../metrics/record.ts';
 import { type Metrics } from '../metrics/registry.ts';
 import type { Activity } from '../metrics/activity.ts';
-import { openS3Storage, type S3Storage } from '../storage/open.ts';
+import type { S3Storage } from '../storage/open.ts';
 
 /** Cache write failures from the store and the registry alike, logged once per cause, counted each. */
 export function healthOf(config: Config, log: Logger, metrics: Metrics) {
@@ -34,6 +34,8 @@ export async function openStorage(
   const { type, s3 } = config.storage;
   if (type !== 's3' || s3.bucket === null) return undefined;
   const front = config.storage.front.maxSize;
+  // Loaded only when used: the AWS SDK costs ~10 MiB of heap in every process that imports it.
+  const { openS3Storage } = await import('../storage/open.ts');
   const storage = await openS3Storage(
     { ...s3, bucket: s3.bucket },
     {
@@ -129,6 +131,8 @@ export async function joinCluster(
   onWriteFailure: WriteFailureListener,
 ): Promise<{ cluster: Cluster | undefined; cache: OpenedCache }> {
   if (config.cluster.redis === null) return { cluster: undefined, cache: opened };
+  // Loaded only when used, like the AWS SDK: ioredis and the cluster's parts.
+  const { Cluster } = await import('../cluster/cluster.ts');
   const cluster = await Cluster.start(config.cluster, log, () => opened.store);
   opened.manifests.shareTags(cluster.tags);
   const fills = cluster.fills(opened.store, { onWriteFailure });
