@@ -53,9 +53,12 @@ function mapping(shape: Record<string, z.ZodType>, value: Record<string, unknown
   return out;
 }
 
-/** A URL's password (upstream.proxy's `http://user:pass@host:port`) is a secret too. */
+/**
+ * A URL's password is a secret too: upstream.proxy's `http://user:pass@host:port`, and
+ * cluster.redis's `redis://:pass@host:port` (or `rediss://user:pass@…`).
+ */
 function maskUrlPassword(text: string): string {
-  return text.replace(/^(https?:\/\/[^/:@\s]*:)[^/@\s]+@/i, `$1${MASKED}@`);
+  return text.replace(/^((?:https?|rediss?):\/\/[^/:@\s]*:)[^/@\s]+@/i, `$1${MASKED}@`);
 }
 
 function minFreeText(minFree: Config['cache']['minFree']): string {

@@ -286,7 +286,8 @@ describe('cli', () => {
       await writeFile(
         file,
         'ca: {dir: ./ca, passphrase: hunter2}\nregistries: [quay.io]\nlimits: {idleTimeout: 90s}\n' +
-          'upstream: {credentials: [{host: quay.io, username: bot, password: sesame}]}\n',
+          'upstream: {credentials: [{host: quay.io, username: bot, password: sesame}]}\n' +
+          'cluster: {redis: "redis://:opensesame@10.0.0.5:6379", secret: thirty-two-characters-of-secret}\n',
       );
       const { code, stdout, stderr } = await run(['config', 'check', file], {
         KEEPALIVE_TIMEOUT: '', // set but empty: not set
@@ -295,7 +296,7 @@ describe('cli', () => {
       }).exited;
       expect(stderr).toBe('');
       expect(code).toBe(0);
-      expect(stdout).not.toMatch(/hunter2|sesame/);
+      expect(stdout).not.toMatch(/hunter2|sesame|thirty-two/);
       const effective = parseYaml(stdout) as Record<string, Record<string, unknown>>;
       expect(effective['ca']).toEqual({
         dir: path.join(dir, 'ca'),
@@ -310,6 +311,10 @@ describe('cli', () => {
       expect(effective['upstream']?.['credentials']).toEqual([
         { host: 'quay.io', username: 'bot', password: '[masked]' },
       ]);
+      expect(effective['cluster']).toMatchObject({
+        redis: 'redis://:[masked]@10.0.0.5:6379',
+        secret: '[masked]',
+      });
       expect(effective['listen']).toBe('0.0.0.0:3128');
       expect(stdout).toContain('#   CLIENT_HEADER_TIMEOUT: sets limits.headersTimeout\n');
       expect(stdout).toMatch(/^# {3}SEND_TIMEOUT: ignored, no equivalent setting/m);
