@@ -2,7 +2,7 @@
 // held by the bookkeeper (the holder of the `book` lease): images pulled over any replica are
 // evicted whole, least recently pulled across the fleet first, never under a client reading on
 // another replica, and the role passes to another replica when the bookkeeper goes.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,36 +10,11 @@ import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { hasRedisServer, startRedis } from '../helpers/redis.ts';
 import { startS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
+import { addImage, OCI_MANIFEST, type Image } from '../helpers/images.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
 const MiB = 1024 * 1024;
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const KEEPS = 'cache bookkeeper: this replica keeps the books';
-
-interface Image {
-  readonly name: string;
-  readonly manifest: string;
-  readonly config: string;
-  readonly layer: string;
-}
-
-function addImage(upstream: FakeRegistry, name: string, size: number): Image {
-  const layerBytes = randomBytes(size);
-  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', name }));
-  const layer = upstream.addBlob(layerBytes);
-  const config = upstream.addBlob(configBytes);
-  const manifest = upstream.addManifest(name, 'v1', {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: 'application/vnd.oci.image.config.v1+json',
-      digest: config,
-      size: configBytes.length,
-    },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size }],
-  });
-  return { name, manifest, config, layer };
-}
 
 async function sha256Of(body: AsyncIterable<unknown>): Promise<string> {
   const hash = createHash('sha256');

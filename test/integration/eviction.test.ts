@@ -2,43 +2,17 @@
 // usage passes 95 % of cache.maxSize, down to 90 %; pins kept; nothing deleted under a reader;
 // the index rebuilt from the files when it is gone. Unit tests (test/unit/cache/eviction.test.ts)
 // cover expiry, budgets and the free-space floor with an injected clock and statfs.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
+import { addImage, OCI_MANIFEST, type Image } from '../helpers/images.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const MiB = 1024 * 1024;
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-
-interface Image {
-  readonly name: string;
-  readonly manifest: string;
-  readonly config: string;
-  readonly layer: string;
-}
-
-/** An image of one layer of `size` random bytes, pushed to the fake upstream as `name:v1`. */
-function addImage(upstream: FakeRegistry, name: string, size: number): Image {
-  const layerBytes = randomBytes(size);
-  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', name }));
-  const layer = upstream.addBlob(layerBytes);
-  const config = upstream.addBlob(configBytes);
-  const manifest = upstream.addManifest(name, 'v1', {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: 'application/vnd.oci.image.config.v1+json',
-      digest: config,
-      size: configBytes.length,
-    },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size }],
-  });
-  return { name, manifest, config, layer };
-}
 
 /** Pulls as a client does: the manifest by tag, then config and layer; returns the layer's X-Cache. */
 async function pull(proxy: TestProxy, upstream: FakeRegistry, image: Image): Promise<string> {

@@ -12,35 +12,10 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { startS3, type TestS3 } from '../helpers/s3.ts';
+import { addImage, OCI_MANIFEST, type Image } from '../helpers/images.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
 const MiB = 1024 * 1024;
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-
-interface Image {
-  readonly name: string;
-  readonly manifest: string;
-  readonly config: string;
-  readonly layer: string;
-}
-
-function addImage(upstream: FakeRegistry, name: string, size: number): Image {
-  const layerBytes = randomBytes(size);
-  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', name }));
-  const layer = upstream.addBlob(layerBytes);
-  const config = upstream.addBlob(configBytes);
-  const manifest = upstream.addManifest(name, 'v1', {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: 'application/vnd.oci.image.config.v1+json',
-      digest: config,
-      size: configBytes.length,
-    },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size }],
-  });
-  return { name, manifest, config, layer };
-}
 
 /** The manifest by tag, then config and layer; returns each response's X-Cache. */
 async function pull(proxy: TestProxy, upstream: FakeRegistry, image: Image): Promise<string[]> {
