@@ -41,7 +41,8 @@ export interface BlobWriter {
   /**
    * Appends chunks (hashing them, unless the caller verifies) in one write; resolves once they
    * are in the file (readable by positional reads). One write at a time. After a rejection the
-   * file holds `bytesWritten` bytes; the writer takes no more and expects abort().
+   * file holds `bytesWritten` bytes; the writer takes no more and expects abort(). The writer
+   * keeps no reference to `chunks` once write() settles: the caller reuses those buffers.
    */
   write(chunks: Buffer | readonly Buffer[]): Promise<void>;
   /**

@@ -90,8 +90,10 @@ export class S3BlobWriter implements BlobWriter {
     // The upload may have failed during the file write: its body is destroyed, and would
     // neither take the chunks nor ever drain.
     this.#throwIfFailed();
+    // The upload holds what it is given until a part is full, long after this write resolves,
+    // and the caller reuses its buffers then (cache/write-behind.ts's slabs): it gets copies.
     let drained = true;
-    for (const chunk of list) if (chunk.length > 0) drained = this.#body.write(chunk);
+    for (const chunk of list) if (chunk.length > 0) drained = this.#body.write(Buffer.from(chunk));
     // #done settles when the upload fails at any point, so a failure never leaves this waiting.
     if (!drained) await Promise.race([once(this.#body, 'drain').catch(() => undefined), this.#done]);
     this.#throwIfFailed();
