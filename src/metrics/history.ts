@@ -3,7 +3,7 @@
 // last minutes say about its upstream (upstream-state.ts). Read from the Metrics registry only,
 // in memory, lost on restart: Prometheus keeps the long history.
 import type { Metrics } from './registry.ts';
-import { registryStates, type RegistryCounts, type RegistryState } from './upstream-state.ts';
+import { NO_COUNTS, registryStates, type RegistryCounts, type RegistryState } from './upstream-state.ts';
 
 /** The counters at one moment, summed over every registry, and per registry. */
 export interface Sample {
@@ -39,18 +39,6 @@ export interface HistoryOptions {
 }
 
 const FROM_CACHE = new Set(['hit', 'revalidated', 'stale']);
-const ZERO: RegistryCounts = {
-  requests: 0,
-  answerable: 0,
-  hits: 0,
-  stale: 0,
-  bytesCache: 0,
-  bytesUpstream: 0,
-  upstreamOk: 0,
-  upstreamFailed: 0,
-  failures: {},
-};
-
 export class History {
   readonly #options: HistoryOptions;
   readonly #samples: Sample[] = [];
@@ -123,8 +111,8 @@ type Mutable = { -readonly [K in keyof RegistryCounts]: RegistryCounts[K] };
 /** One reading of the counters the dashboard needs, by registry and summed. */
 export async function readSample(metrics: Metrics, t: number): Promise<Sample> {
   const registries: Record<string, Mutable> = {};
-  const total: Mutable = { ...ZERO, failures: {} };
-  const of = (registry: string) => (registries[registry] ??= { ...ZERO, failures: {} });
+  const total: Mutable = { ...NO_COUNTS, failures: {} };
+  const of = (registry: string) => (registries[registry] ??= { ...NO_COUNTS, failures: {} });
   const add = (registry: string, update: (counts: Mutable) => void) => {
     update(of(registry));
     update(total);

@@ -55,8 +55,8 @@ export function registryStates(
   const names = new Set([...Object.keys(now.registries), ...Object.keys(now.rateLimit)]);
   names.delete(NOT_A_REGISTRY);
   return [...names].sort().map((registry) => {
-    const counts = now.registries[registry] ?? EMPTY;
-    const before = earlier?.registries[registry] ?? (earlier ? EMPTY : counts);
+    const counts = now.registries[registry] ?? NO_COUNTS;
+    const before = earlier?.registries[registry] ?? (earlier ? NO_COUNTS : counts);
     const ok = counts.upstreamOk - before.upstreamOk;
     const failed = counts.upstreamFailed - before.upstreamFailed;
     const condition: UpstreamCondition =
@@ -75,7 +75,8 @@ export function registryStates(
   });
 }
 
-const EMPTY: RegistryCounts = {
+/** A registry with nothing counted yet (copy `failures` before changing it). */
+export const NO_COUNTS: RegistryCounts = {
   requests: 0,
   answerable: 0,
   hits: 0,

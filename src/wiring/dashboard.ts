@@ -46,6 +46,8 @@ export function createAdmin(
  */
 export function createDashboard(config: Config, log: Logger, metrics: Metrics) {
   const startedAt = Date.now();
+  // Without admin.token nothing can read the dashboard's figures: no sampling, no counting.
+  const on = config.admin.token !== null;
   const history = new History({ metrics, intervalMs: 2000, keep: 1800, windowMs: 5 * 60_000 });
   const activity = new Activity();
   const warm = new WarmJobs({
@@ -62,8 +64,9 @@ export function createDashboard(config: Config, log: Logger, metrics: Metrics) {
     history,
     activity,
     warm,
-    ui: config.admin.token === null ? undefined : createUiHandler(),
+    ui: on ? createUiHandler() : undefined,
     counting(handler: ReturnType<typeof createRegistryHandler>): ReturnType<typeof createRegistryHandler> {
+      if (!on) return handler;
       return (req, res, destination, mode) => {
         const host = formatAuthority(destination);
         res.once('finish', () => activity.request(host, req.method, req.url, res.statusCode));
@@ -84,6 +87,7 @@ export function createDashboard(config: Config, log: Logger, metrics: Metrics) {
     },
     /** Once listening: what the page shows, the first sample, warm's way through the proxy. */
     start(registries: Registries, at: { proxy: AddressInfo; mirrorPort: number | null; ca: string }): void {
+      if (!on) return;
       // The proxy's CA for intercepted registries, the usual roots for what it only tunnels.
       agent = new ProxyAgent({
         uri: loopbackUri(at.proxy),
