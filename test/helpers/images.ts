@@ -1,6 +1,9 @@
 // Images pushed to the fake upstream (helpers/upstream.ts) for the tests that pull whole images:
-// one random layer and a small config under an OCI manifest, tagged `<name>:v1`.
-import { randomBytes } from 'node:crypto';
+// one random layer and a small config under an OCI manifest, tagged `<name>:v1`, and the pull
+// of one through the proxy.
+import { createHash, randomBytes } from 'node:crypto';
+import { expect } from 'vitest';
+import type { TestProxy } from './proxy.ts';
 import type { FakeRegistry } from './upstream.ts';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -29,4 +32,32 @@ export function addImage(upstream: FakeRegistry, name: string, size: number): Im
     layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size }],
   });
   return { name, manifest, config, layer };
+}
+
+/** `sha256:<hex>` of a response body, read whole. */
+export async function sha256Of(body: AsyncIterable<unknown>): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of body) hash.update(chunk as Buffer);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/**
+ * Pulls as a client does (manifest by tag, then config and layer, each checked against its
+ * digest), waits for the fills to end, and returns the layer's X-Cache.
+ */
+export async function pullImage(proxy: TestProxy, upstream: FakeRegistry, image: Image): Promise<string> {
+  const manifest = await proxy.fetch(upstream.authority, `/v2/${image.name}/manifests/v1`, {
+    headers: { accept: OCI_MANIFEST },
+  });
+  expect(manifest.statusCode).toBe(200);
+  await manifest.body.dump();
+  let layerCache = '';
+  for (const digest of [image.config, image.layer]) {
+    const res = await proxy.fetch(upstream.authority, `/v2/${image.name}/blobs/${digest}`);
+    expect(res.statusCode).toBe(200);
+    expect(await sha256Of(res.body)).toBe(digest);
+    if (digest === image.layer) layerCache = String(res.headers['x-cache']);
+  }
+  await proxy.app.fills.idle();
+  return layerCache;
 }

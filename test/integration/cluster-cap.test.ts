@@ -2,7 +2,6 @@
 // held by the bookkeeper (the holder of the `book` lease): images pulled over any replica are
 // evicted whole, least recently pulled across the fleet first, never under a client reading on
 // another replica, and the role passes to another replica when the bookkeeper goes.
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,35 +9,11 @@ import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { hasRedisServer, startRedis } from '../helpers/redis.ts';
 import { startS3 } from '../helpers/s3.ts';
 import { tempDir } from '../helpers/tmp.ts';
-import { addImage, OCI_MANIFEST, type Image } from '../helpers/images.ts';
+import { addImage, pullImage, sha256Of, type Image } from '../helpers/images.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
 const MiB = 1024 * 1024;
 const KEEPS = 'cache bookkeeper: this replica keeps the books';
-
-async function sha256Of(body: AsyncIterable<unknown>): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of body) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
-}
-
-/** Pulls as a client does (manifest by tag, config, layer); returns the layer's X-Cache. */
-async function pull(proxy: TestProxy, upstream: FakeRegistry, image: Image): Promise<string> {
-  const manifest = await proxy.fetch(upstream.authority, `/v2/${image.name}/manifests/v1`, {
-    headers: { accept: OCI_MANIFEST },
-  });
-  expect(manifest.statusCode).toBe(200);
-  await manifest.body.dump();
-  let layerCache = '';
-  for (const digest of [image.config, image.layer]) {
-    const res = await proxy.fetch(upstream.authority, `/v2/${image.name}/blobs/${digest}`);
-    expect(res.statusCode).toBe(200);
-    expect(await sha256Of(res.body)).toBe(digest);
-    if (digest === image.layer) layerCache = String(res.headers['x-cache']);
-  }
-  await proxy.app.fills.idle();
-  return layerCache;
-}
 
 function cached(dir: string, image: Image): boolean[] {
   return [image.manifest, image.config, image.layer].map((digest) => {
@@ -120,10 +95,10 @@ describe.skipIf(!(await hasRedisServer()))('cluster disk cap (needs redis-server
         addImage(upstream, name, 3.2 * MiB),
       ) as [Image, Image, Image, Image];
 
-      expect(await pull(other, upstream, a)).toBe('MISS');
-      expect(await pull(keeper, upstream, b)).toBe('MISS');
-      expect(await pull(other, upstream, a)).toBe('HIT'); // a, pulled on the other replica, is newer than b
-      expect(await pull(keeper, upstream, c)).toBe('MISS'); // 9.6 MiB: past 95 % of 10 MiB
+      expect(await pullImage(other, upstream, a)).toBe('MISS');
+      expect(await pullImage(keeper, upstream, b)).toBe('MISS');
+      expect(await pullImage(other, upstream, a)).toBe('HIT'); // a, pulled on the other replica, is newer than b
+      expect(await pullImage(keeper, upstream, c)).toBe('MISS'); // 9.6 MiB: past 95 % of 10 MiB
 
       const evicted = await keeper.waitForLog((l) => l.msg === 'evicted');
       expect(evicted['digest']).toBe(b.manifest);
@@ -135,10 +110,10 @@ describe.skipIf(!(await hasRedisServer()))('cluster disk cap (needs redis-server
       // c used after a (recency the new bookkeeper replays from the stream: a bucket's object
       // times are a second apart). The bookkeeper goes: the other replica takes the lease,
       // rebuilds the index and evicts the least recently used, a.
-      expect(await pull(keeper, upstream, c)).toBe('HIT');
+      expect(await pullImage(keeper, upstream, c)).toBe('HIT');
       await keeper.close();
       await other.waitForLog((l) => l.msg === KEEPS);
-      expect(await pull(other, upstream, d)).toBe('MISS');
+      expect(await pullImage(other, upstream, d)).toBe('MISS');
       const next = await other.waitForLog((l) => l.msg === 'evicted');
       expect(next['digest']).toBe(a.manifest);
       expect(await home.holds(a)).toEqual([false, false, false]);
@@ -160,12 +135,12 @@ describe.skipIf(!(await hasRedisServer()))('cluster disk cap (needs redis-server
       Image,
       Image,
     ];
-    await pull(keeper, upstream, a);
-    await pull(keeper, upstream, b);
+    await pullImage(keeper, upstream, a);
+    await pullImage(keeper, upstream, b);
     // A client of the other replica starts reading a's layer and stalls: a is in use there.
     const reading = await other.fetch(upstream.authority, `/v2/lib/a/blobs/${a.layer}`);
     expect(reading.headers['x-cache']).toBe('HIT');
-    await pull(keeper, upstream, c); // past the mark: a, the oldest, is read on the other replica
+    await pullImage(keeper, upstream, c); // past the mark: a, the oldest, is read on the other replica
     const evicted = await keeper.waitForLog((l) => l.msg === 'evicted');
     expect(evicted['digest']).toBe(b.manifest);
     const pass = await keeper.waitForLog((l) => l.msg === 'eviction pass');
@@ -181,7 +156,7 @@ describe.skipIf(!(await hasRedisServer()))('cluster disk cap (needs redis-server
     const home = await sharedDirectory();
     const [, other] = await replicas(upstream, redis.url, home, '10MiB');
     const big = addImage(upstream, 'lib/big', 11 * MiB);
-    expect(await pull(other, upstream, big)).toBe('BYPASS'); // relayed, not stored
+    expect(await pullImage(other, upstream, big)).toBe('BYPASS'); // relayed, not stored
     expect(await home.holds(big)).toEqual([true, true, false]);
   });
 });

@@ -2,41 +2,16 @@
 // usage passes 95 % of cache.maxSize, down to 90 %; pins kept; nothing deleted under a reader;
 // the index rebuilt from the files when it is gone. Unit tests (test/unit/cache/eviction.test.ts)
 // cover expiry, budgets and the free-space floor with an injected clock and statfs.
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startProxy, type TestProxy } from '../helpers/proxy.ts';
-import { addImage, OCI_MANIFEST, type Image } from '../helpers/images.ts';
-import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
+import { startProxy } from '../helpers/proxy.ts';
+import { addImage, OCI_MANIFEST, pullImage, sha256Of, type Image } from '../helpers/images.ts';
+import { startFakeRegistry } from '../helpers/upstream.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
 const MiB = 1024 * 1024;
-
-/** Pulls as a client does: the manifest by tag, then config and layer; returns the layer's X-Cache. */
-async function pull(proxy: TestProxy, upstream: FakeRegistry, image: Image): Promise<string> {
-  const manifest = await proxy.fetch(upstream.authority, `/v2/${image.name}/manifests/v1`, {
-    headers: { accept: OCI_MANIFEST },
-  });
-  expect(manifest.statusCode).toBe(200);
-  await manifest.body.dump();
-  let layerCache = '';
-  for (const digest of [image.config, image.layer]) {
-    const res = await proxy.fetch(upstream.authority, `/v2/${image.name}/blobs/${digest}`);
-    expect(res.statusCode).toBe(200);
-    expect(await sha256Of(res.body)).toBe(digest);
-    if (digest === image.layer) layerCache = String(res.headers['x-cache']);
-  }
-  await proxy.app.fills.idle();
-  return layerCache;
-}
-
-async function sha256Of(body: AsyncIterable<unknown>): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of body) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
-}
 
 function blobFile(cacheDir: string, digest: string): string {
   const hex = digest.slice('sha256:'.length);
@@ -59,10 +34,10 @@ describe('eviction', () => {
       Image,
       Image,
     ];
-    expect(await pull(proxy, upstream, a)).toBe('MISS');
-    expect(await pull(proxy, upstream, b)).toBe('MISS');
-    expect(await pull(proxy, upstream, a)).toBe('HIT'); // a is now more recent than b
-    expect(await pull(proxy, upstream, c)).toBe('MISS'); // 9.6 MiB: past 95 % of 10 MiB
+    expect(await pullImage(proxy, upstream, a)).toBe('MISS');
+    expect(await pullImage(proxy, upstream, b)).toBe('MISS');
+    expect(await pullImage(proxy, upstream, a)).toBe('HIT'); // a is now more recent than b
+    expect(await pullImage(proxy, upstream, c)).toBe('MISS'); // 9.6 MiB: past 95 % of 10 MiB
 
     const evicted = await proxy.waitForLog((l) => l.msg === 'evicted');
     expect(evicted['digest']).toBe(b.manifest);
@@ -100,12 +75,12 @@ describe('eviction', () => {
     const [a, b, c, d] = Object.entries(sizes).map(([name, size]) =>
       addImage(upstream, name, size * MiB),
     ) as [Image, Image, Image, Image];
-    await pull(proxy, upstream, a);
-    await pull(proxy, upstream, b);
+    await pullImage(proxy, upstream, a);
+    await pullImage(proxy, upstream, b);
     // A client starts reading b's layer and stalls: b is in use.
     const reading = await proxy.fetch(upstream.authority, `/v2/lib/b/blobs/${b.layer}`);
     expect(reading.headers['x-cache']).toBe('HIT');
-    await pull(proxy, upstream, c); // past the mark: a is pinned, b in use, so c goes
+    await pullImage(proxy, upstream, c); // past the mark: a is pinned, b in use, so c goes
     const evicted = await proxy.waitForLog((l) => l.msg === 'evicted');
     console.log(
       'DBG',
@@ -121,7 +96,7 @@ describe('eviction', () => {
     expect(cached(dir, b)).toEqual([true, true, true]);
 
     // With the reader gone, b is the least recently used unpinned image.
-    await pull(proxy, upstream, d);
+    await pullImage(proxy, upstream, d);
     await proxy.waitForLog((l) => l.msg === 'evicted' && l['digest'] === b.manifest);
     expect(cached(dir, a)).toEqual([true, true, true]);
   });
@@ -135,8 +110,8 @@ describe('eviction', () => {
       Image,
     ];
     const first = await startProxy({ registries: [upstream.authority], cache: { dir, ...BOUNDED } });
-    await pull(first, upstream, a);
-    await pull(first, upstream, b);
+    await pullImage(first, upstream, a);
+    await pullImage(first, upstream, b);
     await first.close();
     for (const suffix of ['', '-wal', '-shm']) await rm(path.join(dir, `index.db${suffix}`), { force: true });
 
@@ -145,8 +120,8 @@ describe('eviction', () => {
     const opened = await second.waitForLog((l) => l.msg === 'cache index open');
     expect(opened['state']).toBe('missing');
     expect(opened['rebuilt']).toBeDefined();
-    expect(await pull(second, upstream, a)).toBe('HIT');
-    await pull(second, upstream, c);
+    expect(await pullImage(second, upstream, a)).toBe('HIT');
+    await pullImage(second, upstream, c);
     const evicted = await second.waitForLog((l) => l.msg === 'evicted');
     expect(evicted['digest']).toBe(b.manifest);
     expect(cached(dir, b)).toEqual([false, false, false]);

@@ -3,7 +3,7 @@
 // upstream GET; a corrupt blob leaves nothing in the bucket; redirect: true answers cached blob
 // GETs with a 307 to a presigned URL; storage.front keeps hits on local disk; cache.maxSize
 // bounds the bucket, evicting through it.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -12,7 +12,7 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { startS3, type TestS3 } from '../helpers/s3.ts';
-import { addImage, OCI_MANIFEST, type Image } from '../helpers/images.ts';
+import { addImage, OCI_MANIFEST, sha256Of, type Image } from '../helpers/images.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
 const MiB = 1024 * 1024;
@@ -33,12 +33,6 @@ async function pull(proxy: TestProxy, upstream: FakeRegistry, image: Image): Pro
   }
   await proxy.app.fills.idle();
   return caches;
-}
-
-async function sha256Of(body: AsyncIterable<unknown>): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of body) hash.update(chunk as Buffer);
-  return `sha256:${hash.digest('hex')}`;
 }
 
 function blobKey(digest: string): string {
