@@ -70,7 +70,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
   const parts = { upstream, cache, registries, metrics, cacheWriteFailed, seams };
   const handler = dashboard.counting(createHandler(config, log, parts, cluster));
   const watcher = createWatcher(config, log, { upstream, cache, registries, metrics });
-  const admin = createAdmin(config, log, cache, dashboard, watcher);
+  const admin = createAdmin(config, log, cache, dashboard, watcher, cluster);
   const { ui } = dashboard;
   const proxy = await createProxy(config, log, {
     ca,

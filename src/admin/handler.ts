@@ -2,6 +2,8 @@
 // listing, purges and an eviction pass on demand. It only speaks HTTP: what the answers mean is
 // cache/control.ts. Off (404 for every /admin/ path) unless admin.token is set; otherwise every
 // request needs the token (401 with a Bearer challenge). Errors are `{"error": "…"}`.
+// In a cluster, the cache-wide paths (CLUSTER_WIDE) of a replica that does not keep the books are
+// answered by the one that does (`forward`); the rest are this replica's own (stats, warm, watch).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Selector } from '../cache/catalog.ts';
 import type { CacheControl } from '../cache/control.ts';
@@ -27,9 +29,33 @@ export interface AdminOptions {
     start(ref: string, platform: string | undefined): { readonly job: unknown } | { readonly error: string };
     jobs(): unknown[];
   };
+  /**
+   * In a cluster: answers a CLUSTER_WIDE request, once authenticated here, with the bookkeeper's
+   * answer while this replica keeps no index. `send` rejects before answering when no bookkeeper
+   * can (its message says why: answered 503 with Retry-After `retryAfterSeconds`).
+   */
+  readonly forward?: {
+    send(req: IncomingMessage, res: ServerResponse): Promise<void>;
+    readonly retryAfterSeconds: number;
+  };
 }
 
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * The paths whose answer is the cluster's (the index: listing, totals, purges, pins, eviction),
+ * answered by the bookkeeper; the others describe or drive this replica (its stats and metrics,
+ * its warm jobs, the tags its own clients pull in /admin/watch) and are answered where asked.
+ */
+export const CLUSTER_WIDE: ReadonlySet<string> = new Set([
+  '/admin/cache',
+  '/admin/images',
+  '/admin/pins',
+  '/admin/evict',
+]);
+
+/** What `answer` resolves with once the response was sent by someone else (the bookkeeper's). */
+const SENT = Symbol('sent');
 
 /** A refusal with its status, thrown by the routes and answered as JSON. */
 class AdminError extends Error {
@@ -45,19 +71,52 @@ class AdminError extends Error {
 
 export function createAdminHandler(options: AdminOptions): AdminHandler {
   const token = options.token === null ? undefined : new AdminToken(options.token);
-  return (req, res) => {
+  return serve(options, (req) => {
+    if (!token) throw new AdminError(404, 'not found');
+    if (!token.allows(req.headers.authorization)) {
+      throw new AdminError(401, 'a valid admin token is needed', {
+        'www-authenticate': 'Bearer realm="pullthrough admin"',
+      });
+    }
+  });
+}
+
+/**
+ * The bookkeeper's side of `forward`: a request another replica has authenticated (the internal
+ * endpoint checked the cluster secret), answered here and never sent on again.
+ */
+export function createForwardedAdminHandler(options: AdminOptions): AdminHandler {
+  const { forward: _, ...local } = options;
+  const noIndex = 'this replica no longer keeps the cache books (another takes them over): retry';
+  return serve({ ...local, noIndex }, () => undefined);
+}
+
+/** The one place where an admin answer or error becomes a response. */
+function serve(options: AdminOptions & { noIndex?: string }, check: (req: IncomingMessage) => void) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
     req.resume(); // no endpoint reads a body; drain whatever came
     const answer = async (): Promise<unknown> => {
-      if (!token) throw new AdminError(404, 'not found');
-      if (!token.allows(req.headers.authorization)) {
-        throw new AdminError(401, 'a valid admin token is needed', {
-          'www-authenticate': 'Bearer realm="pullthrough admin"',
-        });
+      check(req);
+      const { pathname } = new URL(req.url ?? '/', 'http://admin');
+      const { forward } = options;
+      if (!forward || !CLUSTER_WIDE.has(pathname) || (await options.control())) return route(req, options);
+      try {
+        await forward.send(req, res);
+        return SENT;
+      } catch (error) {
+        // Once the bookkeeper's headers are out, an error can only cut the response.
+        if (res.headersSent) {
+          res.destroy(error as Error);
+          return SENT;
+        }
+        const retryAfter = String(forward.retryAfterSeconds);
+        throw new AdminError(503, (error as Error).message, { 'retry-after': retryAfter });
       }
-      return route(req, options);
     };
     answer().then(
-      (body) => sendJson(res, 200, body),
+      (body) => {
+        if (body !== SENT) sendJson(res, 200, body);
+      },
       (error: unknown) => {
         if (error instanceof AdminError)
           return sendJson(res, error.status, { error: error.message }, error.headers);
@@ -68,7 +127,7 @@ export function createAdminHandler(options: AdminOptions): AdminHandler {
   };
 }
 
-async function route(req: IncomingMessage, options: AdminOptions): Promise<unknown> {
+async function route(req: IncomingMessage, options: AdminOptions & { noIndex?: string }): Promise<unknown> {
   const { control, onChange } = options;
   const url = new URL(req.url ?? '/', 'http://admin');
   const method = req.method ?? 'GET';
@@ -79,9 +138,9 @@ async function route(req: IncomingMessage, options: AdminOptions): Promise<unkno
   };
   const cache = async () => {
     const current = await control();
-    if (!current)
-      throw new AdminError(503, 'the cache keeps no index (read-only or failed): nothing to manage');
-    return current;
+    if (current) return current;
+    if (options.noIndex) throw new AdminError(503, options.noIndex, { 'retry-after': '1' });
+    throw new AdminError(503, 'the cache keeps no index (read-only or failed): nothing to manage');
   };
   switch (url.pathname) {
     case '/admin/cache':

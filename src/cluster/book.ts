@@ -54,6 +54,7 @@ export class ClusterBook implements CacheBook {
   #taking = false;
   #lastId = '$';
   #usage: { bytes: number; files: number } | undefined;
+  #keeper: string | undefined;
   readonly #timers: NodeJS.Timeout[] = [];
   #closed = false;
   /** The time of the event being applied: the index records it rather than the drain's. */
@@ -95,6 +96,11 @@ export class ClusterBook implements CacheBook {
 
   get keeping(): boolean {
     return this.#kept !== undefined;
+  }
+
+  /** The id of the replica keeping the books, as last read (this one's while it does). */
+  get keeper(): string | undefined {
+    return this.#kept ? this.#o.me.id : this.#keeper;
   }
 
   reading(digest: string): () => void {
@@ -244,12 +250,14 @@ export class ClusterBook implements CacheBook {
   async #tick(): Promise<void> {
     const { redis, heartbeatMs } = this.#o;
     if (!this.#kept) {
-      const [[, usage]] = (await redis
+      const [[, usage], , [, lease]] = (await redis
         .multi()
         .get(this.#key.usage)
         .pexpire(this.#key.reading, heartbeatMs * 3)
-        .exec()) as [[unknown, string | null]];
+        .get(this.#key.lease)
+        .exec()) as [[unknown, string | null], unknown, [unknown, string | null]];
       if (usage) this.#usage = JSON.parse(usage) as { bytes: number; files: number };
+      this.#keeper = lease === null ? undefined : (JSON.parse(lease) as Member).id;
       return;
     }
     await redis.pexpire(this.#key.reading, heartbeatMs * 3);

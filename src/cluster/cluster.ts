@@ -1,6 +1,8 @@
 // One replica's part in a cluster (config `cluster`): the Redis link, its membership, the fill
 // leases and the fills built on them, the internal endpoint the other replicas stream from, and
-// the shared access answers. Built only when cluster.redis is set; app.ts wires it in.
+// the shared access answers, and the admin requests sent on to the bookkeeper. Built only when
+// cluster.redis is set; app.ts wires it in.
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hostname } from 'node:os';
 import type { AccessAnswer } from '../access/access.ts';
 import type { BlobStore } from '../cache/blobs.ts';
@@ -8,6 +10,7 @@ import type { FillsOptions } from '../cache/fills.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Keep } from '../cache/open.ts';
+import { AdminForward } from './admin.ts';
 import { ClusterBook } from './book.ts';
 import { startEndpoint, type Endpoint } from './endpoint.ts';
 import { ClusterFills } from './fills.ts';
@@ -34,6 +37,9 @@ export class Cluster {
   #fills: ClusterFills | undefined;
   #book: ClusterBook | undefined;
   readonly #config: ClusterConfig;
+  readonly #forward: AdminForward;
+  /** The admin API for requests another replica authenticated (serveAdmin). */
+  #admin: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   private constructor(parts: {
     me: Member;
@@ -55,6 +61,14 @@ export class Cluster {
     this.#remote = new Remote(parts.secret);
     this.tags = new RedisTags(link.client, prefix);
     this.#access = new SharedAccess(link.client, link.connection(), { prefix, me: me.id });
+    this.#forward = new AdminForward({
+      redis: link.client,
+      prefix,
+      me,
+      secret: parts.secret,
+      leaseTtlMs: config.leaseTtl,
+      members: () => this.#members.known,
+    });
     // A heartbeat as soon as Redis is back, so that /readyz and the others see us at once.
     link.onChange((up) => void (up ? this.#members.beat() : undefined));
   }
@@ -71,6 +85,7 @@ export class Cluster {
       localFill: (digest) => late.cluster?.localFill(digest),
       store: store(),
       members: () => late.cluster?.members ?? [],
+      admin: () => late.cluster?.adminHandler,
       log: clusterLog,
     });
     const id = config.id ?? `${hostname()}-${process.pid}`;
@@ -128,6 +143,26 @@ export class Cluster {
     return this.#fills?.local(digest);
   }
 
+  /**
+   * The admin API's cluster-wide requests on a replica that does not keep the books: the
+   * bookkeeper's answer (admin.ts), or a rejection saying why none can answer.
+   */
+  get adminForward(): { send: AdminForward['send']; retryAfterSeconds: number } {
+    return {
+      send: (req, res) => this.#forward.send(req, res),
+      retryAfterSeconds: Math.ceil(this.#config.leaseTtl / 1000),
+    };
+  }
+
+  /** Where the internal endpoint hands the admin requests other replicas send here. */
+  serveAdmin(handler: (req: IncomingMessage, res: ServerResponse) => void): void {
+    this.#admin = handler;
+  }
+
+  get adminHandler(): ((req: IncomingMessage, res: ServerResponse) => void) | undefined {
+    return this.#admin;
+  }
+
   /** Shares access answers: `onAnswer` for the Access options, then `learnInto` the Access. */
   readonly onAnswer = (answer: AccessAnswer): void => this.#access.publish(answer);
 
@@ -150,9 +185,13 @@ export class Cluster {
   readiness(): { degraded: string[]; info: string[] } {
     const degraded = this.#link.up ? [] : ['redis unreachable: fills coordinated on this replica only'];
     const ids = this.#members.known.map((member) => member.id);
+    const keeper = this.#book?.keeper;
     return {
       degraded,
-      info: [`cluster: ${ids.length} replicas (${ids.join(', ')}); this one: ${this.me.id}`],
+      info: [
+        `cluster: ${ids.length} replicas (${ids.join(', ')}); this one: ${this.me.id}`,
+        ...(this.#book ? [`cache bookkeeper: ${keeper ?? 'none (the book lease is vacant)'}`] : []),
+      ],
     };
   }
 
@@ -162,6 +201,7 @@ export class Cluster {
     this.#access.stop();
     await this.#endpoint.close();
     await this.#remote.close();
+    await this.#forward.close();
     await this.#link.stop();
   }
 }

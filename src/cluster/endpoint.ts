@@ -3,7 +3,8 @@
 // one that is about to start), or from this replica's store, from byte N with `Range: bytes=N-`.
 // Headers go out as soon as the fill has them; the bytes follow as they arrive, the last one
 // only once verified (the fill's own readers hold it back); a fill that fails cuts the socket.
-// GET /cluster/v1/members lists the replicas.
+// GET /cluster/v1/members lists the replicas. /cluster/v1/admin/… is the admin API's /admin/…,
+// asked by a replica that does not keep the books (admin.ts), answered without the admin token.
 import { timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +12,7 @@ import type { BlobStore, ByteSource } from '../cache/blobs.ts';
 import type { Fill } from '../cache/fills.ts';
 import type { Logger } from '../log.ts';
 import { parseDigest } from '../oci/digest.ts';
+import { ADMIN_PREFIX } from './admin.ts';
 import type { Member } from './members.ts';
 
 const CHUNK = 256 * 1024;
@@ -21,6 +23,8 @@ export interface EndpointDeps {
   readonly localFill: (digest: string) => Fill | Promise<Fill | undefined> | undefined;
   readonly store: BlobStore;
   readonly members: () => readonly Member[];
+  /** The admin API for requests another replica authenticated; undefined until it is built. */
+  readonly admin: () => ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   readonly log: Logger;
 }
 
@@ -55,6 +59,11 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: EndpointD
   const path = (req.url ?? '/').split('?', 1)[0]!;
   if (req.method === 'GET' && path === '/cluster/v1/members') {
     return send(res, 200, JSON.stringify(deps.members()), 'application/json');
+  }
+  const admin = deps.admin();
+  if (admin && path.startsWith(`${ADMIN_PREFIX}/admin/`)) {
+    req.url = req.url!.slice(ADMIN_PREFIX.length);
+    return admin(req, res);
   }
   const match = /^\/cluster\/v1\/blobs\/([^/]+)$/.exec(path);
   if (req.method !== 'GET' || !match || !parseDigest(match[1]!)) return send(res, 404, 'not found\n');

@@ -3,8 +3,14 @@
 import { type AddressInfo } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { ProxyAgent } from 'undici';
-import { createAdminHandler, type AdminHandler } from '../admin/handler.ts';
+import {
+  createAdminHandler,
+  createForwardedAdminHandler,
+  type AdminHandler,
+  type AdminOptions,
+} from '../admin/handler.ts';
 import { type OpenedCache } from '../cache/open.ts';
+import type { Cluster } from '../cluster/cluster.ts';
 import type { Registries } from '../config/registries.ts';
 import { type Config } from '../config/schema.ts';
 import { formatAuthority } from '../http/destination.ts';
@@ -18,15 +24,20 @@ import { WarmJobs } from '../warm/jobs.ts';
 import type { createRegistryHandler } from '../registry/handler.ts';
 import type { Watcher } from '../watch/watcher.ts';
 
-/** The admin API: its changes logged and listed on the dashboard, which polls its stats. */
+/**
+ * The admin API: its changes logged and listed on the dashboard, which polls its stats. In a
+ * cluster, the cache-wide requests go to the replica keeping the books (cluster/admin.ts), whose
+ * internal endpoint answers them here when it is this one.
+ */
 export function createAdmin(
   config: Config,
   log: Logger,
   cache: OpenedCache,
   dashboard: ReturnType<typeof createDashboard>,
   watcher: Watcher | undefined,
+  cluster?: Cluster,
 ): AdminHandler {
-  return createAdminHandler({
+  const options: AdminOptions = {
     token: config.admin.token,
     control: cache.control,
     watch: watcher && (() => watcher.list()),
@@ -37,7 +48,10 @@ export function createAdmin(
     },
     stats: dashboard.stats(cache),
     warm: dashboard.warm,
-  });
+  };
+  if (!cluster || config.admin.token === null) return createAdminHandler(options);
+  cluster.serveAdmin(createForwardedAdminHandler(options));
+  return createAdminHandler({ ...options, forward: cluster.adminForward });
 }
 
 /**
