@@ -55,7 +55,7 @@ export class AdminForward {
     try {
       answer = await request(`${keeper.url}${ADMIN_PREFIX}${req.url ?? '/'}`, {
         dispatcher: this.#agent,
-        method: req.method === 'DELETE' || req.method === 'POST' ? req.method : 'GET',
+        method: req.method ?? 'GET',
         headers: { authorization: `Bearer ${this.#o.secret}`, 'x-pullthrough-forwarded-by': this.#o.me.id },
       });
     } catch (error) {

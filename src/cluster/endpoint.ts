@@ -60,8 +60,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, deps: EndpointD
   if (req.method === 'GET' && path === '/cluster/v1/members') {
     return send(res, 200, JSON.stringify(deps.members()), 'application/json');
   }
-  const admin = deps.admin();
-  if (admin && path.startsWith(`${ADMIN_PREFIX}/admin/`)) {
+  if (path.startsWith(`${ADMIN_PREFIX}/admin/`)) {
+    const admin = deps.admin();
+    if (!admin) {
+      const error = 'this replica serves no admin API (admin.token unset here, or still starting)';
+      return send(res, 503, `${JSON.stringify({ error })}\n`, 'application/json; charset=utf-8');
+    }
     req.url = req.url!.slice(ADMIN_PREFIX.length);
     return admin(req, res);
   }

@@ -9,8 +9,11 @@ import type { Redis } from 'ioredis';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createAdminHandler, type AdminOptions } from '../../../src/admin/handler.ts';
+import type { BlobStore } from '../../../src/cache/blobs.ts';
 import { AdminForward, BookkeeperUnavailableError } from '../../../src/cluster/admin.ts';
+import { startEndpoint } from '../../../src/cluster/endpoint.ts';
 import type { Member } from '../../../src/cluster/members.ts';
+import { createLogger } from '../../../src/log.ts';
 
 const ME: Member = { id: 'r1', url: 'http://127.0.0.1:1', since: 0 };
 const TOKEN = 'admin-token-0123456789';
@@ -141,5 +144,43 @@ describe('admin requests sent on to the bookkeeper', () => {
     const ask = await replica(forwardOf(redisWith(member, Date.now() + 60_000), []));
     expect((await ask('GET', '/admin/cache')).status).toBe(207);
     expect(seen).toHaveLength(1);
+  });
+});
+
+describe('the internal endpoint’s admin paths', () => {
+  async function endpoint(admin: ((req: IncomingMessage, res: http.ServerResponse) => void) | undefined) {
+    const started = await startEndpoint('127.0.0.1', 0, {
+      secret: 'the-secret',
+      localFill: () => undefined,
+      store: {} as BlobStore,
+      members: () => [],
+      admin: () => admin,
+      log: createLogger('silent'),
+    });
+    closers.push(() => started.close());
+    return (path: string, secret = 'the-secret') =>
+      request(`http://127.0.0.1:${started.address.port}${path}`, {
+        headers: { authorization: `Bearer ${secret}` },
+      }).then(async (res) => ({ status: res.statusCode, text: await res.body.text() }));
+  }
+
+  it('hands /cluster/v1/admin/… to the admin API as /admin/…, with the secret only', async () => {
+    const urls: string[] = [];
+    const ask = await endpoint((req, res) => {
+      urls.push(req.url!);
+      res.end('{}');
+    });
+    expect((await ask('/cluster/v1/admin/images?registry=r.test')).status).toBe(200);
+    expect((await ask('/cluster/v1/admin/images', TOKEN)).status).toBe(401);
+    expect(urls).toEqual(['/admin/images?registry=r.test']);
+  });
+
+  it('answers 503 in JSON while no admin API is served there', async () => {
+    const ask = await endpoint(undefined);
+    const answer = await ask('/cluster/v1/admin/cache');
+    expect(answer.status).toBe(503);
+    expect(JSON.parse(answer.text)).toEqual({
+      error: 'this replica serves no admin API (admin.token unset here, or still starting)',
+    });
   });
 });
