@@ -21,7 +21,7 @@ import { firstRequestToNewHost } from './scenarios/first-request.ts';
 import { memoryPeak } from './scenarios/memory.ts';
 import { skopeoPull, skopeoStampede } from './scenarios/skopeo.ts';
 import { stampede } from './scenarios/stampede.ts';
-import { clusterStampede } from './scenarios/cluster.ts';
+import { cluster } from './scenarios/cluster.ts';
 import { startRegistries, type Registries } from './registries.ts';
 import { startup } from './scenarios/startup.ts';
 import { cacheIndex } from './scenarios/eviction.ts';
@@ -58,6 +58,12 @@ const memorySizes = quick
   ? { cold: 64 * MiB, hits: [256 * MiB, 1024 * MiB] as const }
   : { cold: 256 * MiB, hits: [1024 * MiB, 4096 * MiB] as const };
 const memoryRounds = quick ? 1 : 3;
+const S3_ROWS = [
+  'cached blob from S3 (s3rver)',
+  'cached blob, S3 with front tier',
+  'cached small blob latency, S3 / S3 with front tier',
+  'cached manifest latency, S3 / S3 with front tier',
+];
 
 async function attempt(names: string[], scenario: () => Promise<Row | Row[]>): Promise<Row[]> {
   const started = performance.now();
@@ -102,7 +108,9 @@ async function main(): Promise<number> {
     );
     rows.push(...(await attempt(['cold blob, 20 clients at once'], () => stampede(w, stampedeSize))));
     rows.push(
-      ...(await attempt(['cold blob, 12 clients over 3 replicas'], () => clusterStampede(w, clusterSize))),
+      ...(await attempt(['cold blob, 12 clients over 3 replicas', 'cached blob, 1 vs 3 replicas'], () =>
+        cluster(w, clusterSize),
+      )),
     );
     rows.push(
       ...(await attempt(['skopeo pull, cold', 'skopeo pull, cached'], () =>
@@ -120,11 +128,7 @@ async function main(): Promise<number> {
     rows.push(...(await attempt(['peak RSS'], () => memoryPeak(w, memorySizes, memoryRounds))));
     rows.push(...(await attempt(['start-up with a full cache'], () => startup(w))));
     rows.push(...(await attempt(['cache index and eviction, 100k entries'], () => cacheIndex(w))));
-    rows.push(
-      ...(await attempt(['cached blob from S3 (s3rver)', 'cached blob, S3 with front tier'], () =>
-        s3Hits(w),
-      )),
-    );
+    rows.push(...(await attempt(S3_ROWS, () => s3Hits(w))));
   } finally {
     await registries?.close();
     await world?.close();

@@ -19,12 +19,12 @@ interface Round {
   readonly p99: number;
 }
 
-function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
 
 /** What is wrong with `answer` to a `method` of `manifest`, or undefined. */
-function wrong(method: string, answer: Answer, manifest: Manifest): string | undefined {
+export function wrong(method: string, answer: Answer, manifest: Manifest): string | undefined {
   if (answer.status !== 200) return `${method} answered ${answer.status}`;
   if (answer.headers['docker-content-digest'] !== manifest.digest)
     return `${method}: wrong docker-content-digest`;

@@ -1,12 +1,13 @@
 // Issue 24: the added cost of a hit from an object store. One cached blob fetched by one client
 // (CONNECT + TLS, curl) from a pullthrough on storage.type s3, with and without the local front
-// tier, against a pullthrough on local disk. The bucket is s3rver (npm) in this process on
-// loopback: an emulator that stores objects as files through Koa, slower than AWS S3 or MinIO,
-// so the first row is a floor, not a forecast.
+// tier, against a pullthrough on local disk; then the latency of a small hit (s3-latency.ts) from
+// the same three. The bucket is s3rver (npm) in this process on loopback: an emulator that stores
+// objects as files through Koa, slower than AWS S3 or MinIO, so its rows are a floor, not a forecast.
 import S3rver from 's3rver';
 import { download, type Target } from '../curl.ts';
 import { alternate, rate, ratio, type Row } from '../harness.ts';
 import type { World } from '../world.ts';
+import { hitLatency } from './s3-latency.ts';
 
 const BUCKET = 'pullthrough-bench';
 const AWS_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
@@ -46,6 +47,7 @@ export async function s3Hits(world: World): Promise<Row[]> {
       pullthrough: () => download(front, blob.size),
       reference: () => download(disk, blob.size),
     });
+    const latency = await hitLatency(world, { bucket: proxies[1], front: proxies[2], disk: proxies[0] });
     return [
       {
         scenario: 'cached blob from S3 (s3rver), 1 client',
@@ -63,6 +65,7 @@ export async function s3Hits(world: World): Promise<Row[]> {
         target: '≥ 0.90×',
         met: fromFront.pullthrough.median / fromFront.reference.median >= 0.9,
       },
+      ...latency,
     ];
   } finally {
     for (const proxy of proxies) await proxy.stop();
