@@ -14,12 +14,21 @@ import { asError } from './errors.ts';
 import { FillCursor } from './fill-cursor.ts';
 import { WriteBehind } from './write-behind.ts';
 
+/**
+ * A body that hands its bytes to a sink as views of a buffer it reuses (upstream/h1/body.ts):
+ * the sink copies them before write() returns, and asks for a pause with room().
+ */
+export interface PushedBody {
+  pushTo(sink: { write(view: Buffer): void; room(): Promise<void> | undefined }): Promise<void>;
+  destroy(error?: Error): void;
+}
+
 export interface FillSource {
   /**
-   * The upstream body. The fill iterates it to the end; leaving the loop early (nobody left to
-   * read a fill that cannot be stored) makes the iterator destroy it, so the fill never has to.
+   * The upstream body. The fill reads it to the end; leaving early (nobody left to read a fill
+   * that cannot be stored) destroys it, so the fill never has to.
    */
-  readonly body: AsyncIterable<Buffer>;
+  readonly body: AsyncIterable<Buffer> | (AsyncIterable<Buffer> & PushedBody);
   /** Content-Length announced upstream, if any: checked at the end. */
   readonly size: number | undefined;
 }
@@ -150,13 +159,9 @@ export class Fill extends EventEmitter {
 
   async #run(source: FillSource): Promise<FillResult> {
     try {
-      for await (const chunk of source.body) {
-        this.#verifier.update(chunk);
-        await this.#behind.push(chunk);
-        if (this.#behind.relaying) this.#checkJoinable();
-        // Returning leaves the loop: the iterator destroys the upstream body.
-        if (this.#abandoned) return { stored: false, cause: this.#writeFailure! };
-      }
+      const abandoned =
+        'pushTo' in source.body ? await this.#pushed(source.body) : await this.#iterate(source.body);
+      if (abandoned) return { stored: false, cause: this.#writeFailure! };
       this.#verifier.verify(this.size);
       await this.#behind.flush();
       if (this.#writer && !this.#writeFailure) {
@@ -171,6 +176,42 @@ export class Fill extends EventEmitter {
       await this.#writer?.abort();
       throw error;
     }
+  }
+
+  /** Reads an iterable body; true when the fill was abandoned part-way. */
+  async #iterate(body: AsyncIterable<Buffer>): Promise<boolean> {
+    for await (const chunk of body) {
+      this.#verifier.update(chunk);
+      await this.#behind.push(chunk);
+      if (this.#behind.relaying) this.#checkJoinable();
+      // Returning leaves the loop: the iterator destroys the upstream body.
+      if (this.#abandoned) return true;
+    }
+    return false;
+  }
+
+  /**
+   * The hot path: each view is hashed and copied into the write-behind slabs before the socket
+   * reads again into the same buffer, so no buffer is made per TLS record.
+   */
+  async #pushed(body: PushedBody): Promise<boolean> {
+    const pushed = body.pushTo({
+      write: (view) => {
+        if (this.#abandoned) return;
+        this.#verifier.update(view);
+        this.#behind.take(view);
+        if (this.#behind.relaying) this.#checkJoinable();
+        // Destroyed without an error: the body then has nobody to tell, and pushTo() rejects.
+        if (this.#abandoned) body.destroy();
+      },
+      room: () => this.#behind.room(),
+    });
+    try {
+      await pushed;
+    } catch (error) {
+      if (!this.#abandoned) throw error;
+    }
+    return this.#abandoned;
   }
 
   /** The disk refused: unlink the temp file now; readers keep the open read handle. */

@@ -103,6 +103,15 @@ export class WriteBehind {
    * turns the fill into a relay (onWriteFailure).
    */
   async push(chunk: Buffer): Promise<void> {
+    this.take(chunk);
+    await this.room();
+  }
+
+  /**
+   * Copies `chunk` in at once (it may be a view of a buffer its owner reuses as soon as this
+   * returns) and starts a write when a batch is ready. Follow it with room() to keep the bounds.
+   */
+  take(chunk: Buffer): void {
     if (chunk.length === 0 || this.#stopped) return;
     for (let from = 0; from < chunk.length;) {
       let tail = this.#chunks.at(-1);
@@ -116,11 +125,25 @@ export class WriteBehind {
       this.#received += count;
     }
     this.#hooks.onProgress();
-    if (this.#writer) {
-      const queued = this.#received - this.written;
-      if (queued >= WRITE_BATCH) void this.#kick(false);
-      if (queued >= QUEUE_LIMIT) await this.#running;
-    }
+    if (this.#writer && this.#received - this.written >= WRITE_BATCH) void this.#kick(false);
+  }
+
+  /** Undefined while there is room for more; else settles once the disk or the readers made some. */
+  room(): Promise<void> | undefined {
+    if (this.#stopped) return undefined;
+    if (this.#writer) return this.#received - this.written >= QUEUE_LIMIT ? this.#waitForDisk() : undefined;
+    if (this.held < RELAY_LIMIT) return undefined;
+    this.readersMoved();
+    return this.held < RELAY_LIMIT ? undefined : this.#waitForReaders();
+  }
+
+  async #waitForDisk(): Promise<void> {
+    await this.#running;
+    // The write under way may have failed: the fill is a relay now, bounded by its readers.
+    if (this.relaying) await this.#waitForReaders();
+  }
+
+  async #waitForReaders(): Promise<void> {
     while (this.relaying && !this.#stopped && this.held >= RELAY_LIMIT) {
       this.readersMoved();
       if (this.held < RELAY_LIMIT) break;

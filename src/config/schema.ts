@@ -397,6 +397,12 @@ export const configSchema = z.strictObject({
       /** Upstream silence allowed while a body is flowing. */
       bodyTimeout: duration.prefault('60s'),
       /**
+       * Who reads blob bodies from upstream: `own`, a small HTTP/1.1 reader into reused buffers
+       * (upstream/h1/, cheaper per GiB), or `undici`, as every other request. Through a parent
+       * proxy, undici always.
+       */
+      blobReader: z.enum(['own', 'undici']).default('own'),
+      /**
        * Parent proxy (http://[user:pass@]host:port) that upstream registry traffic and tunnels
        * CONNECT through. null: connect directly.
        */

@@ -125,6 +125,7 @@ async function refetchBlob(
     method: 'GET',
     path: x.req.url ?? '/',
     headers: { ...wholeObjectHeaders(x.req), ...(start > 0 ? { range: `bytes=${start}-` } : {}) },
+    bulk: true,
   });
   if (response.statusCode !== 200 && !(start > 0 && response.statusCode === 206)) {
     await response.body.dump().catch(() => undefined);
@@ -161,6 +162,7 @@ async function fromRegistry(x: Exchange, blob: BlobRoute, deps: RegistryDeps): P
     method: 'GET',
     path: x.req.url ?? '/',
     headers: wholeObjectHeaders(x.req),
+    bulk: true,
   });
   if (response.statusCode !== 200) return { response };
   recordAccess(x, blob.name, blob.digest, deps.access);

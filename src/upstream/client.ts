@@ -8,6 +8,7 @@ import { Agent, buildConnector } from 'undici';
 import type { DestinationGuard } from '../net/guard.ts';
 import { bypassesParent, connectThrough, type ParentProxy } from '../net/parent-proxy.ts';
 import { toUpstreamError, UpstreamUnavailableError } from './errors.ts';
+import { BlobReader, Unsupported } from './h1/blob-reader.ts';
 import type { SharedLogin } from './login.ts';
 import type { UpstreamRequest, UpstreamResponse } from './types.ts';
 
@@ -30,6 +31,8 @@ export interface UpstreamOptions {
   readonly observe?: (observation: UpstreamObservation) => void;
   /** A parent proxy every upstream connection CONNECTs through (except its NO_PROXY destinations). */
   readonly parent?: ParentProxy | undefined;
+  /** Who reads blob bodies (requests marked `bulk`): the own reader (h1/), or undici as every other. */
+  readonly blobReader?: 'own' | 'undici';
 }
 
 /** One request sent upstream (redirect hops and token requests each count) and what came of it. */
@@ -40,19 +43,35 @@ export type UpstreamObservation = { readonly origin: string; readonly method: st
 
 export class Upstream {
   readonly #agent: Agent;
+  /** Undefined when undici reads blobs too (configured so, or a test watches every connection). */
+  readonly #blobs: BlobReader | undefined;
+  readonly #parent: ParentProxy | undefined;
   readonly #login: SharedLogin | undefined;
   readonly #observe: ((observation: UpstreamObservation) => void) | undefined;
 
   constructor(options: UpstreamOptions) {
+    // One context for every connection: given as `ca`, the ~270 roots would be parsed into a
+    // new store for each TLS connection (25–90 ms each on a 2-core machine, measured by
+    // npm run bench's first-request scenario). `ca` replaces the default store, so the
+    // defaults go in explicitly.
+    const secureContext = tls.createSecureContext({ ca: trustedCas(options.extraCas) });
     const base = buildConnector({
       timeout: options.connectTimeoutMs,
-      // One context for every connection: given as `ca`, the ~270 roots would be parsed into a
-      // new store for each TLS connection (25–90 ms each on a 2-core machine, measured by
-      // npm run bench's first-request scenario). `ca` replaces the default store, so the
-      // defaults go in explicitly.
-      secureContext: tls.createSecureContext({ ca: trustedCas(options.extraCas) }),
+      secureContext,
       rejectUnauthorized: options.verifyTls,
     });
+    this.#parent = options.parent;
+    this.#blobs =
+      options.blobReader === 'undici' || options.wrapConnector
+        ? undefined
+        : new BlobReader({
+            secureContext,
+            rejectUnauthorized: options.verifyTls,
+            connectTimeoutMs: options.connectTimeoutMs,
+            headersTimeoutMs: options.headersTimeoutMs,
+            bodyTimeoutMs: options.bodyTimeoutMs,
+            guard: options.guard,
+          });
     const wrapped = options.wrapConnector?.(base) ?? base;
     const direct = options.guard ? guardedConnector(wrapped, options.guard) : wrapped;
     this.#login = options.login;
@@ -78,15 +97,17 @@ export class Upstream {
   async #send(request: UpstreamRequest): Promise<UpstreamResponse> {
     const { origin, method } = request;
     try {
-      const response = await this.#agent.request({
-        origin: request.origin,
-        method: request.method,
-        path: request.path,
-        headers: request.headers,
-        body: request.body ?? null,
-        signal: request.signal ?? null,
-        ...(request.headersTimeoutMs === undefined ? {} : { headersTimeout: request.headersTimeoutMs }),
-      });
+      const response =
+        (await this.#sendOwn(request)) ??
+        (await this.#agent.request({
+          origin: request.origin,
+          method: request.method,
+          path: request.path,
+          headers: request.headers,
+          body: request.body ?? null,
+          signal: request.signal ?? null,
+          ...(request.headersTimeoutMs === undefined ? {} : { headersTimeout: request.headersTimeoutMs }),
+        }));
       this.#observe?.({ origin, method, status: response.statusCode, headers: response.headers });
       return response;
     } catch (error) {
@@ -99,8 +120,26 @@ export class Upstream {
     }
   }
 
+  /** A blob's GET through the own reader; undefined when undici is to send it. */
+  async #sendOwn(request: UpstreamRequest): Promise<UpstreamResponse | undefined> {
+    if (!this.#blobs || !request.bulk || !BlobReader.handles(request)) return undefined;
+    if (this.#parent) {
+      const url = new URL(request.origin);
+      const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+      if (!bypassesParent(this.#parent, url.hostname.replace(/^\[|\]$/g, ''), port)) return undefined;
+    }
+    try {
+      return await this.#blobs.request(request);
+    } catch (error) {
+      // A framing the reader leaves to undici (an unknown transfer coding): asked again there.
+      if (error instanceof Unsupported) return undefined;
+      throw error;
+    }
+  }
+
   /** Cuts every upstream connection (the proxy has already drained or given up on its requests). */
   async destroy(): Promise<void> {
+    this.#blobs?.close();
     await this.#agent.destroy();
   }
 }

@@ -193,6 +193,7 @@ export class Mirrors {
         path,
         headers: authorization === undefined ? headers : { ...headers, authorization },
         headersTimeoutMs: MIRROR_HEADERS_TIMEOUT_MS,
+        bulk: ask.kind === 'blob' && ask.method === 'GET',
       });
       return response;
     };

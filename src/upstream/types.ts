@@ -12,6 +12,16 @@ export interface UpstreamRequest {
   readonly signal?: AbortSignal;
   /** Time allowed for the response headers, when not the client's own (upstream.headersTimeout). */
   readonly headersTimeoutMs?: number;
+  /** A blob's GET: its body is large and read by a fill (client.ts sends it with the own reader). */
+  readonly bulk?: boolean;
 }
 
-export type UpstreamResponse = Dispatcher.ResponseData;
+/** What a response body offers besides being a stream: undici's dump(), which the own reader has too. */
+export type UpstreamBody = Readable & { dump(): Promise<void> };
+
+/** An upstream response, from undici (Dispatcher.ResponseData fits) or the own blob reader (h1/). */
+export interface UpstreamResponse {
+  readonly statusCode: number;
+  readonly headers: Dispatcher.ResponseData['headers'];
+  readonly body: UpstreamBody;
+}

@@ -69,6 +69,7 @@ export async function createUpstream(
     connectTimeoutMs: config.upstream.connectTimeout,
     headersTimeoutMs: config.upstream.headersTimeout,
     bodyTimeoutMs: config.upstream.bodyTimeout,
+    blobReader: config.upstream.blobReader,
   });
 }
 

@@ -28,6 +28,24 @@ async function tempFiles(proxy: TestProxy): Promise<string[]> {
 }
 
 describe('blob cache', () => {
+  it('reads a cold blob with the own reader, or with undici when upstream.blobReader says so', async () => {
+    const upstream = await startFakeRegistry();
+    for (const reader of ['own', 'undici'] as const) {
+      const content = randomBytes(3 * 1024 * 1024 + 11);
+      const digest = upstream.addBlob(content);
+      const proxy = await startProxy({ registries: [upstream.authority], upstream: { blobReader: reader } });
+      const blobPath = `/v2/library/alpine/blobs/${digest}`;
+      const res = await proxy.fetch(upstream.authority, blobPath);
+      expect(await bodyDigest(res)).toBe(digest);
+      await proxy.app.fills.idle();
+      expect(await storedBlobs(proxy)).toEqual([digest]);
+      // undici always says `connection: keep-alive`; the own reader leaves it to HTTP/1.1's default.
+      const get = upstream.requests.find((r) => r.method === 'GET' && r.path === blobPath);
+      expect(get?.headers.connection).toBe(reader === 'own' ? undefined : 'keep-alive');
+      await proxy.close();
+    }
+  });
+
   it('fetches a blob once: the second pull and a HEAD are served from the cache', async () => {
     const upstream = await startFakeRegistry();
     const content = randomBytes(5 * 1024 * 1024 + 7);
