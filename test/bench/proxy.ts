@@ -72,11 +72,12 @@ export async function startProxyChild(options: ProxyOptions): Promise<ProxyChild
     registries: options.registries,
     ca: { dir: options.caDir },
     cache: { dir: options.cacheDir },
-    upstream: { caFiles: [options.upstreamCaFile] },
     ...(options.connectPorts ? { proxy: { connectPorts: options.connectPorts } } : {}),
     log: { level: 'info' },
     shutdownTimeout: '5s',
     ...options.config,
+    // Sections the caller adds to, not replaces: the upstream's CA stays trusted.
+    upstream: { caFiles: [options.upstreamCaFile], ...(options.config?.['upstream'] as object | undefined) },
   };
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const flags = [

@@ -20,14 +20,49 @@ type Upstream = 'fast' | 'pinned' | 'paced';
 /** CPU-s/GiB of a cold fill at most this many times the floor. */
 const FLOOR_TARGET = 1.4;
 
+/** Issue 21: the own blob reader is kept only if it saves at least this much CPU per GiB. */
+const READER_SAVING = 0.5;
+
 export async function coldBlob(world: World): Promise<Row[]> {
   const fast = await cold(world, 'fast');
   return [
     fast.row,
     await floorRow(world, fast.proxyCpu),
+    await readerRow(world),
     (await cold(world, 'pinned')).row,
     (await cold(world, 'paced')).row,
   ];
+}
+
+/**
+ * What the own blob reader (src/upstream/h1/) buys: the same cold fill with
+ * `upstream.blobReader: undici`, alternated with the default, in fresh proxies.
+ */
+async function readerRow(world: World): Promise<Row> {
+  const { nginx, blob } = world;
+  let pid = 0;
+  const meters = { own: new CpuMeter(() => [pid]), undici: new CpuMeter(() => [pid]) };
+  const fill = (reader: 'own' | 'undici') => async () => {
+    const config = { upstream: { blobReader: reader } };
+    const proxy = await world.startProxy(`cold-${reader}`, { registries: [nginx.upstream], config });
+    pid = proxy.pid;
+    const target = { url: world.blobUrl(nginx.upstream, blob), cacert: proxy.caFile, proxy: proxy.url };
+    try {
+      return await meters[reader].around(blob.size, () => download(target, blob.size));
+    } finally {
+      await proxy.stop();
+    }
+  };
+  const result = await alternate(world.counts, { pullthrough: fill('own'), reference: fill('undici') });
+  const saved = meters.undici.secondsPerGiB() - meters.own.secondsPerGiB();
+  return {
+    scenario: 'cold blob, own blob reader against undici reading it',
+    pullthrough: `${rate(result.pullthrough)}, ${meters.own.perGiB()}`,
+    reference: `blobReader: undici ${rate(result.reference)}, ${meters.undici.perGiB()}`,
+    ratio: `saves ${saved.toFixed(2)} CPU-s/GiB`,
+    target: `saves ≥ ${READER_SAVING} CPU-s/GiB`,
+    met: saved >= READER_SAVING,
+  };
 }
 
 /** `taskset` on every thread of `pids`; returns a function that gives them all cores back. */
