@@ -1,13 +1,23 @@
 // An S3 API emulator (s3rver, from npm) in-process on a loopback port 0, its files in a temp
 // dir, one bucket made at start, and the AWS environment the SDK's default credential chain
 // reads set to its fixed key (S3RVER/S3RVER), for the test file that uses it.
+import type { IncomingMessage } from 'node:http';
 import { S3Client, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { onTestFinished, vi } from 'vitest';
 import { tempDir } from './tmp.ts';
 
+/** One request the emulator received: method, path (with the bucket) and query, body length. */
+export interface S3Request {
+  readonly method: string;
+  readonly url: string;
+  readonly bytes: number;
+}
+
 export interface TestS3 {
   readonly endpoint: string;
+  /** Every request received so far, in order (a test counts the uploads of a key). */
+  readonly requests: S3Request[];
   readonly bucket: string;
   /** A client of its own, for a test to look inside the bucket. */
   readonly client: S3Client;
@@ -30,6 +40,16 @@ export async function startS3(bucket = 'pullthrough-test'): Promise<TestS3> {
   });
   const address = (await server.run()) as { port: number };
   const endpoint = `http://127.0.0.1:${address.port}`;
+  const requests: S3Request[] = [];
+  server.httpServer?.on('request', (req: IncomingMessage) => {
+    // A streamed (aws-chunked) body names its length apart from the chunk framing.
+    const bytes = Number(req.headers['x-amz-decoded-content-length'] ?? req.headers['content-length'] ?? 0);
+    requests.push({
+      method: req.method ?? '',
+      url: req.url ?? '',
+      bytes: Number.isSafeInteger(bytes) ? bytes : 0,
+    });
+  });
   vi.stubEnv('AWS_ACCESS_KEY_ID', 'S3RVER');
   vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'S3RVER');
   vi.stubEnv('AWS_REGION', 'us-east-1');
@@ -51,6 +71,7 @@ export async function startS3(bucket = 'pullthrough-test'): Promise<TestS3> {
   });
   return {
     endpoint,
+    requests,
     bucket,
     client,
     async objects(prefix = '') {
