@@ -82,3 +82,32 @@ export async function startS3(bucket = 'pullthrough-test'): Promise<TestS3> {
     storage: (extra = {}) => ({ type: 's3', s3: { endpoint, bucket, forcePathStyle: true, ...extra } }),
   };
 }
+
+/** What the emulator received for one object key (a blob's hex ends it): its uploads, by outcome. */
+export interface UploadCounts {
+  /** Multipart uploads begun (CreateMultipartUpload). */
+  readonly created: number;
+  /** Multipart uploads completed (CompleteMultipartUpload). */
+  readonly completed: number;
+  /** Multipart uploads aborted (AbortMultipartUpload). */
+  readonly aborted: number;
+  /** Whole objects sent in one PutObject (under one part). */
+  readonly singlePuts: number;
+  /** Bytes of every part and PutObject sent. */
+  readonly bytes: number;
+}
+
+export function uploadsOf(requests: readonly S3Request[], keyEnd: string): UploadCounts {
+  const of = requests.filter((r) => r.url.split('?')[0]!.endsWith(`/${keyEnd}`));
+  const query = (r: S3Request) => new URLSearchParams(r.url.split('?')[1] ?? '');
+  const is = (method: string, test: (q: URLSearchParams) => boolean) =>
+    of.filter((r) => r.method === method && test(query(r)));
+  const sent = is('PUT', () => true);
+  return {
+    created: is('POST', (q) => q.has('uploads')).length,
+    completed: is('POST', (q) => q.has('uploadId')).length,
+    aborted: is('DELETE', (q) => q.has('uploadId')).length,
+    singlePuts: sent.filter((r) => !query(r).has('uploadId')).length,
+    bytes: sent.reduce((sum, r) => sum + r.bytes, 0),
+  };
+}

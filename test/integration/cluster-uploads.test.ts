@@ -5,28 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { hasRedisServer, startRedis } from '../helpers/redis.ts';
-import { startS3, type S3Request, type TestS3 } from '../helpers/s3.ts';
+import { startS3, uploadsOf, type TestS3 } from '../helpers/s3.ts';
 import { sha256, startFakeRegistry } from '../helpers/upstream.ts';
 
 const MiB = 1024 * 1024;
 const SECRET = 'cluster-test-secret-0123456789';
-
-/** The requests that wrote `hex`'s object, by S3 operation (query string of each request). */
-function uploadsOf(requests: readonly S3Request[], hex: string) {
-  const of = requests.filter((r) => r.url.split('?')[0]!.endsWith(`/${hex}`));
-  const query = (r: S3Request) => new URLSearchParams(r.url.split('?')[1] ?? '');
-  const is = (method: string, test: (q: URLSearchParams) => boolean) =>
-    of.filter((r) => r.method === method && test(query(r)));
-  const parts = is('PUT', (q) => q.has('uploadId'));
-  const puts = is('PUT', (q) => !q.has('uploadId'));
-  return {
-    created: is('POST', (q) => q.has('uploads')).length,
-    completed: is('POST', (q) => q.has('uploadId')).length,
-    aborted: is('DELETE', (q) => q.has('uploadId')).length,
-    singlePuts: puts.length,
-    bytes: [...parts, ...puts].reduce((sum, r) => sum + r.bytes, 0),
-  };
-}
 
 async function replicas(s3: TestS3, redis: string, authority: string): Promise<TestProxy[]> {
   const started: TestProxy[] = [];
