@@ -1,10 +1,12 @@
 // An S3 API emulator (s3rver, from npm) in-process on a loopback port 0, its files in a temp
 // dir, one bucket made at start, and the AWS environment the SDK's default credential chain
-// reads set to its fixed key (S3RVER/S3RVER), for the test file that uses it.
+// reads set to its fixed key (S3RVER/S3RVER), for the test file that uses it. Objects appear
+// only whole, as on S3 (s3rver-atomic.ts), and every request is logged (a test counts uploads).
 import type { IncomingMessage } from 'node:http';
 import { S3Client, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { onTestFinished, vi } from 'vitest';
+import { publishWhole } from './s3rver-atomic.ts';
 import { tempDir } from './tmp.ts';
 
 /** One request the emulator received: method, path (with the bucket) and query, body length. */
@@ -38,6 +40,7 @@ export async function startS3(bucket = 'pullthrough-test'): Promise<TestS3> {
     directory,
     configureBuckets: [{ name: bucket, configs: [] }],
   });
+  publishWhole(server.store, await tempDir('pullthrough-s3-tmp-'));
   const address = (await server.run()) as { port: number };
   const endpoint = `http://127.0.0.1:${address.port}`;
   const requests: S3Request[] = [];

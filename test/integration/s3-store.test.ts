@@ -155,6 +155,22 @@ describe('S3 blob store', () => {
     expect(await s3.objects()).toEqual([]);
   });
 
+  it('sees an object only whole, never while its upload is written (as S3; helpers/s3rver-atomic.ts)', async () => {
+    const s3 = await startS3();
+    const { store } = await storeOn(s3);
+    const content = randomBytes(24 * MiB);
+    const digest = digestOf(content);
+    const writer = await store.begin(digest);
+    await writer.write(content);
+    let done = false;
+    const committed = writer.commit(content.length).finally(() => (done = true));
+    const seen = new Set<number | undefined>();
+    while (!done) seen.add((await store.stat(digest))?.size);
+    await committed;
+    expect([...seen].filter((size) => size !== undefined && size !== content.length)).toEqual([]);
+    expect(await store.stat(digest)).toEqual({ size: content.length });
+  });
+
   it('reads ranges, deletes, and answers ENOENT for a blob that is gone', async () => {
     const s3 = await startS3();
     const { store } = await storeOn(s3);
