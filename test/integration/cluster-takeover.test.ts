@@ -140,6 +140,10 @@ describe.skipIf(!(await hasRedisServer()))('cluster takeover (needs redis-server
     const reader = res.body[Symbol.asyncIterator]();
     const chunks = [(await reader.next()).value as Buffer];
 
+    // Where the bucket's log stands when the waiter takes over (logged before the rest is fetched).
+    const takenOver = waiter
+      .waitForLog((line) => line.msg === 'cluster fill taken over: continuing from upstream')
+      .then(() => s3.requests.length);
     const exited = once(owner.child, 'exit');
     owner.child.kill('SIGKILL');
     await exited;
@@ -147,11 +151,14 @@ describe.skipIf(!(await hasRedisServer()))('cluster takeover (needs redis-server
     for (let next = await reader.next(); !next.done; next = await reader.next())
       chunks.push(next.value as Buffer);
     expect(sha256(Buffer.concat(chunks))).toBe(digest);
-    await waiter.waitForLog((line) => line.msg === 'cluster fill taken over: continuing from upstream');
     await waiter.app.fills.idle();
 
-    // The owner's upload was never completed (nor aborted: it died); the waiter's was.
+    // The owner's upload was never completed (nor aborted: it died); the waiter's was, begun at
+    // the takeover: not found missing by a HEAD at the end (the fallback of a follower).
     expect(uploadsOf(s3.requests, hex)).toMatchObject({ completed: 1, aborted: 0, singlePuts: 0 });
+    const sinceTakeover = s3.requests.slice(await takenOver).filter((r) => r.url.includes(hex));
+    expect(sinceTakeover.filter((r) => r.method === 'HEAD')).toEqual([]);
+    expect(sinceTakeover.filter((r) => r.method === 'POST').length).toBe(2); // create, complete
     const stored = await s3.client.send(
       new GetObjectCommand({ Bucket: bucket, Key: (await s3.objects())[0]!.key }),
     );
