@@ -1,8 +1,6 @@
-// One multipart upload of a blob's key, fed as a stream (lib-storage's Upload) from the bytes a
-// writer hands it and, for bytes written before the upload began, from the writer's temp file.
-// Its body is ended only by finish(), after the digest verified: S3 completes a multipart upload
-// (or stores a single PUT, for blobs under one part) only when its body ends, so an unverified
-// object is never visible. abort() fails the body, which makes the SDK abort the upload.
+// One multipart upload of a blob's key, fed as a stream, and ended only by finish() once the
+// digest verified: S3 completes an upload only when its body ends, so no unverified object is
+// ever visible; abort() fails the body and the SDK aborts the upload (README, "Storage on S3").
 import { once } from 'node:events';
 import { open } from 'node:fs/promises';
 import { PassThrough } from 'node:stream';

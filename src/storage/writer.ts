@@ -1,11 +1,7 @@
-// One blob written for the bucket while it streams: every chunk goes to a local temp file (which
-// the fill's readers tail, cache/fills.ts) and, when this replica is the one to store the blob,
-// into a multipart upload of its digest key (upload.ts: completed only after the digest
-// verified). A replica that streams the blob from the one fetching it (BeginOptions.shares says
-// no) keeps it local and uploads only if it takes the fetch over (the upload then begins with
-// what the temp file already holds) or if, verified, the blob is still not in the bucket: the
-// bucket receives each blob once, not once per replica. An upload that a crash leaves is
-// removed by the bucket's lifecycle rule (README, "Storage on S3").
+// One blob written for the bucket while it streams: to a local temp file (the fill's readers
+// tail it) and, on the replica that stores the blob, to a multipart upload (upload.ts). A replica
+// streaming it from the one that fetches (BeginOptions.shares: no) uploads only if it takes the
+// fetch over, from its temp file first, or if at commit the bucket still lacks the blob.
 import { unlink, type FileHandle } from 'node:fs/promises';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { after, type BlobWriter } from '../cache/blobs.ts';
