@@ -61,6 +61,15 @@ export interface BeginOptions {
    * once) and commit() only publishes.
    */
   readonly callerVerifies?: boolean;
+  /**
+   * For a store that replicas share (a bucket): whether this writer is the one to put the blob
+   * there, asked as bytes arrive and at commit (absent: it is). A replica streaming a fill from
+   * the replica that fetches it says no (cluster/fills.ts): its writer keeps the bytes local (the
+   * temp file its readers tail, a local front tier), and uploads only once told yes (it took the
+   * fetch over) or when, verified, the blob is still missing from the store. A store on local
+   * disk ignores it.
+   */
+  readonly shares?: () => boolean;
 }
 
 export interface BlobStore {

@@ -19,6 +19,8 @@ export interface FillsOptions {
 export interface StartOptions {
   /** Set when the cache will not store this fill (eviction's admission): it relays, verified. */
   readonly notStored?: NotAdmittedError;
+  /** Whether the fill puts the blob in a store shared between replicas (BeginOptions.shares). */
+  readonly shares?: () => boolean;
 }
 
 /**
@@ -107,7 +109,9 @@ export class Fills {
   async #start(digest: string, source: FillSource, options: StartOptions): Promise<Fill> {
     const parsed = parseDigest(digest);
     if (!parsed) throw new TypeError(`not a supported digest: ${JSON.stringify(digest).slice(0, 100)}`);
-    const target = options.notStored ? { cause: options.notStored } : await this.#target(digest);
+    const target = options.notStored
+      ? { cause: options.notStored }
+      : await this.#target(digest, options.shares);
     const fill: Fill = new Fill(parsed, source, target, {
       retired: () => {
         if (this.#joinable.get(digest) === fill) this.#joinable.delete(digest);
@@ -124,10 +128,10 @@ export class Fills {
   }
 
   /** The temp file, written by the store's writer and read through a handle of our own. */
-  async #target(digest: string): Promise<FillTarget> {
+  async #target(digest: string, shares: (() => boolean) | undefined): Promise<FillTarget> {
     let writer: BlobWriter | undefined;
     try {
-      writer = await this.#store.begin(digest, { callerVerifies: true });
+      writer = await this.#store.begin(digest, { callerVerifies: true, ...(shares ? { shares } : {}) });
       return { writer, file: await open(writer.tempPath, 'r') };
     } catch (error) {
       await writer?.abort();

@@ -2,9 +2,10 @@
 // lease (leases.ts). The replica holding a digest's lease is the only one that fetches it from
 // upstream; on every other replica, the first reader starts a local fill whose source is the
 // holder's stream (remote.ts), so that every reader here joins it as it would a local fill:
-// headers at once, bytes as they arrive, verified here too. When that stream breaks (the holder
-// died), the fill goes on from where it was: from the next holder, or, once the dead holder's
-// lease expires, from upstream with this reader's own request (`Refetch`), holding the lease.
+// headers at once, bytes as they arrive, verified here too, kept locally but not put in a shared
+// store (the holder does that). When that stream breaks (the holder died), the fill goes on from
+// where it was: from the next holder, or, once the dead holder's lease expires, from upstream
+// with this reader's own request (`Refetch`), holding the lease, and then it stores the blob.
 import { setTimeout as delay } from 'node:timers/promises';
 import type { BlobStore } from '../cache/blobs.ts';
 import { NotAdmittedError } from '../cache/errors.ts';
@@ -26,6 +27,14 @@ type Found =
   | { readonly kind: 'fetch'; readonly lease: Lease | undefined }
   /** Read it from the replica that fetches it, or from the store another replica published it to. */
   | { readonly kind: 'remote' | 'stored'; readonly from: RemoteBody };
+
+/** What a fill streamed from another replica took over from it, once that one broke off. */
+interface Taken {
+  /** The fill lease, released when the fill ends. */
+  lease?: Lease;
+  /** Set once the fill goes on from upstream itself: it then stores what it fetched. */
+  fetching: boolean;
+}
 
 export class ClusterFills extends Fills {
   readonly #store: BlobStore;
@@ -80,11 +89,16 @@ export class ClusterFills extends Fills {
       return undefined;
     }
     const { from } = found;
-    const taken: { lease?: Lease } = {};
+    const taken: Taken = { fetching: false };
     const body = this.#resumable(digest, from.body, refetch, taken);
     try {
-      // Read from the store: verified on the way, not written again.
-      const options = found.kind === 'stored' ? { notStored: new NotAdmittedError('already stored') } : {};
+      // Read from the store: verified on the way, not written again. Streamed from the holder:
+      // kept here (readers join it, a front tier keeps it), stored by the holder, not by us
+      // unless we take its fetch over (a bucket then receives each blob once, not per replica).
+      const options =
+        found.kind === 'stored'
+          ? { notStored: new NotAdmittedError('already stored') }
+          : { shares: () => taken.fetching };
       const fill = await claim.start({ body, size: from.size }, options);
       void fill.settled.catch(() => undefined).finally(() => taken.lease?.release());
       return fill;
@@ -165,7 +179,7 @@ export class ClusterFills extends Fills {
     digest: string,
     first: AsyncIterable<Buffer>,
     refetch: Refetch | undefined,
-    taken: { lease?: Lease },
+    taken: Taken,
   ): AsyncGenerator<Buffer> {
     let offset = 0;
     let body = first;
@@ -186,6 +200,8 @@ export class ClusterFills extends Fills {
         else if (!refetch) throw error;
         else {
           if (found.lease) taken.lease = found.lease;
+          // Nobody else fetches it now: the blob reaches a shared store only if this fill puts it there.
+          taken.fetching = true;
           this.#log.info({ digest, offset }, 'cluster fill taken over: continuing from upstream');
           body = await refetch(offset);
         }

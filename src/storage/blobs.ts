@@ -1,7 +1,7 @@
 // The BlobStore (cache/blobs.ts) on an S3-compatible bucket: stat is a HEAD, reads are GETs with
 // Range, deletes are DELETEs, listing pages through ListObjectsV2, and writes stream to a local
-// temp file and a multipart upload at once (writer.ts). With `redirect`, a stored blob also has
-// a presigned GET URL that clients can be sent to instead of having the proxy stream it.
+// temp file and, on the replica that stores the blob, a multipart upload (writer.ts). With
+// `redirect`, a stored blob also has a presigned GET URL that clients can be sent to instead.
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
@@ -84,7 +84,7 @@ export class S3BlobStore implements BlobStore {
     const handle = await open(tempPath, 'wx', 0o644);
     const verifier = options.callerVerifies ? undefined : new DigestVerifier(parsed);
     const target = { client: this.#client, bucket: this.#bucket, key: this.#keys.blob(parsed) };
-    return new S3BlobWriter(handle, tempPath, target, verifier);
+    return new S3BlobWriter(handle, tempPath, target, verifier, options.shares);
   }
 
   async delete(digest: string): Promise<void> {

@@ -12,7 +12,7 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { expect, test } from 'vitest';
 import { hasRedisServer, startRedis, type TestRedis } from '../helpers/redis.ts';
-import { startS3, type TestS3 } from '../helpers/s3.ts';
+import { startS3, uploadsOf, type TestS3 } from '../helpers/s3.ts';
 import { skopeo, skopeoCopy } from './env/clients/skopeo.ts';
 import type { TestImage } from './env/image.ts';
 import type { Pullthrough } from './env/proxy.ts';
@@ -161,8 +161,11 @@ async function redisRestartMidPull(redis: TestRedis, replicas: Three): Promise<v
   console.log(`[e2e] cluster-s3 | redis back: ${(await readyz(r1)).trim().replace(/\n/g, ' | ')}`);
 }
 
-/** Eight cold pulls at once over the three: one upstream GET per blob for the whole cluster. */
-async function coldStampede(replicas: Three): Promise<void> {
+/**
+ * Eight cold pulls at once over the three: one upstream GET per blob for the whole cluster, and
+ * one upload of each to the bucket (the replicas streaming from the holder keep theirs local).
+ */
+async function coldStampede(s3: TestS3, replicas: Three): Promise<void> {
   const cold = world().image('cold');
   const started = Date.now();
   const results = await Promise.all(
@@ -172,6 +175,17 @@ async function coldStampede(replicas: Three): Promise<void> {
   console.log(`[e2e] cluster-s3 | 8 cold pulls over 3 replicas in ${Date.now() - started} ms`);
   expect(await upstreamGets(cold, cold.layer.digest)).toBe(1);
   expect(await upstreamGets(cold, cold.config.digest)).toBe(1);
+  const layerUploads = uploadsOf(s3.requests, cold.layer.digest.slice('sha256:'.length));
+  expect(layerUploads).toEqual({
+    created: 1,
+    completed: 1,
+    aborted: 0,
+    singlePuts: 0,
+    bytes: cold.layer.size,
+  });
+  const configUploads = uploadsOf(s3.requests, cold.config.digest.slice('sha256:'.length));
+  expect(configUploads).toMatchObject({ created: 0, singlePuts: 1 });
+  console.log(`[e2e] cluster-s3 | cold layer: ${JSON.stringify(layerUploads)} at the bucket`);
   for (const [i, replica] of replicas.slice(1).entries()) {
     expectSuccess(`warm pull via r${i + 2}`, await pull(replica, cold, `warm-${i}`));
   }
@@ -201,6 +215,10 @@ async function killOwnerMidFill(s3: TestS3, redis: TestRedis, replicas: Three): 
   console.log(`[e2e] cluster-s3 | survivors' pulls done ${Date.now() - started} ms after they started`);
   const keys = await expectOnlyWholeBlobs(s3);
   expect(keys).toContain(blobKey(crash.layer.digest));
+  // Put there by the survivor that took the fetch over, alone (the dead owner's upload never completed).
+  const crashUploads = uploadsOf(s3.requests, crash.layer.digest.slice('sha256:'.length));
+  expect(crashUploads.completed).toBe(1);
+  console.log(`[e2e] cluster-s3 | crash layer: ${JSON.stringify(crashUploads)} at the bucket`);
   console.log(`[e2e] cluster-s3 | bucket: ${keys.length} blobs, each hashing to its key`);
   const takenOver = await upstreamGets(crash, crash.layer.digest);
   expectSuccess('pull after the crash', await pull(survivors[0]!, crash, 'crash-after'));
@@ -244,7 +262,7 @@ test.skipIf(!(await hasRedisServer()))(
     const replicas = (await startReplicas(s3, redis)) as Three;
     await untilClustered(replicas);
     await redisRestartMidPull(redis, replicas);
-    await coldStampede(replicas);
+    await coldStampede(s3, replicas);
     const [first, second] = await killOwnerMidFill(s3, redis, replicas);
     await privateAcrossReplicas(s3, first!, second!);
   },

@@ -1,46 +1,24 @@
 // The replica that holds a fill's lease killed (SIGKILL) in the middle of the fill: the client
 // waiting on another replica still gets the whole blob, verified (that replica takes the lease
 // over once it expires and fetches the rest upstream from the byte it had), and what the dead
-// replica had written is never published.
-import { spawn, type ChildProcess } from 'node:child_process';
+// replica had written is never published. On a bucket, the one that takes over is the one that
+// uploads (before, it only followed, keeping the bytes local).
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { ProxyAgent, request } from 'undici';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { MAIN } from '../helpers/cli.ts';
+import { childReplica } from '../helpers/child-replica.ts';
 import { upstreamPki } from '../helpers/pki.ts';
 import { startProxy } from '../helpers/proxy.ts';
+import { startS3, uploadsOf } from '../helpers/s3.ts';
 import { hasRedisServer, startRedis } from '../helpers/redis.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { sha256, startFakeRegistry } from '../helpers/upstream.ts';
 
 const SECRET = 'cluster-test-secret-0123456789';
-
-/** A replica in a child process, so that it can die as a process does; resolves once it listens. */
-async function childReplica(configFile: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  onTestFinished(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  let buffered = '';
-  for (;;) {
-    const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
-    buffered += chunk.toString();
-    const listening = buffered
-      .split('\n')
-      .slice(0, -1)
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .find((line) => line['msg'] === 'listening');
-    if (listening) {
-      child.stdout.resume();
-      return { child, port: listening['port'] as number };
-    }
-  }
-}
 
 describe.skipIf(!(await hasRedisServer()))('cluster takeover (needs redis-server)', () => {
   it('completes the waiters of a replica killed mid-fill, and keeps nothing partial', async () => {
@@ -112,6 +90,79 @@ describe.skipIf(!(await hasRedisServer()))('cluster takeover (needs redis-server
     const hex = digest.slice('sha256:'.length);
     const stored = await readFile(path.join(cacheDir, 'blobs', 'sha256', hex.slice(0, 2), hex));
     expect(sha256(stored)).toBe(digest);
+    const again = await waiter.fetch(upstream.authority, blobPath);
+    expect(again.headers['x-cache']).toBe('HIT');
+    await again.body.dump();
+  });
+
+  it('on a bucket: the replica that takes over uploads the blob, once, verified', async () => {
+    const upstream = await startFakeRegistry();
+    const redis = await startRedis();
+    const s3 = await startS3();
+    const pki = await upstreamPki();
+    const dir = await tempDir();
+    const content = randomBytes(20 * 1024 * 1024 + 3);
+    const digest = upstream.addBlob(content);
+    const hex = digest.slice('sha256:'.length);
+    const blobPath = `/v2/team/app/blobs/${digest}`;
+    const release = upstream.holdBlobs();
+    const { endpoint, bucket } = s3;
+
+    const configFile = path.join(dir, 'owner.yaml');
+    await writeFile(
+      configFile,
+      [
+        'listen: 127.0.0.1:0',
+        `registries: ["${upstream.authority}"]`,
+        `upstream: {caFiles: ["${pki.caFile}"]}`,
+        `cache: {dir: "${path.join(dir, 'cache')}"}`,
+        `storage: {type: s3, s3: {endpoint: "${endpoint}", bucket: ${bucket}, forcePathStyle: true}}`,
+        `cluster: {redis: "${redis.url}", secret: "${SECRET}", id: owner, listen: "127.0.0.1:0", leaseTtl: 1s, heartbeat: 100ms}`,
+        '',
+      ].join('\n'),
+    );
+    const owner = await childReplica(configFile);
+    const ca = await readFile(path.join(dir, 'ca', 'ca.crt'), 'utf8');
+    const ownerClient = new ProxyAgent({ uri: `http://127.0.0.1:${owner.port}`, requestTls: { ca: [ca] } });
+    onTestFinished(() => ownerClient.destroy());
+    const first = await request(`https://${upstream.authority}${blobPath}`, { dispatcher: ownerClient });
+    expect(first.statusCode).toBe(200);
+    first.body.resume();
+    first.body.on('error', () => undefined);
+
+    const waiter = await startProxy({
+      registries: [upstream.authority],
+      storage: s3.storage(),
+      cluster: { redis: redis.url, secret: SECRET, id: 'waiter', listen: '127.0.0.1:0', leaseTtl: '1s' },
+    });
+    const res = await waiter.fetch(upstream.authority, blobPath);
+    expect(res.statusCode).toBe(200);
+    const reader = res.body[Symbol.asyncIterator]();
+    const chunks = [(await reader.next()).value as Buffer];
+
+    // Where the bucket's log stands when the waiter takes over (logged before the rest is fetched).
+    const takenOver = waiter
+      .waitForLog((line) => line.msg === 'cluster fill taken over: continuing from upstream')
+      .then(() => s3.requests.length);
+    const exited = once(owner.child, 'exit');
+    owner.child.kill('SIGKILL');
+    await exited;
+    release();
+    for (let next = await reader.next(); !next.done; next = await reader.next())
+      chunks.push(next.value as Buffer);
+    expect(sha256(Buffer.concat(chunks))).toBe(digest);
+    await waiter.app.fills.idle();
+
+    // The owner's upload was never completed (nor aborted: it died); the waiter's was, begun at
+    // the takeover: not found missing by a HEAD at the end (the fallback of a follower).
+    expect(uploadsOf(s3.requests, hex)).toMatchObject({ completed: 1, aborted: 0, singlePuts: 0 });
+    const sinceTakeover = s3.requests.slice(await takenOver).filter((r) => r.url.includes(hex));
+    expect(sinceTakeover.filter((r) => r.method === 'HEAD')).toEqual([]);
+    expect(sinceTakeover.filter((r) => r.method === 'POST').length).toBe(2); // create, complete
+    const stored = await s3.client.send(
+      new GetObjectCommand({ Bucket: bucket, Key: (await s3.objects())[0]!.key }),
+    );
+    expect(sha256(Buffer.from(await stored.Body!.transformToByteArray()))).toBe(digest);
     const again = await waiter.fetch(upstream.authority, blobPath);
     expect(again.headers['x-cache']).toBe('HIT');
     await again.body.dump();

@@ -7,7 +7,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DeleteObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { DiskBlobStore, type BlobStore, type ByteSource } from '../../src/cache/blobs.ts';
+import { DiskBlobStore, type BlobStore, type BlobWriter, type ByteSource } from '../../src/cache/blobs.ts';
 import { DigestMismatchError, parseDigest } from '../../src/oci/digest.ts';
 import { S3BlobStore } from '../../src/storage/blobs.ts';
 import { FrontTier } from '../../src/storage/front.ts';
@@ -155,6 +155,22 @@ describe('S3 blob store', () => {
     expect(await s3.objects()).toEqual([]);
   });
 
+  it('sees an object only whole, never while its upload is written (as S3; helpers/s3rver-atomic.ts)', async () => {
+    const s3 = await startS3();
+    const { store } = await storeOn(s3);
+    const content = randomBytes(24 * MiB);
+    const digest = digestOf(content);
+    const writer = await store.begin(digest);
+    await writer.write(content);
+    let done = false;
+    const committed = writer.commit(content.length).finally(() => (done = true));
+    const seen = new Set<number | undefined>();
+    while (!done) seen.add((await store.stat(digest))?.size);
+    await committed;
+    expect([...seen].filter((size) => size !== undefined && size !== content.length)).toEqual([]);
+    expect(await store.stat(digest)).toEqual({ size: content.length });
+  });
+
   it('reads ranges, deletes, and answers ENOENT for a blob that is gone', async () => {
     const s3 = await startS3();
     const { store } = await storeOn(s3);
@@ -228,6 +244,110 @@ describe('S3 blob store', () => {
       { cacheDir: path.join(dir, 'cache') },
     );
     opened.close();
+  });
+});
+
+describe('S3 blob writer of a replica that does not store the blob (shares: no)', () => {
+  const uploads = (commands: string[]) =>
+    commands.filter((c) => /MultipartUpload|UploadPart|PutObject/.test(c));
+
+  async function write(writer: BlobWriter, content: Buffer, from = 0, to = content.length) {
+    for (let at = from; at < to; at += MiB) await writer.write(content.subarray(at, Math.min(at + MiB, to)));
+  }
+
+  it('keeps the bytes local and uploads nothing when the blob is in the bucket by its commit', async () => {
+    const s3 = await startS3();
+    const holder = await storeOn(s3);
+    const follower = await storeOn(s3);
+    const content = randomBytes(12 * MiB + 7);
+    const digest = digestOf(content);
+    const held = await holder.store.begin(digest);
+    const followed = await follower.store.begin(digest, { callerVerifies: true, shares: () => false });
+    await write(held, content);
+    await write(followed, content);
+    expect(await readdir(follower.tmp)).toHaveLength(1); // the temp file its readers tail
+    await held.commit(content.length);
+    await followed.commit();
+    expect(uploads(follower.commands)).toEqual([]);
+    expect(follower.commands).toEqual(['HeadObjectCommand']);
+    expect(await readdir(follower.tmp)).toEqual([]);
+    expect(digestOf(await follower.store.readAll(digest))).toBe(digest);
+  });
+
+  it('uploads everything, from its temp file first, once told it stores the blob mid-way', async () => {
+    const s3 = await startS3();
+    const { store, commands } = await storeOn(s3);
+    const content = randomBytes(20 * MiB + 11);
+    const digest = digestOf(content);
+    let shares = false;
+    const writer = await store.begin(digest, { shares: () => shares });
+    await write(writer, content, 0, 13 * MiB);
+    expect(uploads(commands)).toEqual([]);
+    shares = true; // the holder died: this replica fetches the rest upstream
+    await write(writer, content, 13 * MiB);
+    await writer.commit(content.length);
+    expect(commands.filter((c) => c.includes('MultipartUpload'))).toEqual([
+      'CreateMultipartUploadCommand',
+      'CompleteMultipartUploadCommand',
+    ]);
+    expect(digestOf(await store.readAll(digest))).toBe(digest);
+  });
+
+  it('uploads its verified copy after all when the bucket still lacks the blob at commit', async () => {
+    const s3 = await startS3();
+    const { store, commands, tmp } = await storeOn(s3);
+    for (const size of [9 * MiB + 1, 1000]) {
+      const content = randomBytes(size);
+      const digest = digestOf(content);
+      const writer = await store.begin(digest, { shares: () => false });
+      await write(writer, content);
+      await writer.commit(size);
+      expect(digestOf(await store.readAll(digest))).toBe(digest);
+    }
+    expect(commands).toContain('CompleteMultipartUploadCommand');
+    expect(commands).toContain('PutObjectCommand');
+    expect(await readdir(tmp)).toEqual([]);
+  });
+
+  it('publishes nothing of a wrong digest, taken over or not', async () => {
+    const s3 = await startS3();
+    const { store, commands, tmp } = await storeOn(s3);
+    for (const takeOver of [false, true]) {
+      const claimed = digestOf(randomBytes(32));
+      let shares = false;
+      const writer = await store.begin(claimed, { shares: () => shares });
+      const content = randomBytes(10 * MiB);
+      await write(writer, content, 0, 5 * MiB);
+      shares = takeOver;
+      await write(writer, content, 5 * MiB);
+      await expect(writer.commit(content.length)).rejects.toBeInstanceOf(DigestMismatchError);
+    }
+    expect(commands).not.toContain('CompleteMultipartUploadCommand');
+    expect(commands).not.toContain('PutObjectCommand');
+    expect(await s3.objects()).toEqual([]);
+    expect(await readdir(tmp)).toEqual([]);
+  });
+
+  it('with a front tier, keeps the blob there only', async () => {
+    const s3 = await startS3();
+    const holder = await storeOn(s3);
+    const follower = await storeOn(s3);
+    const front = await FrontTier.open(
+      follower.store,
+      path.join(path.dirname(follower.tmp), 'front'),
+      10 * MiB,
+    );
+    const content = randomBytes(3 * MiB);
+    const digest = digestOf(content);
+    const held = await holder.store.begin(digest);
+    await write(held, content);
+    await held.commit(content.length);
+    const followed = await front.begin(digest, { shares: () => false });
+    await write(followed, content);
+    await followed.commit(content.length);
+    expect(uploads(follower.commands)).toEqual([]);
+    expect(front.has(digest)).toBe(true);
+    expect(digestOf(await front.readAll(digest))).toBe(digest);
   });
 });
 
