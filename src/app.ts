@@ -85,6 +85,7 @@ export async function startApp(config: Config, log: Logger, seams: AppSeams = {}
     ui,
     parent,
     readiness,
+    internal: dashboard.credential,
   });
   const { address, mirror, adminListener } = await listen(config, log, proxy, {
     mirrorHandler: (req, res, destination) => handler(req, res, destination, 'mirror'),

@@ -9,7 +9,7 @@ import type { CacheSummary } from '../cache/control.ts';
 import type { PassResult } from '../cache/eviction.ts';
 import { readIndex } from '../cache/index-read.ts';
 import type { PurgeResult } from '../cache/purge.ts';
-import { AdminClient, ServerUnreachableError } from './admin-client.ts';
+import { adminClient, type AdminClient, ServerUnreachableError } from './admin-client.ts';
 import { UsageError } from './errors.ts';
 import { age, humanSize, plural, table } from './format.ts';
 import { parseScope, type Scope } from './image-ref.ts';
@@ -103,7 +103,7 @@ function withServer(command: Command, offline: boolean): Command {
 }
 
 function client(options: ServerOptions): AdminClient {
-  return new AdminClient(options.server, options.token);
+  return adminClient(options.server, options.token);
 }
 
 /** Asks the server; when none answers and --cache-dir is given, reads the index instead. */
@@ -212,9 +212,12 @@ async function purge(text: string | undefined, options: ServerOptions & { all?: 
   if (options.all !== true && text === undefined)
     throw new UsageError('purge needs a REF, REPO, REGISTRY or --all');
   const scope = scopeOf(text);
+  // Repeatable: a purge sent again removes what is left of the same selection, the state one
+  // purge leaves (the counts printed are the last attempt's).
   const result = await client(options).call<PurgeResult>(
     'DELETE',
     scope === undefined ? '/admin/cache' : `/admin/images${query(scope)}`,
+    { repeatable: true },
   );
   print(options, result, () => {
     const what = text ?? 'everything';
@@ -228,6 +231,8 @@ async function purge(text: string | undefined, options: ServerOptions & { all?: 
 }
 
 async function gc(options: ServerOptions): Promise<void> {
+  // Not repeated on a 503: a pass is an action, not a state, and running it twice is not
+  // the operator's request; the server's message says to try again.
   const result = await client(options).call<PassResult>('POST', '/admin/evict');
   print(options, result, () => {
     const line = `evicted ${plural(result.evicted.length, 'image')}, freed ${humanSize(result.freedBytes)}; usage ${humanSize(result.usage.before)} -> ${humanSize(result.usage.after)}`;
@@ -250,10 +255,10 @@ async function pins(
   options: ServerOptions,
 ): Promise<void> {
   const path = ref === undefined ? '/admin/pins' : `/admin/pins?ref=${encodeURIComponent(ref)}`;
-  const result = await client(options).call<PinsAnswer>(method, path);
+  // Repeatable: pins are a set, so pinning or unpinning twice leaves what once leaves.
+  const result = await client(options).call<PinsAnswer>(method, path, { repeatable: true });
   print(options, result, () => {
-    if (method === 'DELETE' && result.removed === false)
-      return `${ref ?? ''} was not pinned with cache pin\n`;
+    if (method === 'DELETE' && result.removed === false) return `${ref ?? ''} is not pinned with cache pin\n`;
     const lines = [...(result.config ?? []).map((pin) => `${pin}  (cache.pin)`), ...result.runtime];
     const head =
       method === 'POST' ? `pinned ${ref ?? ''}\n` : method === 'DELETE' ? `unpinned ${ref ?? ''}\n` : '';

@@ -2,6 +2,8 @@
 // would (warm-pull.ts), so that the next pulls are served from the cache. Through the proxy means
 // CONNECT and TLS trusting its CA (--ca, else fetched from the proxy's /ca.crt). A bar per image
 // on a terminal (cli-progress), a line per image otherwise; a summary; exit 1 if any failed.
+// A proxy with proxy.htpasswd gets the credentials of the proxy URL (--proxy or PULLTHROUGH_PROXY,
+// `http://user:pass@host:3128`), which no message repeats.
 import { readFile } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
@@ -30,7 +32,11 @@ export function warmCommand(): Command {
     .option('--file <list>', 'read more references from this file, one a line (# comments)')
     .option('--platform <list>', `platforms to take from a multi-platform image (default: ${hostPlatform()})`)
     .option('--all-platforms', 'take every platform of a multi-platform image')
-    .addOption(new Option('--proxy <url>', 'the running proxy').default(DEFAULT_SERVER))
+    .addOption(
+      new Option('--proxy <url>', 'the running proxy; http://USER:PASSWORD@HOST:PORT with proxy.htpasswd')
+        .env('PULLTHROUGH_PROXY')
+        .default(DEFAULT_SERVER),
+    )
     .option('--ca <file>', "the proxy's CA certificate (default: fetched from <proxy>/ca.crt)")
     .addHelpText('after', '\nExit codes: 0 every image warmed, 1 some failed, 2 bad usage.')
     .action((refs: string[], options: WarmOptions) => warm(refs, options));
@@ -50,11 +56,13 @@ async function warm(args: readonly string[], options: WarmOptions): Promise<void
           .split(',')
           .map((p) => p.trim())
           .filter((p) => p !== '');
-  const ca = options.ca === undefined ? await fetchCa(options.proxy) : await readFile(options.ca, 'utf8');
+  const proxy = proxyUrl(options.proxy);
+  const ca = options.ca === undefined ? await fetchCa(proxy.plain) : await readFile(options.ca, 'utf8');
   // The proxy's CA for intercepted registries, the usual roots for anything it only tunnels.
+  // undici sends the URL's user and password as Proxy-Authorization: Basic on each CONNECT.
   const agent = new ProxyAgent({ uri: options.proxy, requestTls: { ca: [...rootCertificates, ca] } });
   try {
-    const outcomes = await pullAll(new RegistryClient(agent), refs, platforms);
+    const outcomes = await pullAll(new RegistryClient(agent), refs, platforms, proxy);
     process.stdout.write(summary(outcomes));
     if (outcomes.some((o) => 'error' in o)) process.exitCode = 1;
   } finally {
@@ -66,6 +74,7 @@ async function pullAll(
   client: RegistryClient,
   refs: readonly ImageRef[],
   platforms: PlatformChoice,
+  proxy: ProxyUrl,
 ): Promise<Outcome[]> {
   const live = process.stderr.isTTY === true;
   const bars = live
@@ -104,7 +113,7 @@ async function pullAll(
       outcomes.push({ ref: name, result });
       if (!live) process.stderr.write(`${name}: ${describeResult(result)}\n`);
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
+      const message = explain(error, proxy);
       outcomes.push({ ref: name, error: message });
       bar?.update({ ref: `FAILED ${name}` });
       if (!live) process.stderr.write(`${name}: failed: ${message}\n`);
@@ -137,6 +146,38 @@ function summary(outcomes: readonly Outcome[]): string {
   return [line, ...failures].join('\n') + '\n';
 }
 
+interface ProxyUrl {
+  /** Without user and password: for /ca.crt, which needs none. */
+  readonly plain: string;
+  /** As messages show it: the password masked. */
+  readonly shown: string;
+  readonly hasCredentials: boolean;
+}
+
+function proxyUrl(text: string): ProxyUrl {
+  const url = URL.parse(text);
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new UsageError('--proxy must be an http:// URL, e.g. http://127.0.0.1:3128');
+  }
+  const hasCredentials = url.username !== '' || url.password !== '';
+  const shown = new URL(url);
+  if (shown.password !== '') shown.password = '***';
+  url.username = '';
+  url.password = '';
+  const trim = (u: URL) => u.href.replace(/\/+$/, '');
+  return { plain: trim(url), shown: trim(shown), hasCredentials };
+}
+
+/** A failure as one line; the proxy's 407 says where credentials go. */
+function explain(error: unknown, proxy: ProxyUrl): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!/^Proxy response \(407\)/.test(message)) return message;
+  return proxy.hasCredentials
+    ? `the proxy at ${proxy.shown} refused these credentials (407)`
+    : `the proxy at ${proxy.shown} wants credentials (407): give them in the proxy URL, ` +
+        'http://USER:PASSWORD@HOST:PORT (--proxy or PULLTHROUGH_PROXY)';
+}
+
 async function readList(file: string): Promise<string[]> {
   const text = await readFile(file, 'utf8');
   return text
@@ -146,7 +187,7 @@ async function readList(file: string): Promise<string[]> {
 }
 
 async function fetchCa(proxy: string): Promise<string> {
-  const url = `${proxy.replace(/\/+$/, '')}/ca.crt`;
+  const url = `${proxy}/ca.crt`;
   try {
     const res = await request(url);
     const text = await res.body.text();

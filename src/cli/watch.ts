@@ -2,7 +2,7 @@
 // its state, the digest the cache holds and what upstream has now, through its admin API.
 import { Command, Option } from 'commander';
 import type { WatchListing } from '../watch/watcher.ts';
-import { AdminClient } from './admin-client.ts';
+import { adminClient } from './admin-client.ts';
 import { DEFAULT_SERVER } from './cache.ts';
 import { age, table } from './format.ts';
 
@@ -23,7 +23,7 @@ export function watchCommand(): Command {
       '\nA tag that vanished or turned private upstream is pinned (see `cache pins`; `cache unpin` removes it).',
     )
     .action(async (options: WatchOptions) => {
-      const listing = await new AdminClient(options.server, options.token).call<WatchListing>(
+      const listing = await adminClient(options.server, options.token).call<WatchListing>(
         'GET',
         '/admin/watch',
       );

@@ -2,7 +2,9 @@
 // bcrypt hashes (`htpasswd -B`). Answers are remembered by a hash of the header for a few
 // minutes, so a client opening many connections costs one bcrypt comparison, not one each;
 // bcryptjs compares asynchronously, so a login never stalls the streams of other clients.
-import { createHash } from 'node:crypto';
+// Beside the file's users, the process's own credential (InternalCredential) for its own
+// requests through the proxy port.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import bcrypt from 'bcryptjs';
 import { LRUCache } from 'lru-cache';
@@ -14,23 +16,46 @@ export class HtpasswdError extends Error {
 /** What the proxy answers when credentials are missing or wrong. */
 export const PROXY_AUTHENTICATE = 'Basic realm="pullthrough", charset="UTF-8"';
 
+/**
+ * The Proxy-Authorization of this process's own requests through its proxy port (the dashboard's
+ * warm jobs), so that proxy.htpasswd need not list a user for them: 32 random bytes made at
+ * start, held in memory only, never written, logged or answered; a restart makes another.
+ */
+export class InternalCredential {
+  static readonly USER = 'pullthrough-internal';
+  readonly #header = `Basic ${Buffer.from(`${InternalCredential.USER}:${randomBytes(32).toString('base64url')}`).toString('base64')}`;
+
+  /** The header value, for this process's own proxy client only. */
+  header(): string {
+    return this.#header;
+  }
+
+  /** Whether `header` is this credential, in constant time. */
+  matches(header: string | undefined): boolean {
+    const digest = (text: string) => createHash('sha256').update(text).digest();
+    return header !== undefined && timingSafeEqual(digest(header), digest(this.#header));
+  }
+}
+
 export class ProxyAuth {
   readonly #users: ReadonlyMap<string, string>;
+  readonly #internal: InternalCredential | undefined;
   readonly #verified = new LRUCache<string, boolean>({ max: 10_000, ttl: 5 * 60_000 });
 
-  constructor(users: ReadonlyMap<string, string>) {
+  constructor(users: ReadonlyMap<string, string>, internal?: InternalCredential) {
     this.#users = users;
+    this.#internal = internal;
   }
 
   /** Reads `file`; every line is `user:$2y$…` (or $2a$/$2b$); blank lines and # comments are skipped. */
-  static async fromFile(file: string): Promise<ProxyAuth> {
+  static async fromFile(file: string, internal?: InternalCredential): Promise<ProxyAuth> {
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch (error) {
       throw new HtpasswdError(`cannot read htpasswd file ${file} (${(error as NodeJS.ErrnoException).code})`);
     }
-    return new ProxyAuth(parseHtpasswd(text, file));
+    return new ProxyAuth(parseHtpasswd(text, file), internal);
   }
 
   get users(): number {
@@ -39,6 +64,7 @@ export class ProxyAuth {
 
   /** The user named by a valid `Proxy-Authorization` header, or undefined. */
   async check(header: string | undefined): Promise<string | undefined> {
+    if (this.#internal?.matches(header)) return InternalCredential.USER;
     const credentials = parseBasic(header);
     if (!credentials) return undefined;
     const key = createHash('sha256')

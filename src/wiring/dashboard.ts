@@ -19,6 +19,7 @@ import { type Metrics } from '../metrics/registry.ts';
 import { Activity } from '../metrics/activity.ts';
 import { dashboardStats, type DashboardSettings } from '../metrics/dashboard.ts';
 import { History } from '../metrics/history.ts';
+import { InternalCredential } from '../proxy/auth.ts';
 import { createUiHandler } from '../ui/handler.ts';
 import { WarmJobs } from '../warm/jobs.ts';
 import type { createRegistryHandler } from '../registry/handler.ts';
@@ -74,10 +75,14 @@ export function createDashboard(config: Config, log: Logger, metrics: Metrics) {
   });
   let settings: DashboardSettings | undefined;
   let agent: ProxyAgent | undefined;
+  // Warm jobs pull through the proxy port, which may ask for proxy credentials (proxy.htpasswd).
+  const credential = new InternalCredential();
   return {
     history,
     activity,
     warm,
+    /** The warm jobs' proxy credential: for createProxy to accept, never to leave the process. */
+    credential,
     ui: on ? createUiHandler() : undefined,
     counting(handler: ReturnType<typeof createRegistryHandler>): ReturnType<typeof createRegistryHandler> {
       if (!on) return handler;
@@ -105,6 +110,7 @@ export function createDashboard(config: Config, log: Logger, metrics: Metrics) {
       // The proxy's CA for intercepted registries, the usual roots for what it only tunnels.
       agent = new ProxyAgent({
         uri: loopbackUri(at.proxy),
+        token: credential.header(),
         requestTls: { ca: [...rootCertificates, at.ca] },
       });
       warm.connect(agent);

@@ -15,7 +15,7 @@ import { NetworkList, parseCidr, type Cidr } from '../net/networks.ts';
 import { resolveParentProxy, type ParentProxy } from '../net/parent-proxy.ts';
 import { parentTunnelConnector } from '../proxy/parent.ts';
 import { Admission } from '../proxy/admission.ts';
-import { ProxyAuth } from '../proxy/auth.ts';
+import { ProxyAuth, type InternalCredential } from '../proxy/auth.ts';
 import type { InterceptList } from '../proxy/intercept-list.ts';
 import { createProxyServer, type InterceptHandler, type ProxyServer } from '../proxy/server.ts';
 import { netConnector } from '../proxy/tunnel.ts';
@@ -89,9 +89,12 @@ export async function createProxy(
     ui: UiHandler | undefined;
     parent: ParentProxy | undefined;
     readiness: () => Readiness;
+    /** This process's own credential (the dashboard's warm jobs), accepted beside htpasswd's users. */
+    internal?: InternalCredential;
   },
 ): Promise<ProxyServer> {
-  const auth = config.proxy.htpasswd === null ? undefined : await ProxyAuth.fromFile(config.proxy.htpasswd);
+  const { htpasswd } = config.proxy;
+  const auth = htpasswd === null ? undefined : await ProxyAuth.fromFile(htpasswd, parts.internal);
   if (auth) log.info({ file: config.proxy.htpasswd, users: auth.users }, 'proxy authentication on');
   const { limits } = config;
   return createProxyServer({

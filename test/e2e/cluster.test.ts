@@ -155,6 +155,8 @@ async function bookkeeperKilled(replicas: Replica[], keeper: Replica, dir: strin
   expect(meanwhile.status).toBe(503);
   expect(meanwhile.headers.get('retry-after')).toBe('3');
   expect(why.error).toMatch(/^no cache bookkeeper can answer: .*retry then$/);
+  // The CLI asked meanwhile waits the takeover out (Retry-After 3, at most 6 s) and lists.
+  const waiting = pullthrough(['cache', 'ls', '--json', '--server', survivors[0]!.url]);
 
   const next = await Promise.race(
     survivors.map((replica, i) =>
@@ -166,7 +168,16 @@ async function bookkeeperKilled(replicas: Replica[], keeper: Replica, dir: strin
   const takeover = Date.now() - killedAt;
   console.log(`[e2e] cluster | ${next.id} keeps the books ${takeover} ms after the kill`);
   expect(takeover).toBeLessThan(LEASE_TTL_MS + 2000);
+  const waited = expectSuccess(
+    `pullthrough cache ls via ${survivors[0]!.id} during the takeover`,
+    await waiting,
+  );
+  console.log(
+    `[e2e] cluster | cache ls during the takeover: ${Math.round(waited.ms)} ms; ${waited.stderr.trim()}`,
+  );
+  expect(waited.stderr).toBe('pullthrough: the cache bookkeeper is changing hands; retrying for up to 6 s\n');
   const other = survivors.find((replica) => replica !== next)!;
+  expect(JSON.parse(waited.stdout)).toEqual(await cacheLs(next));
   expect(await cacheLs(other)).toEqual(await cacheLs(next));
 
   // The cap (20 MiB) on the new bookkeeper: the second 12 MiB image evicts the first.

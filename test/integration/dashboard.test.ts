@@ -3,9 +3,13 @@
 // after real pulls: hits and bytes by source, pulls per tag, the upstream reachable, a purge
 // among the recent events, and the token required.
 import { randomBytes } from 'node:crypto';
-import { request } from 'undici';
-import { describe, expect, it } from 'vitest';
-import { startProxy, type TestProxy } from '../helpers/proxy.ts';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import bcrypt from 'bcryptjs';
+import { ProxyAgent, request } from 'undici';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { rawConnection, readHead, startProxy, type TestProxy } from '../helpers/proxy.ts';
+import { tempDir } from '../helpers/tmp.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
 const TOKEN = 'dashboard-token-0123456789';
@@ -145,5 +149,57 @@ describe('dashboard', () => {
     // Cached: pulled again, every blob is a hit and upstream served each once.
     await pull(proxy, upstream, image);
     for (const digest of image.blobs) expect(upstream.hits('GET', `/v2/lib/warm/blobs/${digest}`)).toBe(1);
+  });
+
+  it('warms through a proxy that wants htpasswd credentials, which everyone else still needs', async () => {
+    const upstream = await startFakeRegistry();
+    const htpasswd = path.join(await tempDir(), 'users');
+    await writeFile(htpasswd, `alice:${await bcrypt.hash('wonderland', 4)}\n`);
+    const proxy = await startProxy({
+      registries: [upstream.authority],
+      admin: { token: TOKEN },
+      proxy: { htpasswd },
+    });
+    const image = addImage(upstream, 'lib/locked', 'v1');
+    const started = await request(
+      `${proxy.url}/admin/warm?ref=${encodeURIComponent(`${upstream.authority}/lib/locked:v1`)}`,
+      { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } },
+    );
+    expect(started.statusCode).toBe(200);
+    await started.body.dump();
+    const ended = await proxy.waitForLog((l) => l.msg === 'warm done' || l.msg === 'warm failed');
+    expect(ended['error']).toBeUndefined();
+    expect(ended).toMatchObject({ msg: 'warm done', fetchedBlobs: 2, bytes: image.blobBytes });
+
+    // The warm job's way in is not anyone's: a CONNECT without credentials, or with a user the
+    // file does not list, is still refused.
+    for (const credentials of [undefined, 'pullthrough:', 'alice:nope']) {
+      const header =
+        credentials === undefined
+          ? ''
+          : `Proxy-Authorization: Basic ${Buffer.from(credentials).toString('base64')}\r\n`;
+      const socket = await rawConnection(
+        proxy.port,
+        `CONNECT ${upstream.authority} HTTP/1.1\r\nHost: ${upstream.authority}\r\n${header}\r\n`,
+      );
+      expect((await readHead(socket)).head, credentials).toMatch(/^HTTP\/1\.1 407 /);
+      socket.destroy();
+    }
+    // alice's credentials still work, and the cache answers her from what the warm job fetched.
+    const alice = new ProxyAgent({
+      uri: `http://alice:wonderland@127.0.0.1:${proxy.port}`,
+      requestTls: { ca: [proxy.app.ca.certPem] },
+    });
+    onTestFinished(() => alice.destroy());
+    for (const digest of image.blobs) {
+      const blob = await request(`https://${upstream.authority}/v2/lib/locked/blobs/${digest}`, {
+        dispatcher: alice,
+      });
+      expect(blob.statusCode).toBe(200);
+      await blob.body.dump();
+      expect(upstream.hits('GET', `/v2/lib/locked/blobs/${digest}`)).toBe(1);
+    }
+    // No log line carries a Proxy-Authorization value.
+    expect(JSON.stringify(proxy.logs)).not.toMatch(/basic [a-z0-9+/=]{8,}/i);
   });
 });

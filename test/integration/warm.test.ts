@@ -5,15 +5,17 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import bcrypt from 'bcryptjs';
 import { describe, expect, it } from 'vitest';
 import { startProxy } from '../helpers/proxy.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 import { runCli } from '../helpers/cli.ts';
+import { tempDir } from '../helpers/tmp.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
-const cli = (args: string[]) => runCli(args).exited;
+const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, env).exited;
 
 /** A platform image of a config and one layer; returns its manifest digest and blobs. */
 function platformImage(upstream: FakeRegistry, name: string, arch: string) {
@@ -128,5 +130,39 @@ describe('pullthrough warm', () => {
     const usage = await cli(['warm', '--proxy', proxy.url]);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toMatch(/^pullthrough: warm needs at least one image reference/);
+  });
+
+  it('authenticates to a proxy with htpasswd from the proxy URL or PULLTHROUGH_PROXY, never echoing the password', async () => {
+    const upstream = await startFakeRegistry();
+    const htpasswd = path.join(await tempDir(), 'users');
+    await writeFile(htpasswd, `alice:${await bcrypt.hash('wonder land', 4)}\n`);
+    const proxy = await startProxy({ registries: [upstream.authority], proxy: { htpasswd } });
+    const image = platformImage(upstream, 'lib/locked', 'amd64');
+    const ref = `${upstream.authority}/lib/locked:amd64-only`;
+    const { port } = proxy;
+
+    const none = await cli(['warm', ref, '--proxy', proxy.url]);
+    expect(none.code).toBe(1);
+    expect(none.stdout).toContain(
+      `the proxy at ${proxy.url} wants credentials (407): give them in the proxy URL, http://USER:PASSWORD@HOST:PORT (--proxy or PULLTHROUGH_PROXY)`,
+    );
+    const wrong = await cli(['warm', ref, '--proxy', `http://alice:nope@127.0.0.1:${port}`]);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stdout).toContain(
+      `the proxy at http://alice:***@127.0.0.1:${port} refused these credentials (407)`,
+    );
+    expect(wrong.stdout + wrong.stderr).not.toContain('nope');
+    for (const digest of image.blobs) expect(upstream.hits('GET', `/v2/lib/locked/blobs/${digest}`)).toBe(0);
+
+    const byUrl = await cli(['warm', ref, '--proxy', `http://alice:wonder%20land@127.0.0.1:${port}`]);
+    expect(byUrl.stdout).toMatch(/^1 image: 0 cached already, 1 fetched \(.*\), 0 failed\n$/);
+    expect(byUrl.code).toBe(0);
+    // Through the environment (out of `ps`): the same proxy, the image cached already.
+    const byEnv = await cli(['warm', ref], {
+      PULLTHROUGH_PROXY: `http://alice:wonder%20land@127.0.0.1:${port}`,
+    });
+    expect(byEnv.stdout).toMatch(/^1 image: 1 cached already, 0 fetched \(0 B\), 0 failed\n$/);
+    expect(byEnv.code).toBe(0);
+    for (const digest of image.blobs) expect(upstream.hits('GET', `/v2/lib/locked/blobs/${digest}`)).toBe(1);
   });
 });

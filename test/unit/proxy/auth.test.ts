@@ -1,6 +1,7 @@
+import { inspect } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { describe, expect, it } from 'vitest';
-import { HtpasswdError, ProxyAuth, parseHtpasswd } from '../../../src/proxy/auth.ts';
+import { HtpasswdError, InternalCredential, ProxyAuth, parseHtpasswd } from '../../../src/proxy/auth.ts';
 
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -27,5 +28,20 @@ describe('proxy authentication', () => {
       new HtpasswdError('users line 2: expected user:bcrypt-hash (make one with: htpasswd -nB user)'),
     );
     expect(() => parseHtpasswd('plain:password\n', 'users')).toThrow('users line 1');
+  });
+
+  it("accepts this process's own credential beside the file's users, and no other process's", async () => {
+    const internal = new InternalCredential();
+    const auth = new ProxyAuth(parseHtpasswd(`alice:${await bcrypt.hash('pw', 4)}\n`, 'f'), internal);
+    expect(await auth.check(internal.header())).toBe(InternalCredential.USER);
+    expect(await auth.check(new InternalCredential().header())).toBeUndefined();
+    expect(await auth.check(basic(InternalCredential.USER, ''))).toBeUndefined();
+    expect(await auth.check(basic('alice', 'pw'))).toBe('alice');
+    // Without it, the same header is just a user the file does not list.
+    expect(await new ProxyAuth(new Map()).check(internal.header())).toBeUndefined();
+    // Nothing that prints or serialises the credential shows it.
+    const secret = internal.header().slice('Basic '.length);
+    expect(JSON.stringify({ internal })).not.toContain(secret);
+    expect(inspect(internal)).not.toContain(secret);
   });
 });
