@@ -281,6 +281,29 @@ describe('BlobReader', () => {
     blobs.close();
   });
 
+  it('dump() reads a small body to its end and keeps the connection (a 307 before every blob); a large one closes it', async () => {
+    const blobs = reader();
+    const before = connections;
+    const redirect = Buffer.from(
+      'HTTP/1.1 307 Temporary Redirect\r\nlocation: /cdn\r\ncontent-length: 5\r\n\r\nmoved',
+    );
+    scripts = [
+      { pieces: [redirect], close: false },
+      { pieces: [ok('x'.repeat(300_000))], close: false },
+      { pieces: [ok('after')], close: false },
+    ];
+    const moved = await blobs.request({ origin, method: 'GET', path: '/r', headers: {}, bulk: true });
+    expect(moved.statusCode).toBe(307);
+    await moved.body.dump();
+    const large = await blobs.request({ origin, method: 'GET', path: '/large', headers: {}, bulk: true });
+    expect(connections - before).toBe(1);
+    await large.body.dump();
+    const after = await blobs.request({ origin, method: 'GET', path: '/after', headers: {}, bulk: true });
+    expect((await readAll(after.body)).toString()).toBe('after');
+    expect(connections - before).toBe(2);
+    blobs.close();
+  });
+
   it('fails the body when the connection closes early, and does not reuse it', async () => {
     const blobs = reader();
     scripts = [

@@ -22,6 +22,9 @@ export interface BodyFlow {
 
 const noop = (): void => undefined;
 
+/** Bytes dump() reads to keep a connection; undici reads 128 KiB. */
+const DUMP_LIMIT = 128 * 1024;
+
 export class UpstreamBody extends Readable {
   readonly #flow: BodyFlow;
   #sink: BodySink | undefined;
@@ -57,10 +60,26 @@ export class UpstreamBody extends Readable {
     });
   }
 
-  /** Reads the rest and discards it, as undici's dump() does: for bodies nobody wants. */
+  /**
+   * Reads the rest and discards it, as undici's dump() does, for bodies nobody wants: a small one
+   * (a redirect's, an error's) to its end, so that the connection carries the next request (a
+   * registry's 307 to its CDN comes before every blob); a larger one closes the connection.
+   */
   dump(): Promise<void> {
-    if (!this.#ended && !this.destroyed) this.destroy();
-    return Promise.resolve();
+    if (this.#ended || this.destroyed) return Promise.resolve();
+    if (this.#sink || this.readableDidRead || this.readableFlowing !== null) {
+      this.destroy();
+      return Promise.resolve();
+    }
+    let left = DUMP_LIMIT;
+    const discard = {
+      write: (view: Buffer) => {
+        left -= view.length;
+        if (left < 0) this.destroy();
+      },
+      room: () => undefined,
+    };
+    return this.pushTo(discard).catch(() => undefined);
   }
 
   /** From the exchange: body bytes, a view valid until this call returns. */

@@ -119,8 +119,11 @@ export class Connection {
       const exchange: Exchange = {
         parser: new ResponseParser(options.method, {
           head: (head) => this.#onHead(exchange, head),
-          body: (view) => exchange.body!.deliver(view),
-          done: () => (exchange.ended = true),
+          // Once the exchange failed (its body destroyed by its reader, say), the rest is ignored.
+          body: (view) => {
+            if (this.#exchange === exchange) exchange.body!.deliver(view);
+          },
+          done: () => (exchange.ended = this.#exchange === exchange),
         }),
         resolve,
         reject,
