@@ -50,8 +50,13 @@ export interface Registries {
   close(): Promise<void>;
 }
 
-/** The test images: repository → total layer bytes, split into four layers of 40/30/20/10 %. */
-export async function startRegistries(images: Readonly<Record<string, number>>): Promise<Registries> {
+/**
+ * The test images: repository → total layer bytes, split into four layers of 40/30/20/10 %, or
+ * `{ bytes, layers }`: that many layers of equal size.
+ */
+export async function startRegistries(
+  images: Readonly<Record<string, number | { readonly bytes: number; readonly layers: number }>>,
+): Promise<Registries> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pullthrough-bench-registries-'));
   const ownsSkopeoCache = !existsSync(SKOPEO_CACHE);
   const closers: Array<() => Promise<void>> = [
@@ -100,8 +105,11 @@ export async function startRegistries(images: Readonly<Record<string, number>>):
     const reference = (authority: string, image: PushedImage) =>
       `docker://${authority}/${image.repository}:${image.tag}`;
     const pushed: Record<string, PushedImage> = {};
-    for (const [repository, bytes] of Object.entries(images)) {
-      const layers = [0.4, 0.3, 0.2, 0.1].map((share) => Math.round(bytes * share));
+    for (const [repository, spec] of Object.entries(images)) {
+      const layers =
+        typeof spec === 'number'
+          ? [0.4, 0.3, 0.2, 0.1].map((share) => Math.round(spec * share))
+          : Array.from({ length: spec.layers }, () => Math.round(spec.bytes / spec.layers));
       const layout = path.join(dir, 'oci', repository);
       const image = { ...(await writeImage(layout, 'v1', layers)), repository, tag: 'v1' };
       await skopeo.push(image.source, reference(upstream.authority, image), upstreamTrustDir);

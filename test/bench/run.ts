@@ -4,7 +4,7 @@
 // (min–max) with the ratio to the reference, and writes that table to test/bench/results.md.
 // A slow figure is reported, never a failure: the exit code is 1 only when a scenario could
 // not run or gave a wrong answer.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,7 @@ import { coldBlob } from './scenarios/cold.ts';
 import { cachedManifests } from './scenarios/manifests.ts';
 import { firstRequestToNewHost } from './scenarios/first-request.ts';
 import { memoryPeak } from './scenarios/memory.ts';
-import { skopeoPull, skopeoStampede } from './scenarios/skopeo.ts';
+import { skopeoDirect, skopeoPull, skopeoStampede } from './scenarios/skopeo.ts';
 import { stampede } from './scenarios/stampede.ts';
 import { cluster } from './scenarios/cluster.ts';
 import { startRegistries, type Registries } from './registries.ts';
@@ -30,6 +30,8 @@ import { makeWorld, type World } from './world.ts';
 
 const MiB = 2 ** 20;
 const RESULTS = path.join(import.meta.dirname, 'results.md');
+/** From this line on, results.md is written by hand (where the cost goes) and kept by each run. */
+const KEPT = '<!-- below: written by hand, kept by npm run bench -->';
 
 const { values } = parseArgs({
   options: {
@@ -49,7 +51,13 @@ const clusterSize = (quick ? 32 : 64) * MiB;
 // once into 20 directories on disk (20 × 64 MiB written per side and round in full mode).
 const IMAGE = 'bench/image';
 const STAMPEDE_IMAGE = 'bench/stampede';
-const imageSizes = { [IMAGE]: (quick ? 64 : 256) * MiB, [STAMPEDE_IMAGE]: (quick ? 32 : 64) * MiB };
+// Issue 21: ten equal layers, pulled straight from the upstream and through pullthrough.
+const LAYERED_IMAGE = 'bench/layered';
+const imageSizes = {
+  [IMAGE]: (quick ? 64 : 256) * MiB,
+  [STAMPEDE_IMAGE]: (quick ? 32 : 64) * MiB,
+  [LAYERED_IMAGE]: { bytes: (quick ? 64 : 256) * MiB, layers: 10 },
+};
 // Split over the measured rounds; pullthrough answers some hundreds to thousands a second here.
 const manifestRequests = quick ? 20_000 : 100_000;
 // Issue 21's memory cases, in fresh proxies: 20 cold blobs at once (5 GiB a round in full mode),
@@ -91,7 +99,7 @@ async function main(): Promise<number> {
   buildProxy();
   const machine = describeMachine();
   const loadBefore = os.loadavg()[0] ?? 0;
-  const mode = `${quick ? 'quick' : 'full'}: ${counts.warmup} warm-up + ${counts.runs} runs per side, ${blobSize / MiB} MiB blob, client curl (HTTP/1.1); skopeo images ${imageSizes[IMAGE] / MiB} MiB and ${imageSizes[STAMPEDE_IMAGE] / MiB} MiB (20 at once)`;
+  const mode = `${quick ? 'quick' : 'full'}: ${counts.warmup} warm-up + ${counts.runs} runs per side, ${blobSize / MiB} MiB blob, client curl (HTTP/1.1); skopeo images ${imageSizes[IMAGE] / MiB} MiB, ${imageSizes[STAMPEDE_IMAGE] / MiB} MiB (20 at once) and ${imageSizes[LAYERED_IMAGE].bytes / MiB} MiB (10 layers)`;
   process.stderr.write(`bench: ${mode}\n`);
   let world: World | undefined;
   let registries: Registries | undefined;
@@ -115,6 +123,12 @@ async function main(): Promise<number> {
     rows.push(
       ...(await attempt(['skopeo pull, cold', 'skopeo pull, cached'], () =>
         withRegistries((r) => skopeoPull(r, r.image(IMAGE), counts)),
+      )),
+    );
+    rows.push(
+      ...(await attempt(
+        ['skopeo pull against a direct pull, cold', 'skopeo pull against a direct pull, cached'],
+        () => withRegistries((r) => skopeoDirect(r, r.image(LAYERED_IMAGE), counts)),
       )),
     );
     rows.push(
@@ -154,8 +168,11 @@ async function main(): Promise<number> {
     markdownTable(rows),
     '',
   ].join('\n');
+  const previous = await readFile(RESULTS, 'utf8').catch(() => '');
+  const kept = previous.includes(KEPT) ? previous.slice(previous.indexOf(KEPT)) : '';
   const options = (await prettier.resolveConfig(RESULTS)) ?? {};
-  await writeFile(RESULTS, await prettier.format(markdown, { ...options, filepath: RESULTS }));
+  const text = kept ? `${markdown}\n${kept}` : markdown;
+  await writeFile(RESULTS, await prettier.format(text, { ...options, filepath: RESULTS }));
   process.stdout.write(`\nwritten to ${path.relative(process.cwd(), RESULTS)}\n`);
   return rows.some((row) => row.error !== undefined) ? 1 : 0;
 }

@@ -92,6 +92,53 @@ export async function skopeoPull(registries: Registries, image: PushedImage, cou
   return [row('cold', cold), row('cached', cached)];
 }
 
+/**
+ * Issue 21: an image of many layers pulled by skopeo straight from the upstream registry (no
+ * proxy, the upstream's own certificate) against the same pull through pullthrough, cold (a new
+ * pullthrough each time) and cached. The cold ratio is what the proxy's work (TLS twice, sha256,
+ * the cache file) costs a user on this machine; the cached one what a hit costs over a direct pull.
+ */
+export async function skopeoDirect(
+  registries: Registries,
+  image: PushedImage,
+  counts: Counts,
+): Promise<Row[]> {
+  const direct: Side = { authority: registries.upstream.authority, certDir: registries.upstreamTrustDir };
+  const cold = await alternate(counts, {
+    async pullthrough() {
+      const proxy = await registries.startProxy('skopeo-direct-cold');
+      try {
+        return await pull(registries, image, viaProxy(registries, proxy.url));
+      } finally {
+        await proxy.stop();
+      }
+    },
+    reference: () => pull(registries, image, direct),
+  });
+  const proxy = await registries.startProxy('skopeo-direct-cached');
+  let cached;
+  try {
+    const ours = viaProxy(registries, proxy.url);
+    await pull(registries, image, ours); // the fills
+    cached = await alternate(counts, {
+      pullthrough: () => pull(registries, image, ours),
+      reference: () => pull(registries, image, direct),
+    });
+  } finally {
+    await proxy.stop();
+  }
+  const layers = image.blobs.length - 1;
+  const row = (temperature: string, result: typeof cold, target: number): Row => ({
+    scenario: `skopeo pull through pullthrough, ${temperature}, against a direct pull (${mib(image)}, ${layers} layers)`,
+    pullthrough: rate(result.pullthrough),
+    reference: `direct from upstream ${rate(result.reference)}`,
+    ratio: ratio(result.pullthrough, result.reference),
+    target: `≥ ${target.toFixed(2)}× (information)`,
+    met: result.pullthrough.median / result.reference.median >= target,
+  });
+  return [row('cold', cold, 0.8), row('cached', cached, 0.9)];
+}
+
 interface Stampede {
   /** Upstream blob bytes over the image's blob bytes. */
   readonly multiple: number;
@@ -158,7 +205,9 @@ export async function skopeoStampede(
   };
   const ours = describe(rounds.pullthrough);
   const theirs = describe(rounds.reference);
-  const firstFailure = [...rounds.pullthrough, ...rounds.reference].flatMap((round) => round.failed)[0];
+  // Only pullthrough's copies fail the row: the reference's failures show in its column (the
+  // distribution mirror answers some of 20 concurrent cold copies with a 500).
+  const firstFailure = rounds.pullthrough.flatMap((round) => round.failed)[0];
   return {
     scenario: `skopeo pull, ${SKOPEO_STAMPEDE_CLIENTS} at once, cold (${mib(image)})`,
     pullthrough: ours.text,
@@ -168,6 +217,6 @@ export async function skopeoStampede(
     met: ours.multiple.min === 1 && ours.multiple.max === 1 && firstFailure === undefined,
     ...(firstFailure === undefined
       ? {}
-      : { error: `${ours.failed + theirs.failed} copies failed, first: ${firstFailure}` }),
+      : { error: `${ours.failed} copies through pullthrough failed, first: ${firstFailure}` }),
   };
 }
