@@ -20,6 +20,25 @@ import { sha256, startFakeRegistry } from '../helpers/upstream.ts';
 
 const SECRET = 'cluster-test-secret-0123456789';
 
+/**
+ * The replica that owns the fill, as a child process (kill -9 is the point), with `lines` of
+ * config besides its cluster section, and its first request of `url`, left streaming.
+ */
+async function startOwnerFill(dir: string, redisUrl: string, url: string, lines: readonly string[]) {
+  const configFile = path.join(dir, 'owner.yaml');
+  const cluster = `cluster: {redis: "${redisUrl}", secret: "${SECRET}", id: owner, listen: "127.0.0.1:0", leaseTtl: 1s, heartbeat: 100ms}`;
+  await writeFile(configFile, ['listen: 127.0.0.1:0', ...lines, cluster, ''].join('\n'));
+  const owner = await childReplica(configFile);
+  const ca = await readFile(path.join(dir, 'ca', 'ca.crt'), 'utf8');
+  const client = new ProxyAgent({ uri: `http://127.0.0.1:${owner.port}`, requestTls: { ca: [ca] } });
+  onTestFinished(() => client.destroy());
+  const first = await request(url, { dispatcher: client });
+  expect(first.statusCode).toBe(200);
+  first.body.resume();
+  first.body.on('error', () => undefined);
+  return owner;
+}
+
 describe.skipIf(!(await hasRedisServer()))('cluster takeover (needs redis-server)', () => {
   it('completes the waiters of a replica killed mid-fill, and keeps nothing partial', async () => {
     const upstream = await startFakeRegistry();
@@ -32,28 +51,12 @@ describe.skipIf(!(await hasRedisServer()))('cluster takeover (needs redis-server
     const blobPath = `/v2/team/app/blobs/${digest}`;
     const release = upstream.holdBlobs();
 
-    const configFile = path.join(dir, 'owner.yaml');
-    await writeFile(
-      configFile,
-      [
-        'listen: 127.0.0.1:0',
-        `registries: ["${upstream.authority}"]`,
-        `upstream: {caFiles: ["${pki.caFile}"]}`,
-        `cache: {dir: "${cacheDir}"}`,
-        `cluster: {redis: "${redis.url}", secret: "${SECRET}", id: owner, listen: "127.0.0.1:0", leaseTtl: 1s, heartbeat: 100ms}`,
-        '',
-      ].join('\n'),
-    );
-    const owner = await childReplica(configFile);
-    const ca = await readFile(path.join(dir, 'ca', 'ca.crt'), 'utf8');
-    const ownerClient = new ProxyAgent({ uri: `http://127.0.0.1:${owner.port}`, requestTls: { ca: [ca] } });
-    onTestFinished(() => ownerClient.destroy());
-
     // The owner takes the lease and starts the fill: upstream sends half, then holds.
-    const first = await request(`https://${upstream.authority}${blobPath}`, { dispatcher: ownerClient });
-    expect(first.statusCode).toBe(200);
-    first.body.resume();
-    first.body.on('error', () => undefined);
+    const owner = await startOwnerFill(dir, redis.url, `https://${upstream.authority}${blobPath}`, [
+      `registries: ["${upstream.authority}"]`,
+      `upstream: {caFiles: ["${pki.caFile}"]}`,
+      `cache: {dir: "${cacheDir}"}`,
+    ]);
 
     // A waiter on another replica: headers at once, bytes streamed from the owner.
     const waiter = await startProxy({
@@ -108,27 +111,12 @@ describe.skipIf(!(await hasRedisServer()))('cluster takeover (needs redis-server
     const release = upstream.holdBlobs();
     const { endpoint, bucket } = s3;
 
-    const configFile = path.join(dir, 'owner.yaml');
-    await writeFile(
-      configFile,
-      [
-        'listen: 127.0.0.1:0',
-        `registries: ["${upstream.authority}"]`,
-        `upstream: {caFiles: ["${pki.caFile}"]}`,
-        `cache: {dir: "${path.join(dir, 'cache')}"}`,
-        `storage: {type: s3, s3: {endpoint: "${endpoint}", bucket: ${bucket}, forcePathStyle: true}}`,
-        `cluster: {redis: "${redis.url}", secret: "${SECRET}", id: owner, listen: "127.0.0.1:0", leaseTtl: 1s, heartbeat: 100ms}`,
-        '',
-      ].join('\n'),
-    );
-    const owner = await childReplica(configFile);
-    const ca = await readFile(path.join(dir, 'ca', 'ca.crt'), 'utf8');
-    const ownerClient = new ProxyAgent({ uri: `http://127.0.0.1:${owner.port}`, requestTls: { ca: [ca] } });
-    onTestFinished(() => ownerClient.destroy());
-    const first = await request(`https://${upstream.authority}${blobPath}`, { dispatcher: ownerClient });
-    expect(first.statusCode).toBe(200);
-    first.body.resume();
-    first.body.on('error', () => undefined);
+    const owner = await startOwnerFill(dir, redis.url, `https://${upstream.authority}${blobPath}`, [
+      `registries: ["${upstream.authority}"]`,
+      `upstream: {caFiles: ["${pki.caFile}"]}`,
+      `cache: {dir: "${path.join(dir, 'cache')}"}`,
+      `storage: {type: s3, s3: {endpoint: "${endpoint}", bucket: ${bucket}, forcePathStyle: true}}`,
+    ]);
 
     const waiter = await startProxy({
       registries: [upstream.authority],
