@@ -46,9 +46,22 @@ export async function serveBlob(x: Exchange, blob: BlobRoute, deps: RegistryDeps
     release();
   }
 
-  const running = deps.fills.lookup(digest, (start) => refetchBlob(x, blob, start, deps));
+  // Called only when this request's fill, streamed from another replica, takes that replica's
+  // fetch over (cluster/fills.ts): the dead holder never recorded the blob, so this one does.
+  let tookOver = false;
+  const running = deps.fills.lookup(digest, (start) => {
+    tookOver = true;
+    return refetchBlob(x, blob, start, deps);
+  });
   const joined = running instanceof Promise ? await running : running;
   if (joined) {
+    joined.settled.then(
+      (result) => {
+        if (tookOver && result.stored)
+          deps.book.storedBlob(digest, result.size, { host: x.host, repository: blob.name });
+      },
+      () => undefined,
+    );
     await ensureAccess(x, content, deps);
     // Checked after that await, and opened in this same turn (sendFill opens before it yields):
     // a fill that ended, or a relay that dropped bytes, cannot be joined; look again.

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { Redis } from 'ioredis';
 import { ProxyAgent, request } from 'undici';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { childReplica } from '../helpers/child-replica.ts';
@@ -19,6 +20,17 @@ import { tempDir } from '../helpers/tmp.ts';
 import { sha256, startFakeRegistry } from '../helpers/upstream.ts';
 
 const SECRET = 'cluster-test-secret-0123456789';
+
+/** The events every replica sent to the cluster's books (cluster/book.ts), oldest first. */
+async function redisEvents(url: string): Promise<Array<Record<string, unknown>>> {
+  const redis = new Redis(url);
+  try {
+    const entries = await redis.xrange('pullthrough:book:events', '-', '+');
+    return entries.map(([, fields]) => JSON.parse(fields[1]!) as Record<string, unknown>);
+  } finally {
+    redis.disconnect();
+  }
+}
 
 /**
  * The replica that owns the fill, as a child process (kill -9 is the point), with `lines` of
@@ -96,6 +108,17 @@ describe.skipIf(!(await hasRedisServer()))('cluster takeover (needs redis-server
     const again = await waiter.fetch(upstream.authority, blobPath);
     expect(again.headers['x-cache']).toBe('HIT');
     await again.body.dump();
+    // The dead holder never told the cluster's books of the blob: the replica that took over did.
+    const events = await redisEvents(redis.url);
+    expect(events.filter((event) => event.k === 'b' && event.d === digest)).toEqual([
+      {
+        k: 'b',
+        d: digest,
+        s: content.length,
+        src: { host: upstream.authority, repository: 'team/app' },
+        at: expect.any(Number),
+      },
+    ]);
   });
 
   it('on a bucket: the replica that takes over uploads the blob, once, verified', async () => {
