@@ -46,12 +46,18 @@ export interface Space {
   readonly total: number;
 }
 
-/** What the remove callback deletes: the blob, its manifest meta file, the tag files naming it. */
+/**
+ * What the remove callback deletes: the blob, its manifest meta file, the tag files naming it,
+ * and for a manifest the referrers records of it as a subject (eviction-files.ts).
+ */
 export interface Victim {
   readonly digest: string;
   readonly kind: EntryRow['kind'];
   readonly size: number;
   readonly tags: readonly TagRow[];
+  /** The registry and repository that stored it (EntryRow), when known. */
+  readonly host?: string | null;
+  readonly repo?: string | null;
 }
 
 export interface EvictorOptions {

@@ -14,7 +14,8 @@
 //     tags/<host:port>/<repository>/_referrers/<algorithm>-<hex>[.<32 hex>].json  the same
 //                                             record for the OCI 1.1 referrers index of that
 //                                             subject digest (the index's bytes are a manifest
-//                                             above); the suffix is a hash of ?artifactType=
+//                                             above); the suffix is a hash of ?artifactType=;
+//                                             removed with their subject (eviction-files.ts)
 //     public/<2 hex>/<sha256 hex of host, repository and digest>   empty; its mtime is when
 //                                             upstream last served that digest of that
 //                                             repository to a request without credentials
@@ -77,14 +78,18 @@ export class CacheLayout {
 
   /** The referrers record of `subject` in a repository, per artifactType filter (none: ''). */
   referrersPath(host: string, name: string, subject: ParsedDigest, artifactType: string): string {
-    if (!HOST_KEY.test(host) || host.includes('..') || !isName(name)) {
-      throw new TypeError('refusing to build a referrers path from an invalid host or name');
-    }
     // The filter is request text: only its hash reaches the file name.
     const filter =
       artifactType === '' ? '' : `.${createHash('sha256').update(artifactType).digest('hex').slice(0, 32)}`;
-    const file = `${subject.algorithm}-${subject.hex}${filter}.json`;
-    return path.join(this.tagsDir, host, name, '_referrers', file);
+    return path.join(this.referrersDir(host, name), `${referrersPrefix(subject)}${filter}.json`);
+  }
+
+  /** The directory of a repository's referrers records (purge and eviction remove from it). */
+  referrersDir(host: string, name: string): string {
+    if (!HOST_KEY.test(host) || host.includes('..') || !isName(name)) {
+      throw new TypeError('refusing to build a referrers path from an invalid host or name');
+    }
+    return path.join(this.tagsDir, host, name, '_referrers');
   }
 
   blobPath(digest: ParsedDigest): string {
@@ -94,4 +99,9 @@ export class CacheLayout {
   tempPath(digest: ParsedDigest, unique: string): string {
     return path.join(this.tmpDir, `${digest.algorithm}-${digest.hex}.${unique}`);
   }
+}
+
+/** How every referrers record file of `subject` is named before `.json` or `.<filter hash>.json`. */
+export function referrersPrefix(subject: ParsedDigest): string {
+  return `${subject.algorithm}-${subject.hex}`;
 }

@@ -2,12 +2,14 @@
 // them the images only they named, through the eviction machinery (EvictionPlan.removal,
 // removeVictims, CacheIndex.remove), so a purge removes files in the same crash-safe order as
 // eviction and keeps every blob another remaining image still references. Pins do not protect
-// from a purge: it is an explicit request. Content being read is left and reported.
+// from a purge: it is an explicit request. Content being read is left and reported. Referrers
+// records go with their subject manifest (removeVictims); a purge without a tag (a repository, a
+// registry, everything) also removes every referrers record of the repositories it selects.
 import { Pins } from '../config/pins.ts';
 import { registryMatches, selects, type Selector } from './catalog.ts';
-import { removeTagFile, removeVictims, type RemoveOptions } from './eviction-files.ts';
+import { removeReferrersDir, removeTagFile, removeVictims, type RemoveOptions } from './eviction-files.ts';
 import { EvictionPlan } from './eviction-plan.ts';
-import type { CacheIndex, EntryRow, TagRow } from './index.ts';
+import type { CacheIndex, EntryRow, Snapshot, TagRow } from './index.ts';
 
 export interface PurgeOptions extends RemoveOptions {
   readonly index: CacheIndex;
@@ -16,6 +18,8 @@ export interface PurgeOptions extends RemoveOptions {
   readonly now?: (() => number) | undefined;
   /** Removes a tag's record; default: its file in the index's layout (removeTagFile). */
   readonly removeTag?: ((tag: TagRow) => Promise<void>) | undefined;
+  /** Removes a repository's referrers records; default: its directory in the layout. */
+  readonly removeReferrers?: ((host: string, repository: string) => Promise<void>) | undefined;
 }
 
 export interface PurgeResult {
@@ -73,7 +77,31 @@ export async function purge(selector: Selector, options: PurgeOptions): Promise<
     files += removed.length;
     bytes += victims.reduce((sum, entry) => sum + (gone.has(entry.digest) ? entry.size : 0), 0);
   }
+  if (selector.tag === undefined) await removeRepositoryReferrers(selector, snapshot, selected, options);
   return { tags, images, files, bytes, inUse };
+}
+
+/**
+ * The referrers records of every repository the selection names (by its tags, or by content
+ * stored from it: a referrers index is stored with the repository it was asked in). Records of
+ * subjects left in use go too: they are a cache, and the next request asks upstream again.
+ */
+async function removeRepositoryReferrers(
+  selector: Selector,
+  snapshot: Snapshot,
+  selected: readonly TagRow[],
+  options: PurgeOptions,
+): Promise<void> {
+  const repositories = new Map<string, { host: string; repo: string }>();
+  const add = (host: string | null, repo: string | null) => {
+    if (host !== null && repo !== null) repositories.set(`${host}/${repo}`, { host, repo });
+  };
+  for (const tag of selected) add(tag.host, tag.repo);
+  for (const entry of snapshot.entries.values())
+    if (sourceSelected(selector, entry)) add(entry.host, entry.repo);
+  const layout = options.index.layout;
+  const remove = options.removeReferrers ?? ((host, repo) => removeReferrersDir(layout, host, repo));
+  for (const { host, repo } of repositories.values()) await remove(host, repo);
 }
 
 /** Whether an untagged root's origin is in the selection (everything when nothing is selected). */

@@ -1,9 +1,14 @@
 // Referrers and signatures through the cache: the OCI 1.1 referrers API passed through and
 // kept like a tag (revalidated, served stale, filtered by artifactType, private kept private), a
 // registry without the API answering 404 so that clients fall back to `sha256-<hex>` tags, and
-// cosign-style artifacts (artifactType, subject, empty config, cosign layers) cached as manifests.
+// cosign-style artifacts (artifactType, subject, empty config, cosign layers) cached as manifests;
+// and the records removed with their subject, by a purge and by eviction.
+import { readdir } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import nodePath from 'node:path';
+import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { addImage, pullImage, type Image } from '../helpers/images.ts';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { sha256, startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
@@ -186,5 +191,105 @@ describe('referrers API', () => {
       expect(await pull(`/v2/lib/app/blobs/${digest}`)).toMatchObject({ status: 200, cache: 'HIT' });
     }
     expect(upstream.hits('GET', `/v2/lib/app/blobs/${signature}`)).toBe(1);
+  });
+});
+
+/** Record files of a repository's referrers (tags/<host>/<repo>/_referrers/). */
+async function referrersFiles(
+  proxy: TestProxy,
+  upstream: FakeRegistry,
+  repository: string,
+): Promise<string[]> {
+  const dir = nodePath.join(proxy.dir, 'cache', 'tags', upstream.authority, repository, '_referrers');
+  return (await readdir(dir).catch(() => [])).sort();
+}
+
+describe('referrers records go with their subject', () => {
+  const TOKEN = 'admin-token-0123456789';
+
+  it('a purge of the subject image removes its records, so the next request asks upstream', async () => {
+    const upstream = await startFakeRegistry();
+    const image = addImage(upstream, 'lib/app', 1000);
+    const other = addImage(upstream, 'lib/other', 1000);
+    const paths = [image, other].map((i) => `/v2/${i.name}/referrers/${i.manifest}`) as [string, string];
+    for (const p of paths)
+      upstream.route(
+        p,
+        referrersApi(() => [descriptor(SIG, 1)]),
+      );
+    const registries = [{ host: upstream.authority, tagTtl: '1h' }];
+    const proxy = await startProxy({ registries, admin: { token: TOKEN } });
+    await pullImage(proxy, upstream, image);
+    await pullImage(proxy, upstream, other);
+    const filtered = `${paths[0]}?artifactType=${encodeURIComponent(SIG)}`;
+    for (const p of [paths[0], filtered, paths[1]])
+      expect((await get(proxy, upstream, p)).cache).toBe('MISS');
+    expect(await referrersFiles(proxy, upstream, 'lib/app')).toHaveLength(2); // unfiltered and filtered
+    expect((await get(proxy, upstream, paths[0])).cache).toBe('HIT'); // fresh: upstream not asked
+
+    const query = `registry=${upstream.authority}&repository=lib/app&tag=v1`;
+    const purged = await request(`${proxy.url}/admin/images?${query}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(purged.statusCode).toBe(200);
+    expect(await purged.body.json()).toMatchObject({ tags: 1, images: 1 });
+    expect(await referrersFiles(proxy, upstream, 'lib/app')).toEqual([]);
+    expect(await referrersFiles(proxy, upstream, 'lib/other')).toHaveLength(1); // another subject stays
+
+    const before = upstream.hits('GET', paths[0]);
+    expect(await get(proxy, upstream, paths[0])).toMatchObject({ status: 200, cache: 'MISS' });
+    expect(upstream.hits('GET', paths[0])).toBe(before + 1);
+    expect((await get(proxy, upstream, paths[1])).cache).toBe('HIT');
+
+    // A purge of the whole repository takes every record in it, subject cached or not.
+    const uncached = `/v2/lib/other/referrers/${SUBJECT}`;
+    upstream.route(
+      uncached,
+      referrersApi(() => [descriptor(SBOM, 2)]),
+    );
+    expect((await get(proxy, upstream, uncached)).cache).toBe('MISS');
+    expect(await referrersFiles(proxy, upstream, 'lib/other')).toHaveLength(2);
+    const whole = await request(
+      `${proxy.url}/admin/images?registry=${upstream.authority}&repository=lib/other`,
+      {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${TOKEN}` },
+      },
+    );
+    expect(whole.statusCode).toBe(200);
+    await whole.body.dump();
+    expect(await referrersFiles(proxy, upstream, 'lib/other')).toEqual([]);
+  });
+
+  it('eviction of the subject image removes its records', async () => {
+    const upstream = await startFakeRegistry();
+    const MiB = 1024 * 1024;
+    const [a, b, c] = ['lib/a', 'lib/b', 'lib/c'].map((name) => addImage(upstream, name, 3.2 * MiB)) as [
+      Image,
+      Image,
+      Image,
+    ];
+    const paths = [a, b].map((i) => `/v2/${i.name}/referrers/${i.manifest}`) as [string, string];
+    for (const p of paths)
+      upstream.route(
+        p,
+        referrersApi(() => [descriptor(SIG, 1)]),
+      );
+    const registries = [{ host: upstream.authority, tagTtl: '1h' }];
+    const proxy = await startProxy({ registries, cache: { maxSize: '10MiB', minFree: '0%' } });
+    await pullImage(proxy, upstream, b);
+    await pullImage(proxy, upstream, a);
+    for (const p of paths) expect((await get(proxy, upstream, p)).cache).toBe('MISS');
+    await pullImage(proxy, upstream, c); // 9.6 MiB: past 95 % of 10 MiB, b is the oldest image
+
+    const evicted = await proxy.waitForLog((l) => l.msg === 'evicted' && l['digest'] === b.manifest);
+    expect(evicted['reason']).toBe('cap');
+    await proxy.waitForLog((l) => l.msg === 'eviction pass');
+    expect(await referrersFiles(proxy, upstream, 'lib/b')).toEqual([]);
+    expect(await referrersFiles(proxy, upstream, 'lib/a')).toHaveLength(1);
+    const before = upstream.hits('GET', paths[1]);
+    expect((await get(proxy, upstream, paths[1])).cache).toBe('MISS');
+    expect(upstream.hits('GET', paths[1])).toBe(before + 1);
   });
 });

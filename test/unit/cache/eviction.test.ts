@@ -1,9 +1,11 @@
 import { rm } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { removeFiles } from '../../../src/cache/eviction-files.ts';
+import { removeFiles, removeRecords } from '../../../src/cache/eviction-files.ts';
 import { Evictor, type EvictionConfig, type Space } from '../../../src/cache/eviction.ts';
 import { CacheIndex } from '../../../src/cache/index.ts';
 import { scanBlobs, scanManifestMetas, scanTags } from '../../../src/cache/index-scan.ts';
+import type { BlobStore } from '../../../src/cache/blobs.ts';
+import type { RecordKey, RecordStore } from '../../../src/cache/records.ts';
 import { parseDigest } from '../../../src/oci/digest.ts';
 import { CacheImages, HOST, type CachedImage } from '../../helpers/cache-images.ts';
 import { tempDir } from '../../helpers/tmp.ts';
@@ -357,5 +359,37 @@ describe('Evictor', () => {
     expect(reopened.get(a.manifest)?.kind).toBe('manifest');
     await expectConsistent(reopened);
     reopened.close();
+  });
+
+  it('evicts the referrers records of a manifest in its repository, through a RecordStore too', async () => {
+    const { index, images, makeEvictor, pull } = await setup();
+    const [a, b] = [await pull('a'), await pull('b')];
+    const record = { digest: `sha256:${'e'.repeat(64)}`, mediaType: 'x', size: 1, checkedAt: 0 };
+    for (const [repo, image] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
+      await images.manifests.putReferrers(HOST, repo, image.manifest, '', record);
+    }
+    await makeEvictor({ maxSize: a.size + b.size - 1 }).pass();
+    expect(await images.manifests.getReferrers(HOST, 'a', a.manifest, '')).toBeUndefined();
+    expect(await images.manifests.getReferrers(HOST, 'b', b.manifest, '')).toBeDefined();
+    index.close();
+
+    // Another backend (a bucket) cannot list: the unfiltered record goes by its key.
+    const removed: RecordKey[] = [];
+    const records: RecordStore = {
+      read: () => Promise.resolve(undefined),
+      write: () => Promise.resolve(),
+      remove: (key: RecordKey) => Promise.resolve(void removed.push(key)),
+    };
+    const blobs = { delete: () => Promise.resolve() } as unknown as BlobStore;
+    const subject = parseDigest(a.manifest)!;
+    const tags = [{ host: HOST, repo: 'a', tag: 'latest', digest: a.manifest }];
+    await removeRecords(
+      records,
+      blobs,
+    )({ digest: a.manifest, kind: 'manifest', size: 1, tags, host: HOST, repo: 'a' });
+    expect(removed).toContainEqual({ kind: 'referrers', host: HOST, name: 'a', subject, artifactType: '' });
   });
 });

@@ -1,6 +1,6 @@
 // Purge on a real cache directory and index: what a selector removes, what it must keep (a
 // manifest another tag still names, layers of remaining images, what is being read), and that
-// an index's platform manifests go with the index.
+// an index's platform manifests go with the index, and referrers records go with their subject.
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { listImages } from '../../../src/cache/catalog.ts';
@@ -79,6 +79,35 @@ describe('purge', () => {
     expect(a.digests.some(present)).toBe(false);
     expect(present(stray)).toBe(false);
     expect(b.digests.every(present)).toBe(true); // left whole, untagged: eviction takes it later
+  });
+
+  it('removes the referrers records of the subjects it removes, and all of a purged repository', async () => {
+    const { images, options } = await setup();
+    const a = await images.image({ repository: 'lib/a', tag: 'v1', layers: ['a'] });
+    const kept = await images.image({ repository: 'lib/a', tag: 'v2', layers: ['kept'] });
+    const b = await images.image({ repository: 'lib/b', tag: 'v1', layers: ['b'] });
+    const record = { digest: `sha256:${'e'.repeat(64)}`, mediaType: 'x', size: 1, checkedAt: 0 };
+    const uncached = `sha256:${'d'.repeat(64)}`; // a subject whose referrers alone were asked
+    const put = (repo: string, subject: string, filter = '') =>
+      images.manifests.putReferrers(HOST, repo, subject, filter, record);
+    await put('lib/a', a.manifest);
+    await put('lib/a', a.manifest, 'application/vnd.dev.cosign.artifact.sig.v1+json');
+    await put('lib/a', kept.manifest);
+    await put('lib/b', b.manifest);
+    await put('lib/b', uncached);
+    const has = async (repo: string, subject: string) =>
+      (await images.manifests.getReferrers(HOST, repo, subject, '')) !== undefined;
+
+    await purge({ registry: HOST, repository: 'lib/a', tag: 'v1' }, options);
+    expect(await has('lib/a', a.manifest)).toBe(false);
+    const filtered = 'application/vnd.dev.cosign.artifact.sig.v1+json';
+    expect(await images.manifests.getReferrers(HOST, 'lib/a', a.manifest, filtered)).toBeUndefined();
+    expect(await has('lib/a', kept.manifest)).toBe(true);
+
+    await purge({ registry: HOST, repository: 'lib/b' }, options);
+    expect(await has('lib/b', b.manifest)).toBe(false);
+    expect(await has('lib/b', uncached)).toBe(false);
+    expect(await has('lib/a', kept.manifest)).toBe(true);
   });
 
   it('runs no eviction pass while a purge holds the evictor', async () => {
