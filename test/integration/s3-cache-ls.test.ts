@@ -1,7 +1,8 @@
 // `pullthrough cache ls` on storage.type s3 says what it says on local disk: the same images
 // pulled through a proxy on disk and one on an S3 emulator (s3rver) list the same tags,
-// digests, media types, sizes and platforms, and a last use within the test; so does a replica
-// whose index was rebuilt from the bucket (a new pod with an empty cache.dir).
+// digests, media types, sizes and platforms, and a last use within the test, and `cache du`
+// the same totals; so does a replica whose index was rebuilt from the bucket (a new pod with an
+// empty cache.dir).
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { RegistryListing } from '../../src/cache/catalog.ts';
@@ -84,6 +85,18 @@ async function ls(proxy: TestProxy): Promise<RegistryListing[]> {
   return (JSON.parse(run.stdout) as { registries: RegistryListing[] }).registries;
 }
 
+/** `cache du --json`'s totals, less the free space (of cache.dir's disk, not the bucket's). */
+async function du(proxy: TestProxy): Promise<Record<string, unknown>> {
+  const run = await runCli(['cache', 'du', '--json', '--server', proxy.url, '--token', TOKEN]).exited;
+  expect(run.code).toBe(0);
+  const {
+    free: _free,
+    filesystem: _filesystem,
+    ...totals
+  } = JSON.parse(run.stdout) as Record<string, unknown>;
+  return totals;
+}
+
 /** The listing with each last use checked to lie in [from, to] and then left out. */
 function withoutLastUse(listing: RegistryListing[], from: number, to: number) {
   return listing.map((registry) => ({
@@ -121,11 +134,15 @@ describe('cache ls on S3 storage', () => {
     ]);
     expect(repositories[1]?.tags[0]?.platforms).toEqual(['linux/amd64', 'linux/arm64']);
     expect(withoutLastUse(await ls(bucket), from, to)).toEqual(onDisk);
+    const totals = await du(disk);
+    expect(totals).toMatchObject({ files: 10, manifests: 4, tags: 2, images: 2 });
+    expect(await du(bucket)).toEqual(totals);
 
     // A new replica on the same bucket with an empty cache.dir rebuilds its index from the
     // bucket (last use: when each object was written) and lists the same.
     await bucket.close();
     const rebuilt = await startProxy({ registries: [upstream.authority], admin, storage: s3.storage() });
     expect(withoutLastUse(await ls(rebuilt), from, Date.now())).toEqual(onDisk);
+    expect(await du(rebuilt)).toEqual(totals);
   });
 });
