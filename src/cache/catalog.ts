@@ -1,12 +1,15 @@
 // What the cache holds, as an operator asks: totals, and registries → repositories → tags with
 // each image's digest, media type, size (manifest, config and layers, each counted once),
-// platforms of an index and last use. Read from an index snapshot and the small tag and
-// manifest files, never written; purge.ts selects with the same Selector.
-import { readFile } from 'node:fs/promises';
+// platforms of an index and last use. Read from an index snapshot, the tag records and the
+// indexes' bytes (through the stores: files, or a bucket), never written; purge.ts selects
+// with the same Selector.
 import { parseDigest } from '../oci/digest.ts';
 import { indexPlatforms } from '../oci/manifest.ts';
+import { DiskBlobStore, type BlobStore } from './blobs.ts';
 import type { EntryRow, Snapshot, TagRow } from './index.ts';
+import { mapLimited } from './index-scan.ts';
 import type { CacheLayout } from './layout.ts';
+import { DiskRecords, type RecordStore } from './records.ts';
 
 /** Which images: a registry, a repository in it, a tag of that; nothing set: all of them. */
 export interface Selector {
@@ -48,6 +51,15 @@ export interface Totals {
   readonly images: number;
   /** Bytes per registry (`host:port`) that first stored them; content of unknown origin is left out. */
   readonly registries: Readonly<Record<string, number>>;
+}
+
+/**
+ * Where the listing reads tag records (media types) and indexes (platforms): the stores the
+ * proxy writes them to, which are not the cache directory's files with storage.type s3.
+ */
+export interface CatalogStores {
+  readonly records: RecordStore;
+  readonly blobs: Pick<BlobStore, 'readAll'>;
 }
 
 /** Indexes are read for their platforms only up to this size (they are small; this is a guard). */
@@ -104,33 +116,41 @@ export async function listImages(
   snapshot: Snapshot,
   layout: CacheLayout,
   selector: Selector = {},
+  stores: CatalogStores = diskStores(layout),
 ): Promise<RegistryListing[]> {
   const registries = new Map<string, Map<string, TagListing[]>>();
   const tags = snapshot.tags
     .filter((tag) => selects(selector, tag) && snapshot.entries.has(tag.digest))
     .sort((a, b) => compare(a.host, b.host) || compare(a.repo, b.repo) || compare(a.tag, b.tag));
-  for (const tag of tags) {
+  // A few at a time: in a bucket, each tag's record (and an index's bytes) is a round trip.
+  const described = await mapLimited(tags, (tag) => describe(snapshot, stores, tag));
+  tags.forEach((tag, i) => {
     const repositories = registries.get(tag.host) ?? new Map<string, TagListing[]>();
     registries.set(tag.host, repositories);
     const list = repositories.get(tag.repo) ?? [];
     repositories.set(tag.repo, list);
-    list.push(await describe(snapshot, layout, tag));
-  }
+    list.push(described[i] as TagListing);
+  });
   return [...registries].map(([registry, repositories]) => ({
     registry,
     repositories: [...repositories].map(([repository, list]) => ({ repository, tags: list })),
   }));
 }
 
-async function describe(snapshot: Snapshot, layout: CacheLayout, tag: TagRow): Promise<TagListing> {
+/** The files of the cache directory (storage.type fs). */
+function diskStores(layout: CacheLayout): CatalogStores {
+  return { records: new DiskRecords(layout), blobs: new DiskBlobStore(layout.root) };
+}
+
+async function describe(snapshot: Snapshot, stores: CatalogStores, tag: TagRow): Promise<TagListing> {
   const entries = imageEntries(snapshot, tag.digest);
   const size = entries.reduce((sum, entry) => sum + entry.size, 0);
   const lastUsed = entries.reduce(
     (latest, e) => (e.kind === 'manifest' ? Math.max(latest, e.lastUsed) : latest),
     0,
   );
-  const mediaType = await readMediaType(layout, tag);
-  const platforms = await readPlatforms(layout, snapshot.entries.get(tag.digest), mediaType);
+  const mediaType = await readMediaType(stores.records, tag);
+  const platforms = await readPlatforms(stores.blobs, snapshot.entries.get(tag.digest), mediaType);
   return {
     tag: tag.tag,
     digest: tag.digest,
@@ -141,10 +161,11 @@ async function describe(snapshot: Snapshot, layout: CacheLayout, tag: TagRow): P
   };
 }
 
-async function readMediaType(layout: CacheLayout, tag: TagRow): Promise<string | null> {
+async function readMediaType(records: RecordStore, tag: TagRow): Promise<string | null> {
   try {
-    const record = JSON.parse(await readFile(layout.tagPath(tag.host, tag.repo, tag.tag), 'utf8')) as unknown;
-    const mediaType = (record as { mediaType?: unknown } | null)?.mediaType;
+    const key = { kind: 'tag', host: tag.host, name: tag.repo, tag: tag.tag } as const;
+    const record = await records.read<{ mediaType?: unknown } | null>(key);
+    const mediaType = record?.mediaType;
     return typeof mediaType === 'string' ? mediaType : null;
   } catch {
     return null;
@@ -152,15 +173,14 @@ async function readMediaType(layout: CacheLayout, tag: TagRow): Promise<string |
 }
 
 async function readPlatforms(
-  layout: CacheLayout,
+  blobs: CatalogStores['blobs'],
   entry: EntryRow | undefined,
   mediaType: string | null,
 ): Promise<string[] | undefined> {
   const isIndex = mediaType !== null && /index|manifest\.list/.test(mediaType);
-  const digest = entry && parseDigest(entry.digest);
-  if (!isIndex || !digest || entry.size > MAX_INDEX_READ) return undefined;
+  if (!isIndex || !entry || !parseDigest(entry.digest) || entry.size > MAX_INDEX_READ) return undefined;
   try {
-    const platforms = indexPlatforms(await readFile(layout.blobPath(digest)));
+    const platforms = indexPlatforms(await blobs.readAll(entry.digest));
     return platforms.map((p) => p.platform).filter((p) => p !== 'unknown/unknown');
   } catch {
     return undefined;

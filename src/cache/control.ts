@@ -3,7 +3,14 @@
 // (Evictor.exclusive), so that two removals never work from the same stale snapshot.
 import { statfs } from 'node:fs/promises';
 import { parsePin } from '../config/pins.ts';
-import { listImages, totals, type RegistryListing, type Selector, type Totals } from './catalog.ts';
+import {
+  listImages,
+  totals,
+  type CatalogStores,
+  type RegistryListing,
+  type Selector,
+  type Totals,
+} from './catalog.ts';
 import type { Evictor, PassResult, Space } from './eviction.ts';
 import type { CacheIndex } from './index.ts';
 import { purge, type PurgeOptions, type PurgeResult } from './purge.ts';
@@ -25,6 +32,8 @@ export interface CacheControlOptions extends PurgeOptions {
   /** `cache.pin`: shown beside the pins set at run time, never changed by them. */
   readonly configPins: readonly string[];
   readonly statfs?: () => Promise<Space>;
+  /** Where the listing reads tag records and indexes; default: the index's directory. */
+  readonly stores?: CatalogStores;
 }
 
 export class CacheControl {
@@ -86,8 +95,8 @@ export class CacheControl {
   }
 
   async images(selector: Selector = {}): Promise<RegistryListing[]> {
-    const { index } = this.#options;
-    return listImages(await index.snapshot(), index.layout, selector);
+    const { index, stores } = this.#options;
+    return listImages(await index.snapshot(), index.layout, selector, stores);
   }
 
   /** Purges after any pass in progress; no pass starts during it (Evictor.exclusive). */

@@ -166,6 +166,7 @@ async function openBooks(parts: {
     inUse,
     onError: options.onIndexError,
     ...(storage ? { removeTag: (tag) => removeTagRecord(storage.records, tag) } : {}),
+    ...(storage ? { stores: storage } : {}),
   });
   return { book: new IndexedBook({ index, readers, evictor, onPass: options.onPass }), control, index };
 }
