@@ -15,13 +15,19 @@ export interface Image {
   readonly layer: string;
 }
 
-/** An image of one layer of `size` random bytes, pushed to the fake upstream as `name:v1`. */
-export function addImage(upstream: FakeRegistry, name: string, size: number): Image {
+/** An image of one layer of `size` random bytes, pushed to the fake upstream as `name:v1` (or `tag`). */
+export function addImage(
+  upstream: FakeRegistry,
+  name: string,
+  size: number,
+  options: { tag?: string; architecture?: string } = {},
+): Image {
   const layerBytes = randomBytes(size);
-  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', name }));
+  const architecture = options.architecture ?? 'amd64';
+  const configBytes = Buffer.from(JSON.stringify({ architecture, os: 'linux', name }));
   const layer = upstream.addBlob(layerBytes);
   const config = upstream.addBlob(configBytes);
-  const manifest = upstream.addManifest(name, 'v1', {
+  const manifest = upstream.addManifest(name, options.tag ?? 'v1', {
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
     config: {

@@ -3,11 +3,10 @@
 // digests, media types, sizes and platforms, and a last use within the test, and `cache du`
 // the same totals; so does a replica whose index was rebuilt from the bucket (a new pod with an
 // empty cache.dir).
-import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { RegistryListing } from '../../src/cache/catalog.ts';
 import { runCli } from '../helpers/cli.ts';
-import { OCI_MANIFEST } from '../helpers/images.ts';
+import { addImage, OCI_MANIFEST } from '../helpers/images.ts';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { startS3 } from '../helpers/s3.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
@@ -16,21 +15,8 @@ const TOKEN = 's3-ls-admin-token-0123456789';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
 /** A config and one layer under an OCI manifest tagged `name:tag`; returns the three digests. */
-function addManifest(upstream: FakeRegistry, name: string, tag: string, arch: string) {
-  const configBytes = Buffer.from(JSON.stringify({ os: 'linux', architecture: arch, name }));
-  const layerBytes = randomBytes(3000);
-  const config = upstream.addBlob(configBytes);
-  const layer = upstream.addBlob(layerBytes);
-  const manifest = upstream.addManifest(name, tag, {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: 'application/vnd.oci.image.config.v1+json',
-      digest: config,
-      size: configBytes.length,
-    },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size: 3000 }],
-  });
+function addManifest(upstream: FakeRegistry, name: string, tag: string, architecture: string) {
+  const { manifest, config, layer } = addImage(upstream, name, 3000, { tag, architecture });
   return { manifest, blobs: [config, layer] };
 }
 
