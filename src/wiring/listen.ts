@@ -17,6 +17,16 @@ import { type CertificateAuthority } from '../tls/ca.ts';
 import { networks } from './proxy.ts';
 
 /** Starts the listeners in order (proxy, mirror, admin); one that fails closes those before it. */
+/** What the proxy's own pages serve (health, metrics, admin API, dashboard), on either listener. */
+interface OperatorParts {
+  readonly ca: CertificateAuthority;
+  readonly health: Health;
+  readonly metrics: Metrics;
+  readonly admin: AdminHandler;
+  readonly readiness: () => Readiness;
+  readonly ui: UiHandler | undefined;
+}
+
 export async function listen(
   config: Config,
   log: Logger,
@@ -24,14 +34,7 @@ export async function listen(
   parts: {
     mirrorHandler: MirrorHandler;
     registries: Registries;
-    operator: {
-      ca: CertificateAuthority;
-      health: Health;
-      metrics: Metrics;
-      admin: AdminHandler;
-      readiness: () => Readiness;
-      ui: UiHandler | undefined;
-    };
+    operator: OperatorParts;
   },
 ) {
   const address = await proxy.listen(config.listen.host, config.listen.port);
@@ -78,14 +81,7 @@ export function localPages(
 export async function startAdminListener(
   config: Config,
   log: Logger,
-  parts: {
-    ca: CertificateAuthority;
-    health: Health;
-    metrics: Metrics;
-    admin: AdminHandler;
-    readiness: () => Readiness;
-    ui: UiHandler | undefined;
-  },
+  parts: OperatorParts,
 ): Promise<{ address: AddressInfo; close: () => Promise<void> } | undefined> {
   const listen = config.admin.listen;
   if (listen === null) return undefined;
