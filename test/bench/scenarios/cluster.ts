@@ -7,10 +7,11 @@
 import { rm } from 'node:fs/promises';
 import S3rver from 's3rver';
 import { bodyDigest } from '../curl.ts';
-import { summarize, type Row } from '../harness.ts';
+import type { Row } from '../harness.ts';
 import { startRedis } from '../redis.ts';
 import type { World } from '../world.ts';
 import { spreadHits, type Replica } from './cluster-spread.ts';
+import { onceRow } from './stampede.ts';
 
 export const CLUSTER_CLIENTS = 12;
 const REPLICAS = 3;
@@ -67,24 +68,6 @@ async function stampede(world: World, replicas: readonly Replica[], size: number
       await rm(blob.file, { force: true });
     }
   }
-  return row(size, ratios, wrong);
-}
-
-function row(size: number, ratios: number[], wrong: string[]): Row {
-  const summary = summarize(ratios);
-  const f = (value: number) => value.toFixed(2);
-  const met = summary.min === 1 && summary.max === 1 && wrong.length === 0;
-  return {
-    scenario: `cold blob, ${CLUSTER_CLIENTS} clients over ${REPLICAS} replicas on S3 + Redis (${size / 2 ** 20} MiB)`,
-    pullthrough: `upstream bytes/blob ${f(summary.median)} (${f(summary.min)}–${f(summary.max)}), ${
-      wrong.length === 0 ? 'every body sha256 ok' : wrong.join('; ')
-    }`,
-    reference: '–',
-    ratio: '–',
-    target: '= 1.00, all bodies ok',
-    met,
-    ...(met
-      ? {}
-      : { error: `upstream sent ${f(summary.max)}× the blob; ${wrong.join('; ') || 'bodies ok'}` }),
-  };
+  const scenario = `cold blob, ${CLUSTER_CLIENTS} clients over ${REPLICAS} replicas on S3 + Redis (${size / 2 ** 20} MiB)`;
+  return onceRow(scenario, ratios, wrong);
 }

@@ -27,11 +27,19 @@ export async function stampede(world: World, size: number): Promise<Row> {
       await rm(blob.file, { force: true });
     }
   }
-  const summary = summarize(ratios);
+  return onceRow(`cold blob, ${STAMPEDE_CLIENTS} clients at once (${size / 2 ** 20} MiB)`, ratios, wrong);
+}
+
+/**
+ * The row of a stampede: upstream bytes per blob in each measured round (`ratios`, the target is
+ * exactly 1) and the rounds where some client got a wrong body (`wrong`): either fails it.
+ */
+export function onceRow(scenario: string, ratios: readonly number[], wrong: readonly string[]): Row {
+  const summary = summarize([...ratios]);
   const f = (value: number) => value.toFixed(2);
   const met = summary.min === 1 && summary.max === 1 && wrong.length === 0;
   return {
-    scenario: `cold blob, ${STAMPEDE_CLIENTS} clients at once (${size / 2 ** 20} MiB)`,
+    scenario,
     pullthrough: `upstream bytes/blob ${f(summary.median)} (${f(summary.min)}–${f(summary.max)}), ${
       wrong.length === 0 ? 'every body sha256 ok' : wrong.join('; ')
     }`,
