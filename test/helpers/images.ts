@@ -15,19 +15,30 @@ export interface Image {
   readonly layer: string;
 }
 
-/** An image of one layer of `size` random bytes, pushed to the fake upstream as `name:v1` (or `tag`). */
-export function addImage(
+/** An image as pushed: its manifest's digest and size, its config's, and its layers' digests. */
+export interface PushedImage {
+  readonly manifest: string;
+  readonly manifestSize: number;
+  readonly config: string;
+  readonly configSize: number;
+  readonly layers: readonly string[];
+}
+
+/**
+ * A config (linux/amd64 and `name`, with `fields` over them) and `layers` under an OCI manifest,
+ * pushed to the fake upstream as `name:tag`.
+ */
+export function pushImage(
   upstream: FakeRegistry,
   name: string,
-  size: number,
-  options: { tag?: string; architecture?: string } = {},
-): Image {
-  const layerBytes = randomBytes(size);
-  const architecture = options.architecture ?? 'amd64';
-  const configBytes = Buffer.from(JSON.stringify({ architecture, os: 'linux', name }));
-  const layer = upstream.addBlob(layerBytes);
+  tag: string,
+  layers: readonly Buffer[],
+  fields: Readonly<Record<string, unknown>> = {},
+): PushedImage {
+  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', name, ...fields }));
   const config = upstream.addBlob(configBytes);
-  const manifest = upstream.addManifest(name, options.tag ?? 'v1', {
+  const digests = layers.map((layer) => upstream.addBlob(layer));
+  const body = {
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
     config: {
@@ -35,9 +46,32 @@ export function addImage(
       digest: config,
       size: configBytes.length,
     },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size }],
-  });
-  return { name, manifest, config, layer };
+    layers: layers.map((layer, i) => ({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      digest: digests[i]!,
+      size: layer.length,
+    })),
+  };
+  const manifest = upstream.addManifest(name, tag, body);
+  return {
+    manifest,
+    manifestSize: Buffer.byteLength(JSON.stringify(body)),
+    config,
+    configSize: configBytes.length,
+    layers: digests,
+  };
+}
+
+/** An image of one layer of `size` random bytes, pushed to the fake upstream as `name:v1` (or `tag`). */
+export function addImage(
+  upstream: FakeRegistry,
+  name: string,
+  size: number,
+  options: { tag?: string; architecture?: string } = {},
+): Image {
+  const fields = { architecture: options.architecture ?? 'amd64' };
+  const pushed = pushImage(upstream, name, options.tag ?? 'v1', [randomBytes(size)], fields);
+  return { name, manifest: pushed.manifest, config: pushed.config, layer: pushed.layers[0]! };
 }
 
 /** `sha256:<hex>` of a response body, read whole. */

@@ -8,12 +8,12 @@ import path from 'node:path';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { RegistryListing } from '../../src/cache/catalog.ts';
+import { OCI_MANIFEST, pushImage } from '../helpers/images.ts';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 
 const TOKEN = 'admin-token-0123456789';
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 interface Image {
   readonly name: string;
@@ -25,29 +25,9 @@ interface Image {
 
 /** An image of a config and `layers`, pushed to the fake upstream as `name:tag`. */
 function addImage(upstream: FakeRegistry, name: string, tag: string, layers: Buffer[]): Image {
-  const configBytes = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', name, tag }));
-  const config = upstream.addBlob(configBytes);
-  const layerDigests = layers.map((layer) => upstream.addBlob(layer));
-  const body = {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: 'application/vnd.oci.image.config.v1+json',
-      digest: config,
-      size: configBytes.length,
-    },
-    layers: layers.map((layer, i) => ({
-      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-      digest: layerDigests[i],
-      size: layer.length,
-    })),
-  };
-  const manifest = upstream.addManifest(name, tag, body);
-  const size =
-    Buffer.byteLength(JSON.stringify(body)) +
-    configBytes.length +
-    layers.reduce((sum, l) => sum + l.length, 0);
-  return { name, tag, manifest, blobs: [config, ...layerDigests], size };
+  const pushed = pushImage(upstream, name, tag, layers, { tag });
+  const size = pushed.manifestSize + pushed.configSize + layers.reduce((sum, l) => sum + l.length, 0);
+  return { name, tag, manifest: pushed.manifest, blobs: [pushed.config, ...pushed.layers], size };
 }
 
 /** Pulls as a client does: the manifest by tag, then every blob. */

@@ -7,36 +7,20 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { describe, expect, it } from 'vitest';
+import { OCI_MANIFEST, pushImage } from '../helpers/images.ts';
 import { startProxy } from '../helpers/proxy.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
 import { runCli } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/tmp.ts';
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
 const cli = (args: string[], env: Record<string, string> = {}) => runCli(args, env).exited;
 
 /** A platform image of a config and one layer; returns its manifest digest and blobs. */
 function platformImage(upstream: FakeRegistry, name: string, arch: string) {
-  const configBytes = Buffer.from(JSON.stringify({ os: 'linux', architecture: arch }));
-  const layerBytes = randomBytes(20_000);
-  const config = upstream.addBlob(configBytes);
-  const layer = upstream.addBlob(layerBytes);
-  const body = {
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: 'application/vnd.oci.image.config.v1+json',
-      digest: config,
-      size: configBytes.length,
-    },
-    layers: [
-      { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size: layerBytes.length },
-    ],
-  };
-  const manifest = upstream.addManifest(name, `${arch}-only`, body);
-  return { manifest, blobs: [config, layer], size: Buffer.byteLength(JSON.stringify(body)) };
+  const pushed = pushImage(upstream, name, `${arch}-only`, [randomBytes(20_000)], { architecture: arch });
+  return { manifest: pushed.manifest, blobs: [pushed.config, ...pushed.layers], size: pushed.manifestSize };
 }
 
 describe('pullthrough warm', () => {
