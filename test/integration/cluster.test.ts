@@ -45,6 +45,16 @@ async function readyz(proxy: TestProxy): Promise<string> {
 const blobGets = (upstream: FakeRegistry, digest: string) =>
   upstream.requests.filter((r) => r.method === 'GET' && r.path.endsWith(`/blobs/${digest}`)).length;
 
+/** alice's bearer token for pulling private/app, from the fake upstream's token endpoint through `proxy`. */
+async function aliceToken(proxy: TestProxy, authority: string): Promise<string> {
+  const res = await proxy.fetch(
+    authority,
+    `/token?service=fake&scope=${encodeURIComponent('repository:private/app:pull')}`,
+    { headers: { authorization: `Basic ${Buffer.from('alice:alice-secret').toString('base64')}` } },
+  );
+  return `Bearer ${((await res.body.json()) as { token: string }).token}`;
+}
+
 describe.skipIf(!(await hasRedisServer()))('cluster (needs redis-server; ensure-deps.ts installs it)', () => {
   it('fetches a cold blob once for every replica, with headers to each waiter before the body', async () => {
     const upstream = await startFakeRegistry();
@@ -92,12 +102,7 @@ describe.skipIf(!(await hasRedisServer()))('cluster (needs redis-server; ensure-
     const secret = Buffer.from('private layer of the cluster test');
     const digest = upstream.addBlob(secret);
     const blobPath = `/v2/private/app/blobs/${digest}`;
-    const tokenRes = await one!.fetch(
-      upstream.authority,
-      `/token?service=fake&scope=${encodeURIComponent('repository:private/app:pull')}`,
-      { headers: { authorization: `Basic ${Buffer.from('alice:alice-secret').toString('base64')}` } },
-    );
-    const alice = `Bearer ${((await tokenRes.body.json()) as { token: string }).token}`;
+    const alice = await aliceToken(one!, upstream.authority);
 
     const learnt = two!.waitForLog(
       (line) => line.msg === 'access answer learnt from another replica' && line['kind'] === 'grant',
@@ -128,12 +133,7 @@ describe.skipIf(!(await hasRedisServer()))('cluster (needs redis-server; ensure-
     const secret = randomBytes(512 * 1024);
     const digest = upstream.addBlob(secret);
     const blobPath = `/v2/private/app/blobs/${digest}`;
-    const tokenRes = await one!.fetch(
-      upstream.authority,
-      `/token?service=fake&scope=${encodeURIComponent('repository:private/app:pull')}`,
-      { headers: { authorization: `Basic ${Buffer.from('alice:alice-secret').toString('base64')}` } },
-    );
-    const alice = `Bearer ${((await tokenRes.body.json()) as { token: string }).token}`;
+    const alice = await aliceToken(one!, upstream.authority);
     const release = upstream.holdBlobs();
     const first = await one!.fetch(upstream.authority, blobPath, { headers: { authorization: alice } });
     expect(first.statusCode).toBe(200);
