@@ -131,6 +131,17 @@ describe('offline', () => {
 });
 
 describe('offline with an expired token', () => {
+  /** An upstream with a private `private/app:v1` of one layer, readable by alice:pw, and its token server. */
+  async function privateApp() {
+    const upstream = await startFakeRegistry();
+    upstream.useTokenAuth({ alice: 'pw' });
+    upstream.makePrivate('private/');
+    upstream.route('/token', tokenServer(upstream));
+    const layer = upstream.addBlob(randomBytes(10_000));
+    upstream.addManifest('private/app', 'v1', { schemaVersion: 2, layers: [{ digest: layer }] });
+    return { upstream, layer };
+  }
+
   /** Docker Hub's token server: GET with Basic (docker, podman) or the OAuth2 POST form (containerd). */
   function tokenServer(upstream: FakeRegistry) {
     // The fake registry has read the body already: it is in the request it recorded.
@@ -163,12 +174,7 @@ describe('offline with an expired token', () => {
   ] as const)(
     'serves private content to the credential upstream authorized, token by %s',
     async (_how, login) => {
-      const upstream = await startFakeRegistry();
-      upstream.useTokenAuth({ alice: 'pw' });
-      upstream.makePrivate('private/');
-      upstream.route('/token', tokenServer(upstream));
-      const layer = upstream.addBlob(randomBytes(10_000));
-      upstream.addManifest('private/app', 'v1', { schemaVersion: 2, layers: [{ digest: layer }] });
+      const { upstream, layer } = await privateApp();
       const proxy = await startProxy({ registries: [upstream.authority] });
       const tokenPath = '/token?service=fake&scope=repository:private/app:pull';
       const pull = async (token: string) => {
@@ -206,12 +212,7 @@ describe('offline with an expired token', () => {
   );
 
   it('asks a fresh client for credentials as upstream did, so that it fetches a token and keeps its grants', async () => {
-    const upstream = await startFakeRegistry();
-    upstream.useTokenAuth({ alice: 'pw' });
-    upstream.makePrivate('private/');
-    upstream.route('/token', tokenServer(upstream));
-    const layer = upstream.addBlob(randomBytes(10_000));
-    upstream.addManifest('private/app', 'v1', { schemaVersion: 2, layers: [{ digest: layer }] });
+    const { upstream, layer } = await privateApp();
     const proxy = await startProxy({ registries: [upstream.authority] });
     const basic = { authorization: `Basic ${btoa('alice:pw')}` };
     const tokenPath = '/token?service=fake&scope=repository:private/app:pull';
