@@ -43,6 +43,8 @@ export interface ProxyOptions {
   readonly config?: Readonly<Record<string, unknown>> | undefined;
   /** More environment (e.g. the AWS keys of storage.type s3). */
   readonly env?: Readonly<Record<string, string>> | undefined;
+  /** The built entry point to run; default this checkout's dist/main.js (compare-builds.ts). */
+  readonly main?: string | undefined;
 }
 
 export interface ProxyChild {
@@ -87,7 +89,7 @@ export async function startProxyChild(options: ProxyOptions): Promise<ProxyChild
     ...(process.env['BENCH_NODE_FLAGS']?.split(' ').filter(Boolean) ?? []),
   ];
   const spawned = performance.now();
-  const child = spawn(process.execPath, [...flags, MAIN, 'serve', '--config', configFile], {
+  const child = spawn(process.execPath, [...flags, options.main ?? MAIN, 'serve', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...options.env },
   });

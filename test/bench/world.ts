@@ -31,6 +31,8 @@ export interface ProxyExtras {
   /** More config sections and environment (storage.type s3 and its AWS keys). */
   readonly config?: Readonly<Record<string, unknown>>;
   readonly env?: Readonly<Record<string, string>>;
+  /** Another build's dist/main.js to run instead of this checkout's. */
+  readonly main?: string;
 }
 
 export interface World {
@@ -143,6 +145,7 @@ export async function makeWorld(options: {
           cpuProfDir: options.cpuProfDir,
           config: extras.config,
           env: extras.env,
+          main: extras.main,
         });
         const stop = async () => {
           await proxy.stop();
