@@ -19,7 +19,11 @@ import { WriteBehind } from './write-behind.ts';
  * the sink copies them before write() returns, and asks for a pause with room().
  */
 export interface PushedBody {
-  pushTo(sink: { write(view: Buffer): void; room(): Promise<void> | undefined }): Promise<void>;
+  pushTo(sink: {
+    write(view: Buffer): void;
+    room(): Promise<void> | undefined;
+    space(): Buffer | undefined;
+  }): Promise<void>;
   destroy(error?: Error): void;
 }
 
@@ -191,8 +195,9 @@ export class Fill extends EventEmitter {
   }
 
   /**
-   * The hot path: each view is hashed and copied into the write-behind slabs before the socket
-   * reads again into the same buffer, so no buffer is made per TLS record.
+   * The hot path: the socket reads into the write-behind slabs themselves (space()), and each view
+   * is hashed and kept where it landed; a view read elsewhere is copied in before the socket reads
+   * again into the same buffer. No buffer is made per TLS record.
    */
   async #pushed(body: PushedBody): Promise<boolean> {
     const pushed = body.pushTo({
@@ -205,6 +210,7 @@ export class Fill extends EventEmitter {
         if (this.#abandoned) body.destroy();
       },
       room: () => this.#behind.room(),
+      space: () => (this.#abandoned ? undefined : this.#behind.space()),
     });
     try {
       await pushed;

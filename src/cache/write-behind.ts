@@ -33,6 +33,8 @@ export const RELAY_LIMIT = 4 * MiB;
  */
 const SLAB = MiB / 4;
 const slabs = new BufferPool(SLAB, 64);
+/** With fewer bytes free at the end of the last slab, space() lends a new slab instead. */
+const MIN_SPACE = 16 * 1024;
 
 interface Chunk {
   /** Offset of the slab's first byte in the blob. */
@@ -66,6 +68,8 @@ export class WriteBehind {
   #stopped = false;
   /** Wakes a push() waiting for readers to pass what is held. */
   #wake: (() => void) | undefined;
+  /** The slab space() lent last: the socket may still read into it, so it never goes back to the pool. */
+  #lent: Buffer | undefined;
 
   constructor(writer: BlobWriter | undefined, hooks: WriteBehindHooks) {
     this.#writer = writer;
@@ -113,9 +117,22 @@ export class WriteBehind {
    */
   take(chunk: Buffer): void {
     if (chunk.length === 0 || this.#stopped) return;
+    const last = this.#chunks.at(-1);
+    if (last && isNext(chunk, last)) {
+      // Read in place, into the space lent by space(): nothing to copy.
+      last.length += chunk.length;
+      this.#received += chunk.length;
+      this.#arrived();
+      return;
+    }
     for (let from = 0; from < chunk.length;) {
       let tail = this.#chunks.at(-1);
-      if (tail === undefined || tail.length === SLAB) {
+      // Bytes from elsewhere never go into the space lent last: the socket may read into it next.
+      if (
+        tail === undefined ||
+        tail.length === SLAB ||
+        (tail.slab === this.#lent && chunk.buffer !== this.#lent.buffer)
+      ) {
         tail = { start: this.#received, slab: slabs.take(), length: 0 };
         this.#chunks.push(tail);
       }
@@ -124,6 +141,28 @@ export class WriteBehind {
       from += count;
       this.#received += count;
     }
+    this.#arrived();
+  }
+
+  /**
+   * Memory the next socket read may fill: the free end of the last slab, or a new slab when that
+   * has less than MIN_SPACE free. A chunk given to take() that starts right where the slab's bytes
+   * end is kept where it is; anything else is copied as usual (so bytes read elsewhere, or read
+   * here after this slab was dropped, are still right). Only the newest space is the caller's:
+   * each call takes back the one before. Undefined once stopped.
+   */
+  space(): Buffer | undefined {
+    if (this.#stopped) return undefined;
+    let tail = this.#chunks.at(-1);
+    if (tail === undefined || SLAB - tail.length < MIN_SPACE) {
+      tail = { start: this.#received, slab: slabs.take(), length: 0 };
+      this.#chunks.push(tail);
+    }
+    this.#lent = tail.slab;
+    return tail.slab.subarray(tail.length);
+  }
+
+  #arrived(): void {
     this.#hooks.onProgress();
     if (this.#writer && this.#received - this.written >= WRITE_BATCH) void this.#kick(false);
   }
@@ -208,7 +247,7 @@ export class WriteBehind {
   /** Gives the first `count` slabs back to the pool: no reader or write may use them any more. */
   #drop(count: number): void {
     if (count === 0) return;
-    for (const chunk of this.#chunks.splice(0, count)) slabs.give(chunk.slab);
+    for (const chunk of this.#chunks.splice(0, count)) if (chunk.slab !== this.#lent) slabs.give(chunk.slab);
   }
 
   #memoryStart(): number {
@@ -269,4 +308,14 @@ export class WriteBehind {
     }
     this.#drop(drop);
   }
+}
+
+/** Whether `chunk` lies in `tail`'s slab right after its bytes: read there, in place. */
+function isNext(chunk: Buffer, tail: Chunk): boolean {
+  const { slab } = tail;
+  return (
+    chunk.buffer === slab.buffer &&
+    chunk.byteOffset === slab.byteOffset + tail.length &&
+    chunk.byteOffset + chunk.length <= slab.byteOffset + slab.length
+  );
 }

@@ -9,6 +9,12 @@ export interface BodySink {
   write(view: Buffer): void;
   /** Undefined to go on reading, or a promise that settles once the sink has room again. */
   room(): Promise<void> | undefined;
+  /**
+   * Memory of the sink's own that the next socket read may fill, so that a view written later may
+   * already be where the sink keeps it; undefined for the socket's own buffer. Each call takes
+   * back the memory lent by the call before.
+   */
+  space?(): Buffer | undefined;
 }
 
 /** What the body asks of the connection that carries it. */
@@ -80,6 +86,11 @@ export class UpstreamBody extends Readable {
       room: () => undefined,
     };
     return this.pushTo(discard).catch(() => undefined);
+  }
+
+  /** Where the next socket read may land (BodySink.space), or undefined for the socket's buffer. */
+  space(): Buffer | undefined {
+    return this.#ended || this.#failure ? undefined : this.#sink?.space?.();
   }
 
   /** From the exchange: body bytes, a view valid until this call returns. */

@@ -1,7 +1,7 @@
 // One upstream connection of the own blob reader: a socket (TLS or plain TCP) that reads into one
-// reused buffer of its own (`onread`), carrying one request at a time, and the exchange of that
-// request: the request written, the response parsed as it arrives (response-parser.ts), its head
-// handed over, its body delivered as views (body.ts). Timeouts as undici's: for the head, and
+// reused buffer of its own (`onread`), or into memory its body's reader lends, carrying one
+// request at a time, and the exchange of that request: the request written, the response parsed
+// as it arrives (response-parser.ts), its head handed over, its body delivered as views (body.ts). Timeouts as undici's: for the head, and
 // for a body that stops moving while the reader wants more.
 import net from 'node:net';
 import tls from 'node:tls';
@@ -67,10 +67,16 @@ export class Connection {
 
   /** Connects (and completes the TLS handshake) within connectTimeoutMs. */
   static dial(options: DialOptions): Promise<Connection> {
+    // Set once the socket exists; Node may ask for the first buffer before that.
+    const made: { connection?: Connection } = {};
+    const own = Buffer.allocUnsafe(READ_BUFFER);
     const onread = {
-      buffer: Buffer.allocUnsafe(READ_BUFFER),
+      // Asked before each read: where it lands. A body's reader may lend memory of its own
+      // (UpstreamBody.space), so that the bytes land where they are kept instead of being copied.
+      buffer: (): Buffer => made.connection?.readSpace() ?? own,
       // Reads start once connected, after `connection` below is set.
-      callback: (count: number, buffer: Buffer): boolean => connection.onRead(buffer.subarray(0, count)),
+      callback: (count: number, buffer: Buffer): boolean =>
+        made.connection!.onRead(buffer.subarray(0, count)),
     };
     const { host, port } = options;
     const socket: net.Socket = options.tls
@@ -85,7 +91,8 @@ export class Connection {
           onread,
         } as tls.ConnectionOptions)
       : net.connect({ host, port, onread });
-    const connection: Connection = new Connection(socket);
+    const connection = new Connection(socket);
+    made.connection = connection;
     socket.setNoDelay(true);
     return new Promise<Connection>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -137,6 +144,13 @@ export class Connection {
       this.socket.write(requestHead(options));
       this.socket.resume();
     });
+  }
+
+  /** Memory the body's reader lends for the next read, or undefined for the connection's own. */
+  readSpace(): Buffer | undefined {
+    const space = this.#exchange?.body?.space();
+    // A read into no memory at all fails the socket (ENOBUFS).
+    return space !== undefined && space.length > 0 ? space : undefined;
   }
 
   /** Bytes from the socket (a view of its buffer). False asks the socket to stop reading. */

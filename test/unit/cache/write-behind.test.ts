@@ -132,4 +132,49 @@ describe('WriteBehind', () => {
     await writer.commit(content.length);
     expect(pushed).toBe(parts.length);
   });
+
+  it('keeps bytes read into the space it lends where they landed, and copies the rest', async () => {
+    const content = Buffer.concat(chunks(100, 10 * KiB)); // 1000 KiB: several slabs
+    const writer = await writerFor(content);
+    const behind = new WriteBehind(writer, { onProgress: () => undefined });
+    let at = 0;
+    for (let read = 0; at < content.length; read++) {
+      const space = behind.space()!;
+      if (read % 4 === 3) {
+        // Bytes from elsewhere between a lend and its read: copied, and not into the lent space.
+        const piece = Buffer.from(content.subarray(at, at + 3 * KiB));
+        behind.take(piece);
+        at += piece.length;
+      }
+      // A socket read: as much as fits, at most a TLS record.
+      const count = content.subarray(at, at + Math.min(space.length, 16 * KiB)).copy(space);
+      behind.take(space.subarray(0, count));
+      at += count;
+    }
+    expect(behind.received).toBe(content.length);
+    const buffer = Buffer.alloc(64 * KiB);
+    const position = content.length - buffer.length;
+    expect(behind.copy(position, buffer, content.length)).toBe(buffer.length);
+    expect(buffer.equals(content.subarray(position))).toBe(true);
+    await behind.flush();
+    // The writer checks the file's digest.
+    await writer.commit(content.length);
+  });
+
+  it('never gives the slab it lent last back to the pool, where another fill would take it', () => {
+    const hooks = { onProgress: () => undefined };
+    const behind = new WriteBehind(undefined, hooks);
+    behind.take(Buffer.alloc(40 * KiB, 7));
+    // The free end of the slab holding those bytes; a foreign chunk then goes to a new slab.
+    const first = behind.space()!;
+    behind.take(Buffer.alloc(5 * KiB, 8));
+    // A socket may still read into this one after release().
+    const last = behind.space()!;
+    // Compared as booleans: a failing toBe() would print two 256 KiB buffers, for minutes.
+    expect(last.buffer === first.buffer).toBe(false);
+    behind.release();
+    // The pool hands out the slab given back last: the first, never the one lent last.
+    const next = new WriteBehind(undefined, hooks).space()!;
+    expect(next.buffer === first.buffer).toBe(true);
+  });
 });
