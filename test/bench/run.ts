@@ -20,6 +20,7 @@ import { cachedManifests } from './scenarios/manifests.ts';
 import { firstRequestToNewHost } from './scenarios/first-request.ts';
 import { memoryPeak } from './scenarios/memory.ts';
 import { skopeoDirect, skopeoPull, skopeoStampede } from './scenarios/skopeo.ts';
+import { podmanDirect } from './scenarios/podman.ts';
 import { stampede } from './scenarios/stampede.ts';
 import { cluster } from './scenarios/cluster.ts';
 import { startRegistries, type Registries } from './registries.ts';
@@ -51,7 +52,8 @@ const clusterSize = (quick ? 32 : 64) * MiB;
 // once into 20 directories on disk (20 × 64 MiB written per side and round in full mode).
 const IMAGE = 'bench/image';
 const STAMPEDE_IMAGE = 'bench/stampede';
-// Issue 21: ten equal layers, pulled straight from the upstream and through pullthrough.
+// Issue 21: ten equal layers, pulled straight from the upstream and through pullthrough, by
+// skopeo and by podman.
 const LAYERED_IMAGE = 'bench/layered';
 const imageSizes = {
   [IMAGE]: (quick ? 64 : 256) * MiB,
@@ -94,12 +96,33 @@ async function attempt(names: string[], scenario: () => Promise<Row | Row[]>): P
   }
 }
 
+type WithRegistries = <T>(use: (registries: Registries) => Promise<T>) => Promise<T>;
+
+/** skopeo's and podman's pulls, against the registries that `withRegistries` starts on first use. */
+async function imageClientRows(withRegistries: WithRegistries): Promise<Row[]> {
+  return [
+    ...(await attempt(['skopeo pull, cold', 'skopeo pull, cached'], () =>
+      withRegistries((r) => skopeoPull(r, r.image(IMAGE), counts)),
+    )),
+    ...(await attempt(
+      ['skopeo pull against a direct pull, cold', 'skopeo pull against a direct pull, cached'],
+      () => withRegistries((r) => skopeoDirect(r, r.image(LAYERED_IMAGE), counts)),
+    )),
+    ...(await attempt(['podman pull, 10 layers, cold', 'podman pull, 10 layers, cached'], () =>
+      withRegistries((r) => podmanDirect(r, r.image(LAYERED_IMAGE), counts)),
+    )),
+    ...(await attempt(['skopeo pull, 20 at once, cold'], () =>
+      withRegistries((r) => skopeoStampede(r, r.image(STAMPEDE_IMAGE), counts)),
+    )),
+  ];
+}
+
 async function main(): Promise<number> {
   ensureDeps();
   buildProxy();
   const machine = describeMachine();
   const loadBefore = os.loadavg()[0] ?? 0;
-  const mode = `${quick ? 'quick' : 'full'}: ${counts.warmup} warm-up + ${counts.runs} runs per side, ${blobSize / MiB} MiB blob, client curl (HTTP/1.1); skopeo images ${imageSizes[IMAGE] / MiB} MiB, ${imageSizes[STAMPEDE_IMAGE] / MiB} MiB (20 at once) and ${imageSizes[LAYERED_IMAGE].bytes / MiB} MiB (10 layers)`;
+  const mode = `${quick ? 'quick' : 'full'}: ${counts.warmup} warm-up + ${counts.runs} runs per side, ${blobSize / MiB} MiB blob, client curl (HTTP/1.1); skopeo images ${imageSizes[IMAGE] / MiB} MiB, ${imageSizes[STAMPEDE_IMAGE] / MiB} MiB (20 at once) and ${imageSizes[LAYERED_IMAGE].bytes / MiB} MiB (10 layers, skopeo and podman)`;
   process.stderr.write(`bench: ${mode}\n`);
   let world: World | undefined;
   let registries: Registries | undefined;
@@ -120,22 +143,7 @@ async function main(): Promise<number> {
         cluster(w, clusterSize),
       )),
     );
-    rows.push(
-      ...(await attempt(['skopeo pull, cold', 'skopeo pull, cached'], () =>
-        withRegistries((r) => skopeoPull(r, r.image(IMAGE), counts)),
-      )),
-    );
-    rows.push(
-      ...(await attempt(
-        ['skopeo pull against a direct pull, cold', 'skopeo pull against a direct pull, cached'],
-        () => withRegistries((r) => skopeoDirect(r, r.image(LAYERED_IMAGE), counts)),
-      )),
-    );
-    rows.push(
-      ...(await attempt(['skopeo pull, 20 at once, cold'], () =>
-        withRegistries((r) => skopeoStampede(r, r.image(STAMPEDE_IMAGE), counts)),
-      )),
-    );
+    rows.push(...(await imageClientRows(withRegistries)));
     rows.push(...(await attempt(['tunnelled blob (not intercepted)'], () => tunnel(w))));
     rows.push(...(await attempt(['cached manifests'], () => cachedManifests(w, manifestRequests))));
     rows.push(...(await attempt(['first request to a new host'], () => firstRequestToNewHost(w))));

@@ -1,11 +1,12 @@
-// `npx node test/bench/skopeo-only.ts [--quick]`: the skopeo scenarios that compare with a direct
-// pull (a 10-layer image, cold and cached) and the 20 concurrent cold copies, alone, printing
-// their rows; run.ts runs them among all the others. Writes no results.md.
+// `npx node test/bench/skopeo-only.ts [--quick]`: the skopeo and podman scenarios that compare
+// with a direct pull (a 10-layer image, cold and cached) and the 20 concurrent cold copies, alone,
+// printing their rows; run.ts runs them among all the others. Writes no results.md.
 import { parseArgs } from 'node:util';
 import { ensureDeps } from './deps.ts';
 import { textTable } from './harness.ts';
 import { buildProxy } from './proxy.ts';
 import { startRegistries } from './registries.ts';
+import { podmanDirect } from './scenarios/podman.ts';
 import { skopeoDirect, skopeoStampede } from './scenarios/skopeo.ts';
 
 const MiB = 2 ** 20;
@@ -21,6 +22,7 @@ try {
   const counts = quick ? { warmup: 1, runs: 3 } : { warmup: 1, runs: 7 };
   const rows = [
     ...(await skopeoDirect(registries, registries.image('bench/layered'), counts)),
+    ...(await podmanDirect(registries, registries.image('bench/layered'), counts)),
     await skopeoStampede(registries, registries.image('bench/stampede'), counts),
   ];
   process.stdout.write(`${textTable(rows)}\n`);
