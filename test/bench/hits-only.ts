@@ -18,7 +18,10 @@ const world = await makeWorld({
   blobSize: (values.quick ? 256 : 1024) * MiB,
 });
 try {
-  const rows = [...(await cachedBlob(world)), await cachedManifests(world, values.quick ? 20_000 : 100_000)];
+  const rows = [
+    ...(await cachedBlob(world)),
+    ...(await cachedManifests(world, values.quick ? 20_000 : 100_000)),
+  ];
   process.stdout.write(`${textTable(rows)}\n`);
 } finally {
   await world.close();
