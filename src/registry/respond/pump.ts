@@ -20,8 +20,6 @@ const DEPTH = 2;
 /** Shared by all responses. */
 const sharedPool = new BufferPool(CHUNK_SIZE, 64);
 
-const nextTick = (): Promise<void> => new Promise((resolve) => process.nextTick(resolve));
-
 interface InFlight {
   readonly buffer: Buffer;
   readonly flushed: Promise<void>;
@@ -70,10 +68,6 @@ export async function pump(
       }
       sent += count;
       outcome.bytes += count;
-      // node:http corks the socket on a write until the next tick: two writes in one tick (a
-      // fill's bytes come from memory at once) would reach TLS together, and TLS copies a batch
-      // into one buffer before encrypting it. One write per tick is encrypted where it lies.
-      if (inFlight.length > 0) await nextTick();
       const chunk = count === buffer.length ? buffer : buffer.subarray(0, count);
       const flushed = new Promise<void>((resolve, reject) => {
         if (closed) return reject(closed);
