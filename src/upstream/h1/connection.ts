@@ -1,8 +1,9 @@
 // One upstream connection of the own blob reader: a socket (TLS or plain TCP) that reads into one
 // reused buffer of its own (`onread`), or into memory its body's reader lends, carrying one
 // request at a time, and the exchange of that request: the request written, the response parsed
-// as it arrives (response-parser.ts), its head handed over, its body delivered as views (body.ts). Timeouts as undici's: for the head, and
-// for a body that stops moving while the reader wants more.
+// as it arrives (response-parser.ts), its head handed over, its body delivered as views
+// (body.ts). Timeouts as undici's: for the head, and for a body that stops moving while the
+// reader wants more.
 import net from 'node:net';
 import tls from 'node:tls';
 import { UpstreamBody } from './body.ts';
