@@ -33,6 +33,25 @@ async function redisEvents(url: string): Promise<Array<{ at?: number } & Record<
 }
 
 /**
+ * Kills the owner mid-fill (SIGKILL), frees upstream for whoever takes over, and reads the rest of
+ * the waiter's body: `read` is what it had so far. The whole body.
+ */
+async function killOwnerAndReadRest(
+  owner: Awaited<ReturnType<typeof childReplica>>,
+  release: () => void,
+  reader: AsyncIterator<unknown>,
+  read: Buffer[],
+): Promise<Buffer> {
+  const exited = once(owner.child, 'exit');
+  owner.child.kill('SIGKILL');
+  await exited;
+  release();
+  for (let next = await reader.next(); !next.done; next = await reader.next())
+    read.push(next.value as Buffer);
+  return Buffer.concat(read);
+}
+
+/**
  * The replica that owns the fill, as a child process (kill -9 is the point), with `lines` of
  * config besides its cluster section, and its first request of `url`, left streaming.
  */
@@ -86,13 +105,7 @@ describe.skipIf(!(await hasRedisServer()))('cluster takeover (needs redis-server
     expect(upstream.requests.filter((r) => r.method === 'GET' && r.path === blobPath)).toHaveLength(1);
 
     // The owner dies mid-fill; upstream is free again for whoever takes over.
-    const exited = once(owner.child, 'exit');
-    owner.child.kill('SIGKILL');
-    await exited;
-    release();
-    for (let next = await reader.next(); !next.done; next = await reader.next())
-      chunks.push(next.value as Buffer);
-    const body = Buffer.concat(chunks);
+    const body = await killOwnerAndReadRest(owner, release, reader, chunks);
     expect(body.length).toBe(content.length);
     expect(sha256(body)).toBe(digest);
     await waiter.waitForLog((line) => line.msg === 'cluster fill taken over: continuing from upstream');
@@ -150,13 +163,7 @@ describe.skipIf(!(await hasRedisServer()))('cluster takeover (needs redis-server
     const takenOver = waiter
       .waitForLog((line) => line.msg === 'cluster fill taken over: continuing from upstream')
       .then(() => s3.requests.length);
-    const exited = once(owner.child, 'exit');
-    owner.child.kill('SIGKILL');
-    await exited;
-    release();
-    for (let next = await reader.next(); !next.done; next = await reader.next())
-      chunks.push(next.value as Buffer);
-    expect(sha256(Buffer.concat(chunks))).toBe(digest);
+    expect(sha256(await killOwnerAndReadRest(owner, release, reader, chunks))).toBe(digest);
     await waiter.app.fills.idle();
 
     // The owner's upload was never completed (nor aborted: it died); the waiter's was, begun at
