@@ -8,6 +8,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import type { RegistryListing } from '../../src/cache/catalog.ts';
+import { admin as adminRequest } from '../helpers/admin.ts';
 import { OCI_MANIFEST, pushImage } from '../helpers/images.ts';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { tempDir } from '../helpers/tmp.ts';
@@ -47,17 +48,9 @@ async function pull(proxy: TestProxy, upstream: FakeRegistry, image: Image): Pro
   await proxy.app.fills.idle();
 }
 
-async function admin(proxy: TestProxy, method: string, urlPath: string, token: string | null = TOKEN) {
-  const res = await request(`${proxy.url}${urlPath}`, {
-    method: method as 'GET',
-    headers: token === null ? {} : { authorization: `Bearer ${token}` },
-  });
-  return {
-    status: res.statusCode,
-    headers: res.headers,
-    body: (await res.body.json()) as Record<string, unknown>,
-  };
-}
+/** An admin request with the test's token unless another (or null, none) is given. */
+const admin = (proxy: TestProxy, method: string, urlPath: string, token: string | null = TOKEN) =>
+  adminRequest(proxy, method, urlPath, token);
 
 /** The repositories a listing names, in its order. */
 function repositories(body: Record<string, unknown>): string[] {

@@ -8,6 +8,7 @@ import path from 'node:path';
 import bcrypt from 'bcryptjs';
 import { ProxyAgent, request } from 'undici';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { admin } from '../helpers/admin.ts';
 import { rawConnection, readHead, startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { tempDir } from '../helpers/tmp.ts';
 import { startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
@@ -82,15 +83,13 @@ describe('dashboard', () => {
     const image = addImage(upstream, 'lib/app', 'v1');
     await pull(proxy, upstream, image); // misses
     await pull(proxy, upstream, image); // blob hits, the tag revalidated
-    const purge = await request(
-      `${proxy.url}/admin/images?registry=${upstream.authority}&repository=lib/app`,
-      {
-        method: 'DELETE',
-        headers: { authorization: `Bearer ${TOKEN}` },
-      },
+    const purge = await admin(
+      proxy,
+      'DELETE',
+      `/admin/images?registry=${upstream.authority}&repository=lib/app`,
+      TOKEN,
     );
-    expect(purge.statusCode).toBe(200);
-    await purge.body.dump();
+    expect(purge.status).toBe(200);
 
     const res = await get(`${proxy.url}/admin/stats`, TOKEN);
     expect(res.status).toBe(200);

@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import nodePath from 'node:path';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { admin } from '../helpers/admin.ts';
 import { addImage, pullImage, type Image } from '../helpers/images.ts';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { sha256, startFakeRegistry, type FakeRegistry } from '../helpers/upstream.ts';
@@ -250,15 +251,13 @@ describe('referrers records go with their subject', () => {
     );
     expect((await get(proxy, upstream, uncached)).cache).toBe('MISS');
     expect(await referrersFiles(proxy, upstream, 'lib/other')).toHaveLength(2);
-    const whole = await request(
-      `${proxy.url}/admin/images?registry=${upstream.authority}&repository=lib/other`,
-      {
-        method: 'DELETE',
-        headers: { authorization: `Bearer ${TOKEN}` },
-      },
+    const whole = await admin(
+      proxy,
+      'DELETE',
+      `/admin/images?registry=${upstream.authority}&repository=lib/other`,
+      TOKEN,
     );
-    expect(whole.statusCode).toBe(200);
-    await whole.body.dump();
+    expect(whole.status).toBe(200);
     expect(await referrersFiles(proxy, upstream, 'lib/other')).toEqual([]);
   });
 

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { admin } from '../helpers/admin.ts';
 import { startProxy, type TestProxy } from '../helpers/proxy.ts';
 import { startS3, type TestS3 } from '../helpers/s3.ts';
 import { addImage, OCI_MANIFEST, sha256Of, type Image } from '../helpers/images.ts';
@@ -214,11 +215,13 @@ describe('proxy on S3 storage', () => {
     });
     await pull(proxy, upstream, a);
     await pull(proxy, upstream, b);
-    const purged = await request(
-      `${proxy.url}/admin/images?registry=${upstream.authority}&repository=lib/a&tag=v1`,
-      { method: 'DELETE', headers: { authorization: `Bearer ${token}` } },
+    const purged = await admin(
+      proxy,
+      'DELETE',
+      `/admin/images?registry=${upstream.authority}&repository=lib/a&tag=v1`,
+      token,
     );
-    expect(await purged.body.json()).toMatchObject({ tags: 1, images: 1, files: 3 });
+    expect(purged.body).toMatchObject({ tags: 1, images: 1, files: 3 });
     const left = await keys(s3);
     for (const digest of [a.manifest, a.config, a.layer]) expect(left).not.toContain(blobKey(digest));
     expect(left).not.toContain(`tags/${upstream.authority}/lib/a/_tags/v1.json`);
