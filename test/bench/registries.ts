@@ -47,6 +47,8 @@ export interface Registries {
   reference(authority: string, image: PushedImage): string;
   /** A pullthrough child with an empty cache, intercepting the upstream; stopped by `close` too. */
   startProxy(name: string): Promise<ProxyChild>;
+  /** `use` with a pullthrough of its own (startProxy), stopped once `use` settles. */
+  withProxy<T>(name: string, use: (proxy: ProxyChild) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -155,6 +157,14 @@ export async function startRegistries(
         };
         closers.push(stop);
         return { ...proxy, stop };
+      },
+      async withProxy(name, use) {
+        const proxy = await registries.startProxy(name);
+        try {
+          return await use(proxy);
+        } finally {
+          await proxy.stop();
+        }
       },
       close,
     };

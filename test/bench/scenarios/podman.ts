@@ -70,29 +70,24 @@ export async function podmanDirect(
   try {
     const once = (side: Side) => pull(podman, registries, image, side);
     const direct: Side = { certDir: registries.upstreamTrustDir, upstreamShare: 1 };
+    // Through `proxy`: every blob fetched upstream once (a fill), or none (hits).
+    const via = (proxy: { url: string }, upstreamShare: 0 | 1): Side => ({
+      certDir: registries.proxyTrustDir,
+      proxy: proxy.url,
+      upstreamShare,
+    });
     const cold = await alternate(counts, {
-      async pullthrough() {
-        const proxy = await registries.startProxy('podman-cold');
-        try {
-          return await once({ certDir: registries.proxyTrustDir, proxy: proxy.url, upstreamShare: 1 });
-        } finally {
-          await proxy.stop();
-        }
-      },
+      pullthrough: () => registries.withProxy('podman-cold', (proxy) => once(via(proxy, 1))),
       reference: () => once(direct),
     });
-    const proxy = await registries.startProxy('podman-cached');
-    try {
-      await once({ certDir: registries.proxyTrustDir, proxy: proxy.url, upstreamShare: 1 }); // the fills
-      const ours: Side = { certDir: registries.proxyTrustDir, proxy: proxy.url, upstreamShare: 0 };
-      const cached = await alternate(counts, {
-        pullthrough: () => once(ours),
+    const cached = await registries.withProxy('podman-cached', async (proxy) => {
+      await once(via(proxy, 1)); // the fills
+      return alternate(counts, {
+        pullthrough: () => once(via(proxy, 0)),
         reference: () => once(direct),
       });
-      return [row(image, 'cold', cold), row(image, 'cached', cached)];
-    } finally {
-      await proxy.stop();
-    }
+    });
+    return [row(image, 'cold', cold), row(image, 'cached', cached)];
   } finally {
     await podman.close();
   }

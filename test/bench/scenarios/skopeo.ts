@@ -48,39 +48,33 @@ function viaMirror(registries: Registries): Side {
   return { authority: registries.mirror.authority, certDir: registries.upstreamTrustDir };
 }
 
+/** One pull through a pullthrough of its own, started empty for it. */
+function coldPull(registries: Registries, image: PushedImage, name: string): Promise<number> {
+  return registries.withProxy(name, (proxy) => pull(registries, image, viaProxy(registries, proxy.url)));
+}
+
 const mib = (image: PushedImage) => `${Math.round(image.blobBytes / 2 ** 20)} MiB`;
 
 export async function skopeoPull(registries: Registries, image: PushedImage, counts: Counts): Promise<Row[]> {
   const cold = await alternate(counts, {
-    async pullthrough() {
-      const proxy = await registries.startProxy('skopeo-cold');
-      try {
-        return await pull(registries, image, viaProxy(registries, proxy.url));
-      } finally {
-        await proxy.stop();
-      }
-    },
+    pullthrough: () => coldPull(registries, image, 'skopeo-cold'),
     async reference() {
       await registries.mirror.restartEmpty();
       return pull(registries, image, viaMirror(registries));
     },
   });
 
-  const proxy = await registries.startProxy('skopeo-cached');
-  let cached;
-  try {
+  const cached = await registries.withProxy('skopeo-cached', async (proxy) => {
     const ours = viaProxy(registries, proxy.url);
     const theirs = viaMirror(registries);
     await registries.mirror.restartEmpty();
     await pull(registries, image, ours); // the fills: every later pull is a hit
     await pull(registries, image, theirs);
-    cached = await alternate(counts, {
+    return alternate(counts, {
       pullthrough: () => pull(registries, image, ours),
       reference: () => pull(registries, image, theirs),
     });
-  } finally {
-    await proxy.stop();
-  }
+  });
   const row = (temperature: string, result: typeof cold): Row => ({
     scenario: `skopeo pull, ${temperature} (${mib(image)}, 4 layers)`,
     pullthrough: rate(result.pullthrough),
@@ -105,28 +99,17 @@ export async function skopeoDirect(
 ): Promise<Row[]> {
   const direct: Side = { authority: registries.upstream.authority, certDir: registries.upstreamTrustDir };
   const cold = await alternate(counts, {
-    async pullthrough() {
-      const proxy = await registries.startProxy('skopeo-direct-cold');
-      try {
-        return await pull(registries, image, viaProxy(registries, proxy.url));
-      } finally {
-        await proxy.stop();
-      }
-    },
+    pullthrough: () => coldPull(registries, image, 'skopeo-direct-cold'),
     reference: () => pull(registries, image, direct),
   });
-  const proxy = await registries.startProxy('skopeo-direct-cached');
-  let cached;
-  try {
+  const cached = await registries.withProxy('skopeo-direct-cached', async (proxy) => {
     const ours = viaProxy(registries, proxy.url);
     await pull(registries, image, ours); // the fills
-    cached = await alternate(counts, {
+    return alternate(counts, {
       pullthrough: () => pull(registries, image, ours),
       reference: () => pull(registries, image, direct),
     });
-  } finally {
-    await proxy.stop();
-  }
+  });
   const layers = image.blobs.length - 1;
   const row = (temperature: string, result: typeof cold, target: number): Row => ({
     scenario: `skopeo pull through pullthrough, ${temperature}, against a direct pull (${mib(image)}, ${layers} layers)`,
