@@ -12,9 +12,9 @@ const MiB = 2 ** 20;
 await runAlone(
   async (world, flags) => {
     const rows: Row[] = [];
-    if (flags['only'] !== 's3') rows.push(...(await cluster(world, (flags.quick ? 32 : 64) * MiB)));
-    if (flags['only'] !== 'cluster') rows.push(...(await s3Hits(world)));
+    if (flags.options['only'] !== 's3') rows.push(...(await cluster(world, (flags.quick ? 32 : 64) * MiB)));
+    if (flags.options['only'] !== 'cluster') rows.push(...(await s3Hits(world)));
     return rows;
   },
-  { only: { type: 'string' } },
+  { options: { only: { type: 'string' } } },
 );

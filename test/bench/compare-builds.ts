@@ -5,61 +5,37 @@
 // cold-only.ts. Builds both; writes no results.md.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-import { CpuMeter } from './cpu.ts';
-import { download } from './curl.ts';
-import { ensureDeps } from './deps.ts';
-import { alternate, rate, textTable, type Row } from './harness.ts';
-import { buildProxy } from './proxy.ts';
-import { makeWorld, type World } from './world.ts';
+import { runAlone } from './alone.ts';
+import { rate, type Row } from './harness.ts';
+import { alternateProxies } from './scenarios/cold.ts';
+import type { World } from './world.ts';
 
-const MiB = 2 ** 20;
-const { values, positionals } = parseArgs({
-  options: { quick: { type: 'boolean', default: false } },
-  allowPositionals: true,
-});
-const other = positionals[0];
-if (!other) throw new Error('usage: compare-builds.ts OTHER_CHECKOUT [--quick]');
-ensureDeps();
-buildProxy();
-const built = spawnSync('npm', ['run', '--silent', 'build'], { cwd: other, encoding: 'utf8' });
-if (built.status !== 0) throw new Error(`npm run build in ${other} failed: ${built.stdout}${built.stderr}`);
-const otherMain = path.resolve(other, 'dist', 'main.js');
-
-/** One fetch of the world's blob through a fresh proxy of `main` (cold), or a second one (hit). */
-async function compare(world: World, hit: boolean): Promise<Row> {
-  const { nginx, blob } = world;
-  let pid = 0;
-  const meters = { here: new CpuMeter(() => [pid]), other: new CpuMeter(() => [pid]) };
-  const fetch = (which: 'here' | 'other') => async () => {
-    const proxy = await world.startProxy(`build-${which}`, which === 'other' ? { main: otherMain } : {});
-    const target = { url: world.blobUrl(nginx.upstream, blob), cacert: proxy.caFile, proxy: proxy.url };
-    try {
-      if (hit) await download(target, blob.size);
-      pid = proxy.pid;
-      return await meters[which].around(blob.size, () => download(target, blob.size));
-    } finally {
-      await proxy.stop();
-    }
-  };
-  const result = await alternate(world.counts, { pullthrough: fetch('here'), reference: fetch('other') });
-  const saved = meters.other.secondsPerGiB() - meters.here.secondsPerGiB();
+/** This build against `other`'s (its dist/main.js): cold, or a second fetch (a hit). */
+async function compare(world: World, other: string, otherMain: string, hit: boolean): Promise<Row> {
+  const { result, cpu } = await alternateProxies(
+    world,
+    { pullthrough: { name: 'build-here' }, reference: { name: 'build-other', extras: { main: otherMain } } },
+    hit,
+  );
+  const saved = cpu.reference.secondsPerGiB() - cpu.pullthrough.secondsPerGiB();
   return {
     scenario: `${hit ? 'cached' : 'cold'} blob, 1 client, this build against ${other}`,
-    pullthrough: `${rate(result.pullthrough)}, ${meters.here.perGiB()}`,
-    reference: `${rate(result.reference)}, ${meters.other.perGiB()}`,
+    pullthrough: `${rate(result.pullthrough)}, ${cpu.pullthrough.perGiB()}`,
+    reference: `${rate(result.reference)}, ${cpu.reference.perGiB()}`,
     ratio: `saves ${saved.toFixed(3)} CPU-s/GiB`,
     target: '–',
     met: true,
   };
 }
 
-const world = await makeWorld({
-  counts: values.quick ? { warmup: 1, runs: 3 } : { warmup: 1, runs: 7 },
-  blobSize: (values.quick ? 256 : 1024) * MiB,
-});
-try {
-  process.stdout.write(`${textTable([await compare(world, false), await compare(world, true)])}\n`);
-} finally {
-  await world.close();
-}
+await runAlone(
+  async (world, { args }) => {
+    const other = args[0]!;
+    const built = spawnSync('npm', ['run', '--silent', 'build'], { cwd: other, encoding: 'utf8' });
+    if (built.status !== 0)
+      throw new Error(`npm run build in ${other} failed: ${built.stdout}${built.stderr}`);
+    const otherMain = path.resolve(other, 'dist', 'main.js');
+    return [await compare(world, other, otherMain, false), await compare(world, other, otherMain, true)];
+  },
+  { args: 1, usage: 'compare-builds.ts OTHER_CHECKOUT [--quick]' },
+);

@@ -11,9 +11,9 @@ import { spawnSync } from 'node:child_process';
 import { CpuMeter } from '../cpu.ts';
 import { download, type Target } from '../curl.ts';
 import { curlSuite, describeFloor, measureFloor, nodeClientSuite } from '../floor.ts';
-import { alternate, rate, ratio, type Row } from '../harness.ts';
+import { alternate, rate, ratio, type Row, type Summary } from '../harness.ts';
 import { PACED_RATE } from '../nginx.ts';
-import type { World } from '../world.ts';
+import type { ProxyExtras, World } from '../world.ts';
 
 type Upstream = 'fast' | 'pinned' | 'paced';
 
@@ -39,30 +39,56 @@ export async function coldBlob(world: World): Promise<Row[]> {
  * `upstream.blobReader: undici`, alternated with the default, in fresh proxies.
  */
 async function readerRow(world: World): Promise<Row> {
-  const { nginx, blob } = world;
-  let pid = 0;
-  const meters = { own: new CpuMeter(() => [pid]), undici: new CpuMeter(() => [pid]) };
-  const fill = (reader: 'own' | 'undici') => async () => {
-    const config = { upstream: { blobReader: reader } };
-    const proxy = await world.startProxy(`cold-${reader}`, { registries: [nginx.upstream], config });
-    pid = proxy.pid;
-    const target = { url: world.blobUrl(nginx.upstream, blob), cacert: proxy.caFile, proxy: proxy.url };
-    try {
-      return await meters[reader].around(blob.size, () => download(target, blob.size));
-    } finally {
-      await proxy.stop();
-    }
-  };
-  const result = await alternate(world.counts, { pullthrough: fill('own'), reference: fill('undici') });
-  const saved = meters.undici.secondsPerGiB() - meters.own.secondsPerGiB();
+  const reader = (blobReader: 'own' | 'undici') => ({
+    name: `cold-${blobReader}`,
+    extras: { config: { upstream: { blobReader } } },
+  });
+  const { result, cpu } = await alternateProxies(world, {
+    pullthrough: reader('own'),
+    reference: reader('undici'),
+  });
+  const saved = cpu.reference.secondsPerGiB() - cpu.pullthrough.secondsPerGiB();
   return {
     scenario: 'cold blob, own blob reader against undici reading it',
-    pullthrough: `${rate(result.pullthrough)}, ${meters.own.perGiB()}`,
-    reference: `blobReader: undici ${rate(result.reference)}, ${meters.undici.perGiB()}`,
+    pullthrough: `${rate(result.pullthrough)}, ${cpu.pullthrough.perGiB()}`,
+    reference: `blobReader: undici ${rate(result.reference)}, ${cpu.reference.perGiB()}`,
     ratio: `saves ${saved.toFixed(2)} CPU-s/GiB`,
     target: `saves ≥ ${READER_SAVING} CPU-s/GiB`,
     met: saved >= READER_SAVING,
   };
+}
+
+type Which = 'pullthrough' | 'reference';
+
+/**
+ * The world's blob through a fresh proxy per run, two kinds of proxy (`extras`: another config,
+ * another build) alternated run by run, so that both see the same machine; cold, or with `hit`
+ * fetched once before the fetch that is measured. Each side's rates and the CPU of its proxies.
+ */
+export async function alternateProxies(
+  world: World,
+  sides: Record<Which, { readonly name: string; readonly extras?: ProxyExtras }>,
+  hit = false,
+): Promise<{ result: Record<Which, Summary>; cpu: Record<Which, CpuMeter> }> {
+  const { nginx, blob } = world;
+  let pid = 0;
+  const cpu = { pullthrough: new CpuMeter(() => [pid]), reference: new CpuMeter(() => [pid]) };
+  const fetch = (which: Which) => async () => {
+    const proxy = await world.startProxy(sides[which].name, sides[which].extras);
+    const target = { url: world.blobUrl(nginx.upstream, blob), cacert: proxy.caFile, proxy: proxy.url };
+    try {
+      if (hit) await download(target, blob.size);
+      pid = proxy.pid;
+      return await cpu[which].around(blob.size, () => download(target, blob.size));
+    } finally {
+      await proxy.stop();
+    }
+  };
+  const result = await alternate(world.counts, {
+    pullthrough: fetch('pullthrough'),
+    reference: fetch('reference'),
+  });
+  return { result, cpu };
 }
 
 /** `taskset` on every thread of `pids`; returns a function that gives them all cores back. */
